@@ -1,0 +1,164 @@
+/**
+ * The connection factory: a `pg` pool when a server URL is configured, else
+ * embedded PGlite persisted in a data folder (or in memory). Both hand out the
+ * same Drizzle API and the same notification interface.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { drizzle as drizzlePglite, type PgliteDatabase } from 'drizzle-orm/pglite';
+import { drizzle as drizzleNodePg, type NodePgDatabase } from 'drizzle-orm/node-postgres';
+import pg from 'pg';
+import lockfile from 'proper-lockfile';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import {
+  createPgliteNotificationListener,
+  createPgNotificationListener,
+  type NotificationListener,
+} from './notifications.js';
+import * as tables from './tables.js';
+
+export type Schema = typeof tables;
+
+/** What services take: either driver's Drizzle database (or a transaction of it). */
+export type Db = NodePgDatabase<Schema> | PgliteDatabase<Schema>;
+
+type DatabaseCommon = {
+  /** Opens the notification listener: its own connection on a server, the instance itself when embedded. */
+  createNotificationListener(logger: Logger): Promise<NotificationListener>;
+  close(): Promise<void>;
+};
+
+export type Database =
+  | (DatabaseCommon & {
+      kind: 'postgres';
+      db: NodePgDatabase<Schema>;
+      pool: pg.Pool;
+      /** Runs `work` on one dedicated connection (session state such as advisory locks holds). */
+      withSession<T>(work: (session: NodePgDatabase<Schema>) => Promise<T>): Promise<T>;
+    })
+  | (DatabaseCommon & {
+      kind: 'pglite';
+      db: PgliteDatabase<Schema>;
+      pglite: PGlite;
+      withSession<T>(work: (session: PgliteDatabase<Schema>) => Promise<T>): Promise<T>;
+    });
+
+export type PostgresOptions = {
+  url: string;
+  /** Where LISTEN connects; defaults to `url`. */
+  listenUrl?: string;
+  poolSize?: number;
+  applicationName?: string;
+};
+
+export function connectPostgres(options: PostgresOptions): Database {
+  const applicationName = options.applicationName ?? 'content-request-tracker';
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolSize ?? 20,
+    application_name: applicationName,
+  });
+  // An idle client's error (a server restart, say) must not crash the process;
+  // the pool drops that client and the next query opens a new one.
+  pool.on('error', () => undefined);
+  const db = drizzleNodePg(pool, { schema: tables });
+  return {
+    kind: 'postgres',
+    db,
+    pool,
+    async withSession(work) {
+      const client = await pool.connect();
+      try {
+        return await work(drizzleNodePg(client, { schema: tables }));
+      } finally {
+        client.release();
+      }
+    },
+    createNotificationListener(logger) {
+      return createPgNotificationListener({
+        connectionString: options.listenUrl ?? options.url,
+        logger,
+        applicationName: `${applicationName}:listener`,
+      });
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}
+
+export class DataDirectoryLockedError extends Error {
+  override name = 'DataDirectoryLockedError';
+}
+
+export type PgliteOptions = {
+  /** A folder to persist in, or undefined / `memory://` for an in-memory database. */
+  dataDir?: string;
+  /** A dump (`pglite.dumpDataDir()`) to start from; tests use a migrated template. */
+  loadDataDir?: Blob;
+};
+
+export async function openPglite(options: PgliteOptions = {}): Promise<Database> {
+  const inMemory = !options.dataDir || options.dataDir.startsWith('memory://');
+  let releaseLock: (() => Promise<void>) | undefined;
+  if (!inMemory) {
+    releaseLock = await lockDataDirectory(path.resolve(options.dataDir!));
+  }
+  let pglite: PGlite;
+  try {
+    pglite = await PGlite.create({
+      ...(inMemory ? {} : { dataDir: path.resolve(options.dataDir!) }),
+      ...(options.loadDataDir ? { loadDataDir: options.loadDataDir } : {}),
+    });
+  } catch (error) {
+    await releaseLock?.();
+    throw error;
+  }
+  const db = drizzlePglite(pglite, { schema: tables });
+  return {
+    kind: 'pglite',
+    db,
+    pglite,
+    // One connection: every query is already on the same session.
+    withSession: (work) => work(db),
+    async createNotificationListener() {
+      return createPgliteNotificationListener(pglite);
+    },
+    async close() {
+      if (!pglite.closed) await pglite.close();
+      await releaseLock?.();
+    },
+  };
+}
+
+/**
+ * Two processes writing one PGlite folder silently lose writes, so the second
+ * one to open it must fail. proper-lockfile's lock is a sibling directory
+ * (`<dataDir>.lock`) refreshed while we run and taken over once stale, so a
+ * crashed process does not block the folder for long.
+ */
+async function lockDataDirectory(dataDir: string): Promise<() => Promise<void>> {
+  await mkdir(dataDir, { recursive: true });
+  try {
+    return await lockfile.lock(dataDir, { stale: 10_000, update: 2_000, retries: 0 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ELOCKED') {
+      throw new DataDirectoryLockedError(
+        `the data folder ${dataDir} is in use by another process (lock: ${dataDir}.lock). ` +
+          'Stop that process, or set DATA_DIR to another folder, or DATABASE_URL to use a PostgreSQL server.',
+      );
+    }
+    throw error;
+  }
+}
+
+export function openDatabase(config: Config['database']): Promise<Database> {
+  if (config.kind === 'postgres') {
+    return Promise.resolve(
+      connectPostgres({ url: config.url, listenUrl: config.listenUrl, poolSize: config.poolSize }),
+    );
+  }
+  return openPglite({ dataDir: config.dataDir });
+}

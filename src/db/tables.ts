@@ -1,0 +1,294 @@
+/**
+ * The data model, as specified by the original system's migration report
+ * (shared/reference): table, column, index and constraint names are the seed's.
+ *
+ * drizzle-kit generates the table migrations from this file. Functions,
+ * triggers, views and seed rows live in custom SQL migrations under drizzle/,
+ * and so does any index that must be built CONCURRENTLY on a large live table
+ * (see the README).
+ */
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  check,
+  foreignKey,
+  index,
+  integer,
+  jsonb,
+  numeric,
+  pgEnum,
+  pgTable,
+  text,
+  timestamp,
+  unique,
+  uuid,
+  varchar,
+} from 'drizzle-orm/pg-core';
+
+/** The seed's eight statuses, plus `cancelled`. Order is the pipeline's order. */
+export const contentRequestStatus = pgEnum('content_request_status', [
+  'pending',
+  'validating',
+  'retrieving',
+  'generating_script',
+  'generating_video',
+  'processing_video',
+  'completed',
+  'failed',
+  'cancelled',
+]);
+
+export const contentStageStatus = pgEnum('content_stage_status', [
+  'pending',
+  'in_progress',
+  'completed',
+  'failed',
+  'skipped',
+]);
+
+/** What a `request_events` row records; chosen by the `log_status_change()` trigger. */
+export const requestEventType = pgEnum('request_event_type', [
+  'created',
+  'status_change',
+  'stage_started',
+  'stage_completed',
+  'progress',
+  'completed',
+  'failure',
+  'retry',
+  'cancel',
+]);
+
+export const eventSeverity = pgEnum('event_severity', ['debug', 'info', 'warning', 'error']);
+
+export const userRoles = ['student', 'org_admin', 'admin', 'worker'] as const;
+
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
+const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow();
+
+export const organizations = pgTable('organizations', {
+  organizationId: varchar('organization_id', { length: 100 }).primaryKey(),
+  name: varchar('name', { length: 255 }).notNull(),
+  domain: varchar('domain', { length: 255 }),
+  subscriptionTier: varchar('subscription_tier', { length: 50 }).default('free'),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});
+
+export const users = pgTable(
+  'users',
+  {
+    userId: varchar('user_id', { length: 100 }).primaryKey(),
+    email: varchar('email', { length: 255 }),
+    name: varchar('name', { length: 255 }),
+    role: varchar('role', { length: 50, enum: userRoles }).notNull().default('student'),
+    organizationId: varchar('organization_id', { length: 100 }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    foreignKey({
+      name: 'users_organization_id_fkey',
+      columns: [t.organizationId],
+      foreignColumns: [organizations.organizationId],
+    }).onDelete('set null'),
+    check('users_role_check', sql`${t.role} in ('student', 'org_admin', 'admin', 'worker')`),
+    index('idx_users_organization').on(t.organizationId),
+  ],
+);
+
+/** The ordered pipeline; rows are seeded by a migration. */
+export const pipelineStageDefinitions = pgTable(
+  'pipeline_stage_definitions',
+  {
+    stageName: varchar('stage_name', { length: 100 }).primaryKey(),
+    displayName: varchar('display_name', { length: 255 }).notNull(),
+    stageOrder: integer('stage_order').notNull(),
+    progressWeight: integer('progress_weight').notNull(),
+    requestStatus: contentRequestStatus('request_status').notNull(),
+    expectedDurationSeconds: integer('expected_duration_seconds').notNull(),
+    description: text('description'),
+  },
+  (t) => [
+    unique('pipeline_stage_definitions_stage_order_key').on(t.stageOrder),
+    unique('pipeline_stage_definitions_request_status_key').on(t.requestStatus),
+    check('pipeline_stage_definitions_weight_check', sql`${t.progressWeight} >= 0`),
+  ],
+);
+
+export const contentRequests = pgTable(
+  'content_requests',
+  {
+    // identity
+    id: uuid('id').primaryKey().defaultRandom(),
+    correlationId: varchar('correlation_id', { length: 255 }).notNull(),
+    // who
+    studentId: varchar('student_id', { length: 100 }).notNull(),
+    organizationId: varchar('organization_id', { length: 100 }),
+    // what
+    topic: varchar('topic', { length: 500 }).notNull(),
+    studentQuery: text('student_query').notNull(),
+    gradeLevel: varchar('grade_level', { length: 50 }),
+    metadata: jsonb('metadata').$type<Record<string, unknown>>().notNull().default({}),
+    // lifecycle
+    status: contentRequestStatus('status').notNull().default('pending'),
+    currentStage: varchar('current_stage', { length: 100 }),
+    progressPercentage: integer('progress_percentage').notNull().default(0),
+    retryCount: integer('retry_count').notNull().default(0),
+    // outcome
+    result: jsonb('result').$type<Record<string, unknown>>(),
+    errorMessage: text('error_message'),
+    errorStage: varchar('error_stage', { length: 100 }),
+    // times
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    completedAt: timestamp('completed_at', { withTimezone: true }),
+    failedAt: timestamp('failed_at', { withTimezone: true }),
+  },
+  (t) => [
+    unique('content_requests_correlation_id_key').on(t.correlationId),
+    foreignKey({
+      name: 'content_requests_student_id_fkey',
+      columns: [t.studentId],
+      foreignColumns: [users.userId],
+    }).onDelete('cascade'),
+    foreignKey({
+      name: 'content_requests_organization_id_fkey',
+      columns: [t.organizationId],
+      foreignColumns: [organizations.organizationId],
+    }).onDelete('set null'),
+    check(
+      'content_requests_progress_check',
+      sql`${t.progressPercentage} between 0 and 100`,
+    ),
+    check('content_requests_retry_count_check', sql`${t.retryCount} >= 0`),
+    // The seed's single-column indexes.
+    index('idx_content_requests_correlation').on(t.correlationId),
+    index('idx_content_requests_student').on(t.studentId),
+    index('idx_content_requests_status').on(t.status),
+    index('idx_content_requests_created').on(t.createdAt.desc()),
+    index('idx_content_requests_org').on(t.organizationId),
+    // The seed's compound indexes, two of them partial.
+    index('idx_content_requests_correlation_status').on(t.correlationId, t.status),
+    index('idx_content_requests_student_status_created').on(
+      t.studentId,
+      t.status,
+      t.createdAt.desc(),
+    ),
+    index('idx_content_requests_status_created').on(t.status, t.createdAt.desc()),
+    index('idx_content_requests_org_status_created')
+      .on(t.organizationId, t.status, t.createdAt.desc())
+      .where(sql`organization_id IS NOT NULL`),
+    index('idx_content_requests_failed_debugging')
+      .on(t.status, t.errorStage, t.failedAt.desc())
+      .where(sql`status = 'failed'::content_request_status`),
+    // Added for the query patterns measured at a million rows (shared/STACK.md):
+    // a student's history in keyset pages, and the newest failures first.
+    index('idx_content_requests_student_history').on(
+      t.studentId,
+      t.createdAt.desc(),
+      t.id.desc(),
+    ),
+    index('idx_content_requests_failed_recent')
+      .on(t.failedAt.desc())
+      .where(sql`status = 'failed'::content_request_status`),
+  ],
+);
+
+export const requestStages = pgTable(
+  'request_stages',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    requestId: uuid('request_id').notNull(),
+    stageName: varchar('stage_name', { length: 100 }).notNull(),
+    status: contentStageStatus('status').notNull().default('pending'),
+    /** Progress within this stage, 0-100; counts toward the request's progress while running. */
+    progressPercentage: integer('progress_percentage').notNull().default(0),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    completedAt: timestamp('completed_at', { withTimezone: true }),
+    durationSeconds: numeric('duration_seconds', { precision: 12, scale: 3, mode: 'number' }),
+    errorMessage: text('error_message'),
+    retryCount: integer('retry_count').notNull().default(0),
+    metadata: jsonb('metadata').$type<Record<string, unknown>>().notNull().default({}),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    unique('request_stages_request_id_stage_name_key').on(t.requestId, t.stageName),
+    foreignKey({
+      name: 'request_stages_request_id_fkey',
+      columns: [t.requestId],
+      foreignColumns: [contentRequests.id],
+    }).onDelete('cascade'),
+    // A stage must be one the pipeline defines; definitions in use cannot be deleted.
+    foreignKey({
+      name: 'request_stages_stage_name_fkey',
+      columns: [t.stageName],
+      foreignColumns: [pipelineStageDefinitions.stageName],
+    }).onDelete('restrict'),
+    check(
+      'request_stages_progress_check',
+      sql`${t.progressPercentage} between 0 and 100`,
+    ),
+    index('idx_request_stages_stage_status').on(t.stageName, t.status),
+  ],
+);
+
+/** Append-only. `id` is the global cursor; `sequence` counts 1, 2, 3 … per request. */
+export const requestEvents = pgTable(
+  'request_events',
+  {
+    id: bigint('id', { mode: 'bigint' }).primaryKey().generatedAlwaysAsIdentity(),
+    requestId: uuid('request_id').notNull(),
+    sequence: integer('sequence').notNull(),
+    eventType: requestEventType('event_type').notNull(),
+    oldStatus: contentRequestStatus('old_status'),
+    newStatus: contentRequestStatus('new_status').notNull(),
+    stage: varchar('stage', { length: 100 }),
+    progressPercentage: integer('progress_percentage').notNull(),
+    severity: eventSeverity('severity').notNull().default('info'),
+    message: text('message'),
+    metadata: jsonb('metadata').$type<Record<string, unknown>>().notNull().default({}),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    // Also the index that serves a replay: WHERE request_id = $1 AND sequence > $2.
+    unique('request_events_request_id_sequence_key').on(t.requestId, t.sequence),
+    foreignKey({
+      name: 'request_events_request_id_fkey',
+      columns: [t.requestId],
+      foreignColumns: [contentRequests.id],
+    }).onDelete('cascade'),
+    index('idx_request_events_created').on(t.createdAt.desc()),
+    index('idx_request_events_type').on(t.eventType),
+  ],
+);
+
+/** Hourly aggregates per organization (NULL: requests without one). */
+export const requestMetrics = pgTable(
+  'request_metrics',
+  {
+    id: bigint('id', { mode: 'bigint' }).primaryKey().generatedAlwaysAsIdentity(),
+    organizationId: varchar('organization_id', { length: 100 }),
+    metricHour: timestamp('metric_hour', { withTimezone: true }).notNull(),
+    totalRequests: integer('total_requests').notNull().default(0),
+    completedRequests: integer('completed_requests').notNull().default(0),
+    failedRequests: integer('failed_requests').notNull().default(0),
+    cancelledRequests: integer('cancelled_requests').notNull().default(0),
+    avgDurationSeconds: numeric('avg_duration_seconds', { precision: 12, scale: 3, mode: 'number' }),
+    p95DurationSeconds: numeric('p95_duration_seconds', { precision: 12, scale: 3, mode: 'number' }),
+    errorBreakdown: jsonb('error_breakdown').$type<Record<string, number>>().notNull().default({}),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    foreignKey({
+      name: 'request_metrics_organization_id_fkey',
+      columns: [t.organizationId],
+      foreignColumns: [organizations.organizationId],
+    }).onDelete('cascade'),
+    unique('request_metrics_org_hour_key').on(t.organizationId, t.metricHour).nullsNotDistinct(),
+    index('idx_request_metrics_hour').on(t.metricHour.desc()),
+  ],
+);

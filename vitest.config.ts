@@ -1,0 +1,26 @@
+import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
+
+// Every suite runs on embedded PGlite; with DATABASE_URL set, also on that server.
+const projects: TestProjectInlineConfiguration[] = [
+  {
+    extends: true,
+    test: { name: 'pglite', globalSetup: ['test/setup/pglite-template.ts'] },
+  },
+];
+if (process.env.DATABASE_URL) {
+  projects.push({
+    extends: true,
+    test: { name: 'postgres', globalSetup: ['test/setup/postgres-template.ts'] },
+  });
+}
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    projects,
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    // Two cores: more workers only queue behind each other.
+    maxWorkers: 2,
+  },
+});
