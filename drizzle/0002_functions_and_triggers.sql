@@ -30,9 +30,12 @@ CREATE OR REPLACE TRIGGER set_updated_at BEFORE UPDATE ON request_metrics
 
 -- The status lifecycle (DESIGN.md §5): forward one stage at a time, any
 -- non-terminal status to failed or cancelled, failed back to pending on retry.
+-- A retried request (resuming) may go from pending straight to the stage it
+-- resumes at: the stages before it were done on an earlier attempt.
 CREATE OR REPLACE FUNCTION content_request_transition_allowed(
   from_status content_request_status,
-  to_status content_request_status
+  to_status content_request_status,
+  resuming boolean DEFAULT false
 ) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT from_status = to_status OR coalesce(CASE
@@ -40,6 +43,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
       THEN from_status NOT IN ('completed', 'failed', 'cancelled')
     WHEN from_status = 'failed'
       THEN to_status = 'pending'
+    WHEN from_status = 'pending' AND resuming
+      THEN to_status NOT IN ('pending', 'completed')
     ELSE to_status = CASE from_status
       WHEN 'pending' THEN 'validating'::content_request_status
       WHEN 'validating' THEN 'retrieving'::content_request_status
@@ -69,7 +74,7 @@ BEGIN
     RETURN NEW;
   END IF;
 
-  IF NOT content_request_transition_allowed(OLD.status, NEW.status) THEN
+  IF NOT content_request_transition_allowed(OLD.status, NEW.status, OLD.retry_count > 0) THEN
     RAISE EXCEPTION 'content request % cannot go from % to %', OLD.id, OLD.status, NEW.status
       USING ERRCODE = 'INVTR',
             DETAIL = format('from_status=%s to_status=%s', OLD.status, NEW.status);
@@ -104,8 +109,8 @@ CREATE OR REPLACE TRIGGER enforce_status_lifecycle BEFORE INSERT OR UPDATE ON co
 --> statement-breakpoint
 
 -- A request's progress, 0-100, from the weights of its stages: done (or
--- skipped) stages count in full, the running stage by its own progress, capped
--- at 99% so that completing it always moves the bar.
+-- skipped) stages count in full, a running or failed stage by its own
+-- progress, capped at 99% so that completing it always moves the bar.
 CREATE OR REPLACE FUNCTION calculate_request_progress(req_id uuid) RETURNS integer
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
   SELECT coalesce(
@@ -114,8 +119,8 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
         CASE s.status
           WHEN 'completed' THEN d.progress_weight
           WHEN 'skipped' THEN d.progress_weight
-          WHEN 'in_progress' THEN d.progress_weight * least(s.progress_percentage, 99) / 100.0
-          ELSE 0
+          WHEN 'pending' THEN 0
+          ELSE d.progress_weight * least(s.progress_percentage, 99) / 100.0
         END
       ) / nullif((SELECT sum(progress_weight) FROM pipeline_stage_definitions), 0)
     )::integer,
@@ -127,7 +132,8 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
 $$;
 --> statement-breakpoint
 
--- Stage rows keep their own times; restarting a failed stage counts a retry.
+-- Stage rows keep their own times; (re)starting a stage starts its progress
+-- afresh, and restarting a failed one counts a retry.
 CREATE OR REPLACE FUNCTION tg_request_stages__track_timing() RETURNS trigger
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
@@ -139,12 +145,17 @@ BEGIN
       NEW.started_at := now();
       NEW.completed_at := NULL;
       NEW.duration_seconds := NULL;
-      IF TG_OP = 'UPDATE' AND OLD.status = 'failed' THEN
-        NEW.retry_count := OLD.retry_count + 1;
-        NEW.error_message := NULL;
+      IF TG_OP = 'UPDATE' THEN
+        IF NEW.progress_percentage = OLD.progress_percentage THEN
+          NEW.progress_percentage := 0;
+        END IF;
+        IF OLD.status = 'failed' THEN
+          NEW.retry_count := OLD.retry_count + 1;
+          NEW.error_message := NULL;
+        END IF;
       END IF;
     WHEN 'completed', 'skipped' THEN
-      NEW.completed_at := coalesce(NEW.completed_at, now());
+      NEW.completed_at := now();
       NEW.progress_percentage := 100;
       NEW.duration_seconds := extract(epoch FROM NEW.completed_at - NEW.started_at);
     WHEN 'failed' THEN
@@ -160,17 +171,25 @@ CREATE OR REPLACE TRIGGER track_stage_timing BEFORE INSERT OR UPDATE ON request_
   FOR EACH ROW EXECUTE FUNCTION tg_request_stages__track_timing();
 --> statement-breakpoint
 
--- A stage's change drives its request: starting a stage moves the request to
--- the status that stage drives and makes it the current stage; failing it
--- fails the request; completing the last stage completes the request; progress
--- is recomputed every time. The lifecycle trigger refuses what is not allowed
--- (a stage reported on a completed request, say), which rolls back the stage
--- change with it.
+-- A stage's change drives its request: starting (or skipping) a stage moves
+-- the request to the status that stage drives and makes it the current stage;
+-- failing it fails the request; completing the last stage completes the
+-- request; progress is recomputed every time. The lifecycle trigger refuses
+-- what is not allowed (a stage reported on a completed request, say), which
+-- rolls back the stage change with it.
+--
+-- It tells log_status_change() what happened through a transaction-local
+-- setting, so the event is typed by the stage's change, not guessed from the
+-- request's columns.
 CREATE OR REPLACE FUNCTION update_request_progress() RETURNS trigger
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
   driven_status content_request_status;
   is_last_stage boolean;
+  current_status content_request_status;
+  new_status content_request_status;
+  new_progress integer;
+  stage_event text;
 BEGIN
   IF TG_OP = 'UPDATE'
      AND NEW.status = OLD.status
@@ -181,24 +200,46 @@ BEGIN
     RETURN NULL;
   END IF;
 
+  -- Lock the request first, then compute in a new statement: its snapshot
+  -- then sees every stage change committed by whoever held the lock before
+  -- us (computing inside the UPDATE would use the snapshot from before the wait).
+  SELECT r.status INTO current_status
+    FROM content_requests r WHERE r.id = NEW.request_id
+    FOR NO KEY UPDATE;
+  new_progress := calculate_request_progress(NEW.request_id);
+
   SELECT d.request_status,
          d.stage_order = (SELECT max(stage_order) FROM pipeline_stage_definitions)
     INTO driven_status, is_last_stage
     FROM pipeline_stage_definitions d
    WHERE d.stage_name = NEW.stage_name;
 
+  new_status := CASE
+    WHEN NEW.status IN ('completed', 'skipped') AND is_last_stage AND current_status = 'processing_video'
+      THEN 'completed'::content_request_status
+    WHEN NEW.status IN ('in_progress', 'skipped') THEN driven_status
+    WHEN NEW.status = 'failed' THEN 'failed'::content_request_status
+    ELSE current_status
+  END;
+  stage_event := CASE
+    WHEN TG_OP = 'UPDATE' AND NEW.status = OLD.status THEN ''
+    WHEN NEW.status = 'in_progress' THEN 'stage_started'
+    WHEN NEW.status IN ('completed', 'skipped') THEN 'stage_completed'
+    ELSE ''
+  END;
+
+  PERFORM set_config('content_tracker.stage_event', stage_event, true);
+  PERFORM set_config('content_tracker.stage_name', NEW.stage_name, true);
   UPDATE content_requests r SET
-    status = CASE
-      WHEN NEW.status = 'in_progress' THEN driven_status
-      WHEN NEW.status = 'failed' THEN 'failed'::content_request_status
-      WHEN NEW.status IN ('completed', 'skipped') AND is_last_stage THEN 'completed'::content_request_status
-      ELSE r.status
-    END,
-    current_stage = CASE WHEN NEW.status = 'in_progress' THEN NEW.stage_name ELSE r.current_stage END,
+    status = new_status,
+    current_stage = CASE WHEN NEW.status IN ('in_progress', 'skipped') THEN NEW.stage_name ELSE r.current_stage END,
     error_stage = CASE WHEN NEW.status = 'failed' THEN NEW.stage_name ELSE r.error_stage END,
     error_message = CASE WHEN NEW.status = 'failed' THEN NEW.error_message ELSE r.error_message END,
-    progress_percentage = calculate_request_progress(NEW.request_id)
+    -- 100 only once the request completes (the lifecycle trigger sets it).
+    progress_percentage = least(new_progress, 99)
   WHERE r.id = NEW.request_id;
+  PERFORM set_config('content_tracker.stage_event', '', true);
+  PERFORM set_config('content_tracker.stage_name', '', true);
   RETURN NULL;
 END
 $$;
@@ -219,6 +260,9 @@ DECLARE
   event_severity_level event_severity := 'info';
   event_message text;
   previous_status content_request_status;
+  event_stage varchar;
+  stage_event text;
+  hinted_stage text;
   next_sequence integer;
   new_event_id bigint;
   new_event_at timestamptz;
@@ -228,23 +272,21 @@ BEGIN
     event_message := 'Request created';
   ELSE
     previous_status := OLD.status;
-    IF NEW.status <> OLD.status THEN
-      event_kind := CASE
-        WHEN NEW.status = 'failed' THEN 'failure'
-        WHEN NEW.status = 'cancelled' THEN 'cancel'
-        WHEN NEW.status = 'completed' THEN 'completed'
-        WHEN OLD.status = 'failed' THEN 'retry'
-        WHEN NEW.current_stage IS DISTINCT FROM OLD.current_stage THEN 'stage_started'
-        ELSE 'status_change'
-      END;
-    ELSIF NEW.current_stage IS DISTINCT FROM OLD.current_stage THEN
-      event_kind := 'stage_started';
-    ELSIF NEW.progress_percentage <> OLD.progress_percentage THEN
-      event_kind := CASE WHEN EXISTS (
-          SELECT 1 FROM request_stages s
-           WHERE s.request_id = NEW.id AND s.stage_name = NEW.current_stage AND s.status = 'completed'
-        ) THEN 'stage_completed' ELSE 'progress' END;
-    ELSE
+    stage_event := nullif(current_setting('content_tracker.stage_event', true), '');
+    hinted_stage := nullif(current_setting('content_tracker.stage_name', true), '');
+    event_kind := CASE
+      WHEN NEW.status <> OLD.status AND NEW.status = 'failed' THEN 'failure'
+      WHEN NEW.status <> OLD.status AND NEW.status = 'cancelled' THEN 'cancel'
+      WHEN NEW.status <> OLD.status AND NEW.status = 'completed' THEN 'completed'
+      WHEN NEW.status <> OLD.status AND OLD.status = 'failed' THEN 'retry'
+      -- Set by update_request_progress(): a stage started or completed, which
+      -- is an event even when the integer progress did not move.
+      WHEN stage_event IS NOT NULL THEN stage_event::request_event_type
+      WHEN NEW.current_stage IS DISTINCT FROM OLD.current_stage THEN 'stage_started'
+      WHEN NEW.status <> OLD.status THEN 'status_change'
+      WHEN NEW.progress_percentage <> OLD.progress_percentage THEN 'progress'
+    END;
+    IF event_kind IS NULL THEN
       RETURN NULL; -- nothing a subscriber follows has changed
     END IF;
 
@@ -256,13 +298,20 @@ BEGIN
     END;
     event_message := CASE event_kind
       WHEN 'failure' THEN coalesce(NEW.error_message, 'Request failed')
-      WHEN 'stage_started' THEN format('Stage %s started', NEW.current_stage)
-      WHEN 'stage_completed' THEN format('Stage %s completed', NEW.current_stage)
+      WHEN 'stage_started' THEN format('Stage %s started', coalesce(hinted_stage, NEW.current_stage))
+      WHEN 'stage_completed' THEN format('Stage %s completed', coalesce(hinted_stage, NEW.current_stage))
       WHEN 'progress' THEN format('Progress %s%%', NEW.progress_percentage)
       WHEN 'retry' THEN format('Retry %s', NEW.retry_count)
       ELSE format('Status %s -> %s', OLD.status, NEW.status)
     END;
   END IF;
+
+  -- A stage event is about the stage that changed, which may not be the current one.
+  event_stage := CASE
+    WHEN event_kind = 'failure' THEN coalesce(NEW.error_stage, NEW.current_stage)
+    WHEN event_kind IN ('stage_started', 'stage_completed') THEN coalesce(hinted_stage, NEW.current_stage)
+    ELSE NEW.current_stage
+  END;
 
   SELECT coalesce(max(e.sequence), 0) + 1 INTO next_sequence
     FROM request_events e WHERE e.request_id = NEW.id;
@@ -270,7 +319,7 @@ BEGIN
   INSERT INTO request_events
     (request_id, sequence, event_type, old_status, new_status, stage, progress_percentage, severity, message)
   VALUES
-    (NEW.id, next_sequence, event_kind, previous_status, NEW.status, NEW.current_stage,
+    (NEW.id, next_sequence, event_kind, previous_status, NEW.status, event_stage,
      NEW.progress_percentage, event_severity_level, event_message)
   RETURNING id, created_at INTO new_event_id, new_event_at;
 
@@ -283,7 +332,7 @@ BEGIN
     'eventType', event_kind,
     'oldStatus', previous_status,
     'newStatus', NEW.status,
-    'stage', NEW.current_stage,
+    'stage', event_stage,
     'progress', NEW.progress_percentage,
     'studentId', NEW.student_id,
     'organizationId', NEW.organization_id,

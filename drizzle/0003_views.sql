@@ -39,7 +39,7 @@ LEFT JOIN pipeline_stage_definitions d ON d.stage_name = r.current_stage
 WHERE r.status IN ('pending', 'validating', 'retrieving', 'generating_script', 'generating_video', 'processing_video');
 --> statement-breakpoint
 
--- The last 24 hours of the hourly rollup, with rates.
+-- The last 24 hourly buckets of the rollup, with rates.
 CREATE OR REPLACE VIEW request_metrics_summary AS
 SELECT
   m.metric_hour,
@@ -56,4 +56,5 @@ SELECT
   m.error_breakdown
 FROM request_metrics m
 LEFT JOIN organizations o ON o.organization_id = m.organization_id
-WHERE m.metric_hour >= date_trunc('hour', now()) - interval '24 hours';
+-- The current hour and the 23 before it, on UTC hour boundaries whatever the session's time zone.
+WHERE m.metric_hour >= date_trunc('hour', now(), 'UTC') - interval '23 hours';

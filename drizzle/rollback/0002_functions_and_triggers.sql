@@ -26,6 +26,6 @@ DROP FUNCTION IF EXISTS calculate_request_progress(uuid);
 --> statement-breakpoint
 DROP FUNCTION IF EXISTS tg_content_requests__enforce_lifecycle();
 --> statement-breakpoint
-DROP FUNCTION IF EXISTS content_request_transition_allowed(content_request_status, content_request_status);
+DROP FUNCTION IF EXISTS content_request_transition_allowed(content_request_status, content_request_status, boolean);
 --> statement-breakpoint
 DROP FUNCTION IF EXISTS tg__set_updated_at();

@@ -34,10 +34,21 @@ async function readJournal(): Promise<JournalEntry[]> {
 
 type Session = Parameters<Parameters<Database['withSession']>[0]>[0];
 
+// Advisory locks are re-entrant within one session, and PGlite is a single
+// session: callers in one process queue here before taking the database lock.
+const migrationQueues = new WeakMap<Database, Promise<unknown>>();
+
 async function withMigrationLock<T>(
   database: Database,
   work: (session: Session) => Promise<T>,
 ): Promise<T> {
+  const previous = migrationQueues.get(database) ?? Promise.resolve();
+  const run = previous.catch(() => undefined).then(() => lockAndRun(database, work));
+  migrationQueues.set(database, run);
+  return run;
+}
+
+async function lockAndRun<T>(database: Database, work: (session: Session) => Promise<T>): Promise<T> {
   // The union's withSession signatures differ only in the session's driver type.
   const withSession = database.withSession as <R>(w: (s: Session) => Promise<R>) => Promise<R>;
   return withSession(async (session) => {

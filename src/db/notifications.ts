@@ -8,10 +8,35 @@
  */
 import type { PGlite } from '@electric-sql/pglite';
 import createSubscriberModule from 'pg-listen';
+import { z } from 'zod';
 import type { Logger } from '../logger.js';
+import { contentRequestStatus, requestEventType } from './tables.js';
 
 /** The channel `log_status_change()` notifies on. */
 export const REQUEST_EVENTS_CHANNEL = 'content_request_events';
+
+/** The payload `log_status_change()` sends: one per request_events row. */
+const requestEventNotificationSchema = z.object({
+  requestId: z.uuid(),
+  /** request_events.id, as text: a bigint must not pass through a float. */
+  eventId: z.string().regex(/^\d+$/),
+  sequence: z.number().int().positive(),
+  eventType: z.enum(requestEventType.enumValues),
+  oldStatus: z.enum(contentRequestStatus.enumValues).nullable(),
+  newStatus: z.enum(contentRequestStatus.enumValues),
+  stage: z.string().nullable(),
+  progress: z.number().int().min(0).max(100),
+  studentId: z.string(),
+  organizationId: z.string().nullable(),
+  createdAt: z.string(),
+});
+
+export type RequestEventNotification = z.infer<typeof requestEventNotificationSchema>;
+
+/** Parses one payload; throws on anything that is not the trigger's shape. */
+export function parseRequestEventNotification(payload: string): RequestEventNotification {
+  return requestEventNotificationSchema.parse(JSON.parse(payload));
+}
 
 export type NotificationHandler = (payload: string) => void;
 
