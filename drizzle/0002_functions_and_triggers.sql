@@ -190,6 +190,7 @@ DECLARE
   new_status content_request_status;
   new_progress integer;
   stage_event text;
+  stage_status_changed boolean;
 BEGIN
   IF TG_OP = 'UPDATE'
      AND NEW.status = OLD.status
@@ -214,7 +215,11 @@ BEGIN
     FROM pipeline_stage_definitions d
    WHERE d.stage_name = NEW.stage_name;
 
+  -- Only a change of the stage's status moves the request; a progress report
+  -- on a stage still running after the next one started just moves the bar.
+  stage_status_changed := TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status;
   new_status := CASE
+    WHEN NOT stage_status_changed THEN current_status
     WHEN NEW.status IN ('completed', 'skipped') AND is_last_stage AND current_status = 'processing_video'
       THEN 'completed'::content_request_status
     WHEN NEW.status IN ('in_progress', 'skipped') THEN driven_status
@@ -232,7 +237,7 @@ BEGIN
   PERFORM set_config('content_tracker.stage_name', NEW.stage_name, true);
   UPDATE content_requests r SET
     status = new_status,
-    current_stage = CASE WHEN NEW.status IN ('in_progress', 'skipped') THEN NEW.stage_name ELSE r.current_stage END,
+    current_stage = CASE WHEN stage_status_changed AND NEW.status IN ('in_progress', 'skipped') THEN NEW.stage_name ELSE r.current_stage END,
     error_stage = CASE WHEN NEW.status = 'failed' THEN NEW.stage_name ELSE r.error_stage END,
     error_message = CASE WHEN NEW.status = 'failed' THEN NEW.error_message ELSE r.error_message END,
     -- 100 only once the request completes (the lifecycle trigger sets it).
