@@ -7,7 +7,7 @@
  * On DATABASE_URL when set, else on the PGlite folder DATA_DIR (default .data).
  */
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../src/config.js';
+import { loadDatabaseConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/client.js';
 import { appliedTags, migrateDown, migrateUp } from '../src/db/migrate.js';
 
@@ -26,10 +26,10 @@ if (!Number.isInteger(steps) || steps < 1) {
   process.exit(2);
 }
 
-const config = loadConfig();
-const database = await openDatabase(config.database);
+const databaseConfig = loadDatabaseConfig();
+const database = await openDatabase(databaseConfig);
 try {
-  const where = config.database.kind === 'postgres' ? 'PostgreSQL (DATABASE_URL)' : `PGlite (${config.database.dataDir})`;
+  const where = databaseConfig.kind === 'postgres' ? 'PostgreSQL (DATABASE_URL)' : `PGlite (${databaseConfig.dataDir})`;
   const changed = direction === 'up' ? await migrateUp(database) : await migrateDown(database, steps);
   const verb = direction === 'up' ? 'applied' : 'rolled back';
   console.log(changed.length ? `${verb} on ${where}: ${changed.join(', ')}` : `nothing to do on ${where}`);

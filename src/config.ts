@@ -22,6 +22,24 @@ const environmentSchema = z.object({
   /** Embedded PGlite's folder when DATABASE_URL is unset; `memory://` keeps nothing. */
   DATA_DIR: optionalString.default('.data'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  PORT: z.coerce.number().int().min(0).max(65_535).default(4000),
+  HOST: optionalString.default('0.0.0.0'),
+  /** HS256 signing secret for bearer tokens. */
+  JWT_SECRET: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z.string().min(32, 'must be at least 32 characters').optional(),
+  ),
+  /** Or verify RS256 tokens against this JWKS. */
+  JWKS_URL: z.preprocess((v) => (v === '' ? undefined : v), z.url('must be an http(s) URL').optional()),
+  JWT_ISSUER: optionalString,
+  JWT_AUDIENCE: optionalString,
+  /** Create the demo organization and users (and print their tokens); on by default when embedded. */
+  DEMO_DATA: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z.enum(['true', 'false'], 'must be true or false').optional(),
+  ),
+  /** How often the hourly metrics rollup runs; 0 turns it off. */
+  METRICS_ROLLUP_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(300),
 });
 
 export type Config = {
@@ -29,28 +47,76 @@ export type Config = {
     | { kind: 'postgres'; url: string; listenUrl: string; poolSize: number }
     | { kind: 'pglite'; dataDir: string };
   logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
+  http: { port: number; host: string };
+  auth: AuthConfig;
+  demoData: boolean;
+  metricsRollupIntervalMs: number;
+};
+
+export type AuthConfig = {
+  /** `development`: embedded mode without a secret; one is generated and kept in the data folder. */
+  verify: { kind: 'hs256'; secret: string } | { kind: 'jwks'; url: string } | { kind: 'development' };
+  issuer?: string;
+  audience?: string;
 };
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-export function loadConfig(environment: Record<string, string | undefined> = process.env): Config {
+function parseEnvironment(environment: Record<string, string | undefined>) {
   const parsed = environmentSchema.safeParse(environment);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   }
-  const env = parsed.data;
+  return parsed.data;
+}
+
+type Environment = ReturnType<typeof parseEnvironment>;
+
+function databaseConfig(env: Environment): Config['database'] {
+  return env.DATABASE_URL
+    ? {
+        kind: 'postgres',
+        url: env.DATABASE_URL,
+        listenUrl: env.LISTEN_DATABASE_URL ?? env.DATABASE_URL,
+        poolSize: env.DATABASE_POOL_SIZE,
+      }
+    : { kind: 'pglite', dataDir: env.DATA_DIR };
+}
+
+/** Only what the database tools (migrate, rollback) need. */
+export function loadDatabaseConfig(
+  environment: Record<string, string | undefined> = process.env,
+): Config['database'] {
+  return databaseConfig(parseEnvironment(environment));
+}
+
+export function loadConfig(environment: Record<string, string | undefined> = process.env): Config {
+  const env = parseEnvironment(environment);
+  if (env.JWT_SECRET && env.JWKS_URL) {
+    throw new ConfigError('invalid configuration:\n  set JWT_SECRET or JWKS_URL, not both');
+  }
+  if (env.DATABASE_URL && !env.JWT_SECRET && !env.JWKS_URL) {
+    throw new ConfigError(
+      'invalid configuration:\n  JWT_SECRET or JWKS_URL is required with DATABASE_URL (development tokens are for the embedded database only)',
+    );
+  }
   return {
-    database: env.DATABASE_URL
-      ? {
-          kind: 'postgres',
-          url: env.DATABASE_URL,
-          listenUrl: env.LISTEN_DATABASE_URL ?? env.DATABASE_URL,
-          poolSize: env.DATABASE_POOL_SIZE,
-        }
-      : { kind: 'pglite', dataDir: env.DATA_DIR },
+    database: databaseConfig(env),
     logLevel: env.LOG_LEVEL,
+    http: { port: env.PORT, host: env.HOST },
+    auth: {
+      verify: env.JWT_SECRET
+        ? { kind: 'hs256', secret: env.JWT_SECRET }
+        : env.JWKS_URL
+          ? { kind: 'jwks', url: env.JWKS_URL }
+          : { kind: 'development' },
+      ...(env.JWT_ISSUER ? { issuer: env.JWT_ISSUER } : {}),
+      ...(env.JWT_AUDIENCE ? { audience: env.JWT_AUDIENCE } : {}),
+    },
+    demoData: env.DEMO_DATA ? env.DEMO_DATA === 'true' : !env.DATABASE_URL,
+    metricsRollupIntervalMs: env.METRICS_ROLLUP_INTERVAL_SECONDS * 1000,
   };
 }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { drizzle as drizzlePglite, type PgliteDatabase } from 'drizzle-orm/pglite';
 import { drizzle as drizzleNodePg, type NodePgDatabase } from 'drizzle-orm/node-postgres';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import pg from 'pg';
 import lockfile from 'proper-lockfile';
 import type { Config } from '../config.js';
@@ -21,8 +22,11 @@ import * as tables from './tables.js';
 
 export type Schema = typeof tables;
 
-/** What services take: either driver's Drizzle database (or a transaction of it). */
+/** Either driver's Drizzle database. */
 export type Db = NodePgDatabase<Schema> | PgliteDatabase<Schema>;
+
+/** What services take: either driver's database, or a transaction of it. */
+export type Queryable = PgDatabase<PgQueryResultHKT, Schema>;
 
 type DatabaseCommon = {
   /** Opens the notification listener: its own connection on a server, the instance itself when embedded. */

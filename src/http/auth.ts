@@ -1,0 +1,100 @@
+/**
+ * Bearer tokens (jose): HS256 with a shared secret, or RS256 against a JWKS.
+ * Claims: `sub` (user id), `role`, `organization_id`.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTVerifyGetKey } from 'jose';
+import { z } from 'zod';
+import type { AuthConfig } from '../config.js';
+import { ServiceError } from '../services/errors.js';
+import { userRoles, type Viewer } from '../services/viewer.js';
+
+const claimsSchema = z.object({
+  sub: z.string().min(1).max(100),
+  role: z.enum(userRoles),
+  organization_id: z.string().min(1).max(100).nullish(),
+});
+
+export type TokenClaims = { sub: string; role: Viewer['role']; organization_id?: string | null };
+
+export type TokenVerifier = (token: string) => Promise<Viewer>;
+
+export function createTokenVerifier(auth: AuthConfig, secret?: Uint8Array): TokenVerifier {
+  let key: Uint8Array | JWTVerifyGetKey;
+  let algorithms: string[];
+  if (auth.verify.kind === 'jwks') {
+    key = createRemoteJWKSet(new URL(auth.verify.url));
+    algorithms = ['RS256'];
+  } else {
+    key = auth.verify.kind === 'hs256' ? new TextEncoder().encode(auth.verify.secret) : secret!;
+    if (!key) throw new Error('development auth needs its generated secret');
+    algorithms = ['HS256'];
+  }
+  const options = {
+    algorithms,
+    ...(auth.issuer ? { issuer: auth.issuer } : {}),
+    ...(auth.audience ? { audience: auth.audience } : {}),
+  };
+
+  return async (token) => {
+    let payload: unknown;
+    try {
+      // The overloads differ only in the key's type.
+      ({ payload } = await jwtVerify(token, key as Uint8Array, options));
+    } catch (error) {
+      throw new ServiceError('UNAUTHENTICATED', describeJoseError(error));
+    }
+    const claims = claimsSchema.safeParse(payload);
+    if (!claims.success) {
+      const issue = claims.error.issues[0]!;
+      throw new ServiceError('UNAUTHENTICATED', `the token's ${issue.path.join('.')} claim is invalid: ${issue.message}`);
+    }
+    return {
+      userId: claims.data.sub,
+      role: claims.data.role,
+      organizationId: claims.data.organization_id ?? null,
+    };
+  };
+}
+
+function describeJoseError(error: unknown): string {
+  if (error instanceof joseErrors.JWTExpired) return 'the token has expired';
+  if (error instanceof joseErrors.JWTClaimValidationFailed) return `the token's ${error.claim} claim is not accepted`;
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'the token is signed with an algorithm this server does not accept';
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'the token signature is invalid';
+  return 'the token is not a valid JWT';
+}
+
+export async function signToken(
+  secret: Uint8Array,
+  claims: TokenClaims,
+  options: { expiresIn?: string; issuer?: string; audience?: string } = {},
+): Promise<string> {
+  let jwt = new SignJWT({ role: claims.role, organization_id: claims.organization_id ?? null })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(claims.sub)
+    .setIssuedAt()
+    .setExpirationTime(options.expiresIn ?? '30d');
+  if (options.issuer) jwt = jwt.setIssuer(options.issuer);
+  if (options.audience) jwt = jwt.setAudience(options.audience);
+  return jwt.sign(secret);
+}
+
+/**
+ * The embedded mode's signing secret: kept in the data folder so printed
+ * tokens survive a restart; a fresh one for an in-memory database.
+ */
+export async function developmentSecret(dataDir: string | undefined): Promise<Uint8Array> {
+  if (!dataDir || dataDir.startsWith('memory://')) return randomBytes(32);
+  const file = path.join(path.resolve(dataDir), 'development-jwt-secret');
+  try {
+    return Buffer.from((await readFile(file, 'utf8')).trim(), 'base64url');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const secret = randomBytes(32);
+  await writeFile(file, secret.toString('base64url'), { mode: 0o600 });
+  return secret;
+}

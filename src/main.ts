@@ -1,0 +1,63 @@
+/**
+ * The entry point: read the configuration, start the service, print the
+ * development tokens when there are any, stop cleanly on SIGINT/SIGTERM.
+ */
+import { createApp } from './app.js';
+import { ConfigError, loadConfig } from './config.js';
+import { DataDirectoryLockedError } from './db/client.js';
+import { createLogger } from './logger.js';
+
+let config;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(error.message);
+    process.exit(78); // EX_CONFIG
+  }
+  throw error;
+}
+
+const logger = createLogger(config.logLevel);
+const app = createApp(config, { logger });
+
+try {
+  const running = await app.start();
+  if (running.developmentTokens.length) {
+    const lines = running.developmentTokens.map(
+      (user) => `  ${user.role.padEnd(10)} ${user.userId.padEnd(16)} Authorization: Bearer ${user.token}`,
+    );
+    console.log(
+      [
+        '',
+        `GraphiQL: ${running.url}/graphql  (its tabs carry these tokens already)`,
+        'Development tokens (30 days):',
+        ...lines,
+        '',
+      ].join('\n'),
+    );
+  }
+} catch (error) {
+  if (error instanceof DataDirectoryLockedError) {
+    console.error(error.message);
+    process.exit(1);
+  }
+  logger.fatal({ err: error }, 'start-up failed');
+  process.exit(1);
+}
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) process.exit(1); // a second signal: stop waiting
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    app.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'unclean stop');
+        process.exit(1);
+      },
+    );
+  });
+}

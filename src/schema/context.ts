@@ -1,0 +1,23 @@
+import type { Queryable } from '../db/client.js';
+import type { Logger } from '../logger.js';
+import { ServiceError } from '../services/errors.js';
+import type { Loaders } from '../services/loaders.js';
+import type { Viewer } from '../services/viewer.js';
+
+/** What every resolver gets; built once per GraphQL operation. */
+export type GraphQLContext = {
+  /** Echoed in the `x-request-id` response header and in every log line. */
+  requestId: string;
+  /** Null without a bearer token: only the schema itself is readable then. */
+  viewer: Viewer | null;
+  db: Queryable;
+  loaders: Loaders;
+  logger: Logger;
+};
+
+export function requireViewer(context: GraphQLContext): Viewer {
+  if (!context.viewer) {
+    throw new ServiceError('UNAUTHENTICATED', 'sign in: send an Authorization: Bearer <token> header');
+  }
+  return context.viewer;
+}

@@ -1,0 +1,63 @@
+/**
+ * Errors a caller can act on, each with a stable code. The GraphQL layer turns
+ * them into `extensions.code`; anything else is a bug and gets masked there.
+ */
+export const errorCodes = [
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'NOT_FOUND',
+  'BAD_USER_INPUT',
+  'INVALID_TRANSITION',
+  'CONFLICT',
+] as const;
+export type ErrorCode = (typeof errorCodes)[number];
+
+export class ServiceError extends Error {
+  override name = 'ServiceError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    /** Extra machine-readable facts, e.g. the offending field. */
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+export const badInput = (field: string, problem: string) =>
+  new ServiceError('BAD_USER_INPUT', `${field}: ${problem}`, { field });
+
+/** Out of reach and absent answer alike, so nobody can probe for others' ids. */
+export const notFound = (what: string, id: string) =>
+  new ServiceError('NOT_FOUND', `${what} ${id} was not found`);
+
+/** The SQLSTATE of a PostgreSQL error, through Drizzle's wrapping (`cause`). */
+export function sqlState(error: unknown): string | undefined {
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+  }
+  return undefined;
+}
+
+function databaseMessage(error: unknown): string {
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (sqlState(e) && !(e as { cause?: unknown }).cause) return (e as Error).message;
+  }
+  return (error as Error).message;
+}
+
+/**
+ * Maps what the database refuses on purpose to a ServiceError; returns
+ * anything else unchanged (a bug or an outage, for the caller to surface).
+ */
+export function fromDatabaseError(error: unknown): unknown {
+  switch (sqlState(error)) {
+    case 'INVTR': // raised by the lifecycle trigger
+      return new ServiceError('INVALID_TRANSITION', databaseMessage(error));
+    case '23505':
+      return new ServiceError('CONFLICT', 'that would duplicate an existing record');
+    default:
+      return error;
+  }
+}

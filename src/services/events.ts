@@ -1,0 +1,52 @@
+/** The append-only event log of each request, read in sequence order. */
+import { and, asc, getTableColumns, gt, inArray, lte, sql } from 'drizzle-orm';
+import type { Queryable } from '../db/client.js';
+import { requestEvents } from '../db/tables.js';
+import { badInput } from './errors.js';
+
+export type RequestEvent = typeof requestEvents.$inferSelect;
+export type EventPage = { rows: RequestEvent[]; hasNextPage: boolean };
+
+export const MAX_EVENT_PAGE = 500;
+
+export function checkEventPage(first: number | null | undefined, afterSequence: number | null | undefined) {
+  const size = first ?? 50;
+  if (!Number.isInteger(size) || size < 1 || size > MAX_EVENT_PAGE) {
+    throw badInput('first', `must be between 1 and ${MAX_EVENT_PAGE}`);
+  }
+  const after = afterSequence ?? 0;
+  if (!Number.isInteger(after) || after < 0) throw badInput('after', 'must be a sequence number (0 or more)');
+  return { first: size, afterSequence: after };
+}
+
+/**
+ * One page of events for each of many requests, in one query: a window
+ * numbers each request's events after the cursor and keeps `first + 1` of them.
+ */
+export async function eventPagesOfRequests(
+  db: Queryable,
+  requestIds: readonly string[],
+  page: { first: number; afterSequence: number },
+): Promise<Map<string, EventPage>> {
+  const pages = new Map<string, EventPage>(requestIds.map((id) => [id, { rows: [], hasNextPage: false }]));
+  if (requestIds.length === 0) return pages;
+  const ranked = db
+    .select({
+      ...getTableColumns(requestEvents),
+      rank: sql<number>`row_number() over (partition by ${requestEvents.requestId} order by ${requestEvents.sequence})`.as('rank'),
+    })
+    .from(requestEvents)
+    .where(and(inArray(requestEvents.requestId, [...requestIds]), gt(requestEvents.sequence, page.afterSequence)))
+    .as('ranked');
+  const rows = await db
+    .select()
+    .from(ranked)
+    .where(lte(ranked.rank, page.first + 1))
+    .orderBy(asc(ranked.requestId), asc(ranked.sequence));
+  for (const { rank, ...event } of rows) {
+    const entry = pages.get(event.requestId)!;
+    if (Number(rank) > page.first) entry.hasNextPage = true;
+    else entry.rows.push(event as RequestEvent);
+  }
+  return pages;
+}

@@ -1,0 +1,242 @@
+/**
+ * Content requests: submit, read, list, cancel, retry. Every read is scoped
+ * to the viewer (viewer.ts); a request out of reach is NOT_FOUND, exactly like
+ * one that does not exist.
+ */
+import { desc, eq, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
+import { z } from 'zod';
+import type { Queryable } from '../db/client.js';
+import { contentRequests, contentRequestStatus, users } from '../db/tables.js';
+import { badInput, notFound, ServiceError } from './errors.js';
+import { inTransaction } from './transaction.js';
+import { metadataObject, optionalText, parseInput, requiredText, uuid } from './validation.js';
+import { canSeeRequest, withinScope, type Viewer } from './viewer.js';
+
+export type ContentRequest = typeof contentRequests.$inferSelect;
+export type RequestStatus = (typeof contentRequestStatus.enumValues)[number];
+
+export async function getRequest(db: Queryable, viewer: Viewer, id: string): Promise<ContentRequest> {
+  const requestId = parseInput(uuid, id);
+  const [row] = await db
+    .select()
+    .from(contentRequests)
+    .where(withinScope(viewer, eq(contentRequests.id, requestId)));
+  if (!row) throw notFound('content request', requestId);
+  return row;
+}
+
+export async function getRequestByCorrelationId(
+  db: Queryable,
+  viewer: Viewer,
+  correlationId: string,
+): Promise<ContentRequest> {
+  const key = parseInput(requiredText(255), correlationId);
+  const [row] = await db
+    .select()
+    .from(contentRequests)
+    .where(withinScope(viewer, eq(contentRequests.correlationId, key)));
+  if (!row) throw notFound('content request with correlation id', key);
+  return row;
+}
+
+// ---------------------------------------------------------------------------
+// Submitting
+
+const submitInput = z.object({
+  correlationId: requiredText(255),
+  topic: requiredText(500),
+  studentQuery: requiredText(10_000),
+  gradeLevel: optionalText(50),
+  studentId: optionalText(100),
+  metadata: metadataObject.nullish(),
+});
+export type SubmitRequestInput = z.input<typeof submitInput>;
+
+/**
+ * Idempotent on the correlation id: the first call creates the request, any
+ * later one (even 20 at once) returns it with `created: false`. Reusing an id
+ * for a different request is a CONFLICT.
+ */
+export async function submitRequest(
+  db: Queryable,
+  viewer: Viewer,
+  input: SubmitRequestInput,
+): Promise<{ request: ContentRequest; created: boolean }> {
+  const fields = parseInput(submitInput, input);
+  const studentId = fields.studentId ?? viewer.userId;
+  const student = await findStudentFor(db, viewer, studentId);
+
+  const [inserted] = await db
+    .insert(contentRequests)
+    .values({
+      correlationId: fields.correlationId,
+      studentId: student.userId,
+      organizationId: student.organizationId,
+      topic: fields.topic,
+      studentQuery: fields.studentQuery,
+      gradeLevel: fields.gradeLevel ?? null,
+      metadata: fields.metadata ?? {},
+    })
+    .onConflictDoNothing({ target: contentRequests.correlationId })
+    .returning();
+  if (inserted) return { request: inserted, created: true };
+
+  // Someone got there first; under READ COMMITTED this new statement sees their row.
+  const [existing] = await db
+    .select()
+    .from(contentRequests)
+    .where(eq(contentRequests.correlationId, fields.correlationId));
+  const sameRequest =
+    existing &&
+    existing.studentId === student.userId &&
+    existing.topic === fields.topic &&
+    existing.studentQuery === fields.studentQuery &&
+    canSeeRequest(viewer, existing);
+  if (!sameRequest) {
+    throw new ServiceError(
+      'CONFLICT',
+      `correlationId ${fields.correlationId} is already used by a different request`,
+      { field: 'correlationId' },
+    );
+  }
+  return { request: existing, created: false };
+}
+
+/** Students submit for themselves; org admins for their organization's students; admins and workers for anyone. */
+async function findStudentFor(db: Queryable, viewer: Viewer, studentId: string) {
+  if (viewer.role === 'student' && studentId !== viewer.userId) {
+    throw new ServiceError('FORBIDDEN', 'a student can submit requests only for themselves');
+  }
+  const [student] = await db
+    .select({ userId: users.userId, organizationId: users.organizationId })
+    .from(users)
+    .where(eq(users.userId, studentId));
+  const reachable =
+    student &&
+    (viewer.role !== 'org_admin' || (viewer.organizationId !== null && student.organizationId === viewer.organizationId));
+  if (!reachable) throw badInput('studentId', `no student ${studentId} you can submit for`);
+  return student;
+}
+
+// ---------------------------------------------------------------------------
+// Listing, newest first, in keyset pages on (created_at, id)
+
+const MAX_PAGE = 100;
+
+const listFilter = z
+  .object({
+    status: z.array(z.enum(contentRequestStatus.enumValues)).max(9).nullish(),
+    studentId: optionalText(100),
+    organizationId: optionalText(100),
+    errorStage: optionalText(100),
+    createdAfter: z.date().nullish(),
+    createdBefore: z.date().nullish(),
+  })
+  .nullish();
+export type RequestFilter = z.input<typeof listFilter>;
+
+export type RequestPage = {
+  rows: (ContentRequest & { cursor: string })[];
+  hasNextPage: boolean;
+};
+
+export async function listRequests(
+  db: Queryable,
+  viewer: Viewer,
+  options: { filter?: RequestFilter; first?: number | null; after?: string | null },
+): Promise<RequestPage> {
+  const filter = parseInput(listFilter, options.filter) ?? {};
+  const first = options.first ?? 20;
+  if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE) {
+    throw badInput('first', `must be between 1 and ${MAX_PAGE}`);
+  }
+  const after = options.after ? decodeCursor(options.after) : undefined;
+
+  const conditions: (SQL | undefined)[] = [
+    filter.status?.length ? inArray(contentRequests.status, filter.status) : undefined,
+    filter.studentId ? eq(contentRequests.studentId, filter.studentId) : undefined,
+    filter.organizationId ? eq(contentRequests.organizationId, filter.organizationId) : undefined,
+    filter.errorStage ? eq(contentRequests.errorStage, filter.errorStage) : undefined,
+    filter.createdAfter ? gte(contentRequests.createdAt, filter.createdAfter) : undefined,
+    filter.createdBefore ? lt(contentRequests.createdAt, filter.createdBefore) : undefined,
+    // A row comparison, so the (…, created_at DESC, id DESC) indexes serve every page alike.
+    after
+      ? sql`(${contentRequests.createdAt}, ${contentRequests.id}) < (${after.createdAt}::timestamptz, ${after.id}::uuid)`
+      : undefined,
+  ];
+  const rows = await db
+    .select({
+      request: contentRequests,
+      // The cursor keeps created_at's microseconds, which a JS Date would drop.
+      cursorTime: sql<string>`to_char(${contentRequests.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`,
+    })
+    .from(contentRequests)
+    .where(withinScope(viewer, ...conditions))
+    .orderBy(desc(contentRequests.createdAt), desc(contentRequests.id))
+    .limit(first + 1);
+
+  return {
+    rows: rows
+      .slice(0, first)
+      .map(({ request, cursorTime }) => ({ ...request, cursor: encodeCursor(cursorTime, request.id) })),
+    hasNextPage: rows.length > first,
+  };
+}
+
+const cursorShape = z.tuple([z.iso.datetime(), uuid]);
+
+function encodeCursor(createdAt: string, id: string): string {
+  return Buffer.from(JSON.stringify([createdAt, id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: string; id: string } {
+  try {
+    const [createdAt, id] = cursorShape.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString()));
+    return { createdAt, id };
+  } catch {
+    throw badInput('after', 'is not a cursor this API issued');
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Cancel and retry: the lifecycle trigger decides what is allowed
+
+export function cancelRequest(db: Queryable, viewer: Viewer, id: string): Promise<ContentRequest> {
+  return moveRequest(db, viewer, id, 'cancelled');
+}
+
+/** A failed request goes back to pending; the database counts the retry and logs it. */
+export function retryRequest(db: Queryable, viewer: Viewer, id: string): Promise<ContentRequest> {
+  return moveRequest(db, viewer, id, 'failed-to-pending');
+}
+
+async function moveRequest(
+  db: Queryable,
+  viewer: Viewer,
+  id: string,
+  move: 'cancelled' | 'failed-to-pending',
+): Promise<ContentRequest> {
+  const requestId = parseInput(uuid, id);
+  return inTransaction(db, async (tx) => {
+    const [current] = await tx
+      .select()
+      .from(contentRequests)
+      .where(withinScope(viewer, eq(contentRequests.id, requestId)))
+      .for('no key update');
+    if (!current) throw notFound('content request', requestId);
+    if (move === 'failed-to-pending' && current.status !== 'failed') {
+      throw new ServiceError('INVALID_TRANSITION', `only a failed request can be retried; this one is ${current.status}`);
+    }
+    const [updated] = await tx
+      .update(contentRequests)
+      .set({ status: move === 'cancelled' ? 'cancelled' : 'pending' })
+      .where(eq(contentRequests.id, requestId))
+      .returning();
+    return updated!;
+  });
+}
+
+export async function requestsByIds(db: Queryable, ids: readonly string[]): Promise<ContentRequest[]> {
+  if (ids.length === 0) return [];
+  return db.select().from(contentRequests).where(inArray(contentRequests.id, [...ids]));
+}
