@@ -15,6 +15,13 @@ if (process.env.DATABASE_URL) {
 }
 
 export default defineConfig({
+  resolve: {
+    // Node loads graphql's CommonJS build (graphql 16 has no "exports" map);
+    // Vite would pick its ESM build for our code while CommonJS dependencies
+    // (graphql-armor) load the other: two graphql instances, and instanceof
+    // GraphQLError fails across them. One build, as in production.
+    alias: [{ find: /^graphql$/, replacement: 'graphql/index.js' }],
+  },
   test: {
     include: ['test/**/*.test.ts'],
     projects,

@@ -49,12 +49,19 @@ export type Database =
       withSession<T>(work: (session: PgliteDatabase<Schema>) => Promise<T>): Promise<T>;
     });
 
+export type QueryObserver = (query: string, params: unknown[]) => void;
+
+const drizzleLogger = (onQuery: QueryObserver | undefined) =>
+  onQuery ? { logger: { logQuery: onQuery } } : {};
+
 export type PostgresOptions = {
   url: string;
   /** Where LISTEN connects; defaults to `url`. */
   listenUrl?: string;
   poolSize?: number;
   applicationName?: string;
+  /** Sees every SQL statement Drizzle sends (tests count them; debugging logs them). */
+  onQuery?: QueryObserver;
 };
 
 export function connectPostgres(options: PostgresOptions): Database {
@@ -67,7 +74,7 @@ export function connectPostgres(options: PostgresOptions): Database {
   // An idle client's error (a server restart, say) must not crash the process;
   // the pool drops that client and the next query opens a new one.
   pool.on('error', () => undefined);
-  const db = drizzleNodePg(pool, { schema: tables });
+  const db = drizzleNodePg(pool, { schema: tables, ...drizzleLogger(options.onQuery) });
   return {
     kind: 'postgres',
     db,
@@ -75,7 +82,7 @@ export function connectPostgres(options: PostgresOptions): Database {
     async withSession(work) {
       const client = await pool.connect();
       try {
-        return await work(drizzleNodePg(client, { schema: tables }));
+        return await work(drizzleNodePg(client, { schema: tables, ...drizzleLogger(options.onQuery) }));
       } finally {
         client.release();
       }
@@ -102,6 +109,7 @@ export type PgliteOptions = {
   dataDir?: string;
   /** A dump (`pglite.dumpDataDir()`) to start from; tests use a migrated template. */
   loadDataDir?: Blob;
+  onQuery?: QueryObserver;
 };
 
 export async function openPglite(options: PgliteOptions = {}): Promise<Database> {
@@ -120,7 +128,7 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database>
     await releaseLock?.();
     throw error;
   }
-  const db = drizzlePglite(pglite, { schema: tables });
+  const db = drizzlePglite(pglite, { schema: tables, ...drizzleLogger(options.onQuery) });
   return {
     kind: 'pglite',
     db,

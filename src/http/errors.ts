@@ -64,3 +64,28 @@ export function maskError(logger: Logger) {
     return new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
   };
 }
+
+/**
+ * Documents refused before execution (unknown fields, wrong argument types,
+ * the depth / alias / cost limits) carry GRAPHQL_VALIDATION_FAILED, so every
+ * error a client sees has a code.
+ */
+export function useValidationErrorCodes(): Plugin {
+  return {
+    onValidate: () => ({ result, setResult }) => {
+      if (!result.length) return;
+      setResult(
+        result.map((error) =>
+          error.extensions?.code
+            ? error
+            : new GraphQLError(error.message, {
+                nodes: error.nodes,
+                source: error.source,
+                positions: error.positions,
+                extensions: { ...error.extensions, code: 'GRAPHQL_VALIDATION_FAILED' },
+              }),
+        ),
+      );
+    },
+  };
+}

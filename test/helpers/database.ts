@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { inject } from 'vitest';
-import { connectPostgres, openPglite, type Database } from '../../src/db/client.js';
+import { connectPostgres, openPglite, type Database, type QueryObserver } from '../../src/db/client.js';
 import { databaseUrl, onServer, uniqueDatabaseName } from './postgres-admin.js';
 
 export type TestDatabaseTarget =
@@ -33,13 +33,13 @@ export function testDatabaseKind(): TestDatabaseTarget['kind'] {
 
 /** A database with every migration applied (`migrated: false`: an empty one). */
 export async function createTestDatabase(
-  options: { migrated?: boolean; poolSize?: number } = {},
+  options: { migrated?: boolean; poolSize?: number; onQuery?: QueryObserver } = {},
 ): Promise<TestDatabase> {
   const migrated = options.migrated ?? true;
   const target = inject('testDatabase');
   if (target.kind === 'pglite') {
     const loadDataDir = migrated ? new Blob([await readFile(target.templateFile)]) : undefined;
-    const database = await openPglite(loadDataDir ? { loadDataDir } : {});
+    const database = await openPglite({ ...(loadDataDir ? { loadDataDir } : {}), onQuery: options.onQuery });
     return { database, kind: 'pglite', close: () => database.close() };
   }
   const name = uniqueDatabaseName('tracker_test');
@@ -48,7 +48,7 @@ export async function createTestDatabase(
     migrated ? `create database ${name} template ${target.templateName}` : `create database ${name}`,
   );
   const url = databaseUrl(target.serverUrl, name);
-  const database = connectPostgres({ url, poolSize: options.poolSize ?? 10 });
+  const database = connectPostgres({ url, poolSize: options.poolSize ?? 10, onQuery: options.onQuery });
   return {
     database,
     kind: 'postgres',

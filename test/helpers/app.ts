@@ -1,0 +1,105 @@
+/**
+ * A real server on a free port, over a fresh test database, and a GraphQL
+ * client that speaks plain HTTP to it, as any user's client would.
+ */
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { createApp, type RunningApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+import type { QueryObserver } from '../../src/db/client.js';
+import { signToken, type TokenClaims } from '../../src/http/auth.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
+
+export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-characters-long';
+
+export type GraphQLResponse<T = Record<string, any>> = {
+  status: number;
+  headers: Headers;
+  data?: T | null;
+  errors?: { message: string; path?: string[]; extensions?: Record<string, any> }[];
+};
+
+export type TestApp = {
+  url: string;
+  running: RunningApp;
+  testDatabase: TestDatabase;
+  /** Log lines the app wrote (JSON objects). */
+  logs: Record<string, any>[];
+  token(claims: TokenClaims, options?: { expiresIn?: string }): Promise<string>;
+  graphql<T = Record<string, any>>(
+    query: string,
+    options?: { variables?: Record<string, unknown>; token?: string | null; headers?: Record<string, string> },
+  ): Promise<GraphQLResponse<T>>;
+  close(): Promise<void>;
+};
+
+export async function startTestApp(options: { onQuery?: QueryObserver; env?: Record<string, string> } = {}): Promise<TestApp> {
+  const testDatabase = await createTestDatabase({ onQuery: options.onQuery });
+  const logs: Record<string, any>[] = [];
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line));
+        done();
+      },
+    }),
+  );
+  const config = loadConfig({
+    // The database is handed over below; this only satisfies the auth rule for servers.
+    DATABASE_URL: 'postgres://unused.invalid/unused',
+    JWT_SECRET: TEST_JWT_SECRET,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DEMO_DATA: 'false',
+    METRICS_ROLLUP_INTERVAL_SECONDS: '0',
+    ...options.env,
+  });
+  const app = createApp(config, { database: testDatabase.database, logger });
+  const running = await app.start();
+  const secret = new TextEncoder().encode(TEST_JWT_SECRET);
+
+  return {
+    url: running.url,
+    running,
+    testDatabase,
+    logs,
+    token: (claims, tokenOptions) => signToken(secret, claims, tokenOptions),
+    async graphql(query, requestOptions = {}) {
+      const response = await fetch(`${running.url}/graphql`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/graphql-response+json, application/json',
+          ...(requestOptions.token ? { authorization: `Bearer ${requestOptions.token}` } : {}),
+          ...requestOptions.headers,
+        },
+        body: JSON.stringify({ query, variables: requestOptions.variables ?? {} }),
+      });
+      const body = (await response.json()) as Omit<GraphQLResponse, 'status' | 'headers'>;
+      return { status: response.status, headers: response.headers, ...body } as GraphQLResponse<any>;
+    },
+    async close() {
+      await app.stop();
+      await testDatabase.close();
+    },
+  };
+}
+
+/** The one error of a response, failing the test clearly if there is not exactly one. */
+export function onlyError(response: GraphQLResponse) {
+  if (response.errors?.length !== 1) {
+    throw new Error(`expected exactly one error, got ${JSON.stringify(response.errors ?? response.data)}`);
+  }
+  return response.errors[0]!;
+}
+
+/** The data of a response that must have succeeded. */
+export function dataOf<T = Record<string, any>>(response: GraphQLResponse<T>): T {
+  if (response.errors?.length || !response.data) {
+    throw new Error(`expected success, got ${JSON.stringify(response.errors)}`);
+  }
+  return response.data;
+}
+
+export const STAGES = ['validation', 'retrieval', 'script_generation', 'video_generation', 'video_processing'] as const;
