@@ -15,27 +15,23 @@ import { canSeeRequest, withinScope, type Viewer } from './viewer.js';
 export type ContentRequest = typeof contentRequests.$inferSelect;
 export type RequestStatus = (typeof contentRequestStatus.enumValues)[number];
 
-export async function getRequest(db: Queryable, viewer: Viewer, id: string): Promise<ContentRequest> {
+export function getRequest(db: Queryable, viewer: Viewer, id: string): Promise<ContentRequest> {
   const requestId = parseInput(uuid, id);
-  const [row] = await db
-    .select()
-    .from(contentRequests)
-    .where(withinScope(viewer, eq(contentRequests.id, requestId)));
-  if (!row) throw notFound('content request', requestId);
-  return row;
+  return findVisible(db, viewer, eq(contentRequests.id, requestId), `content request ${requestId}`);
 }
 
-export async function getRequestByCorrelationId(
+export function getRequestByCorrelationId(
   db: Queryable,
   viewer: Viewer,
   correlationId: string,
 ): Promise<ContentRequest> {
   const key = parseInput(requiredText(255), correlationId);
-  const [row] = await db
-    .select()
-    .from(contentRequests)
-    .where(withinScope(viewer, eq(contentRequests.correlationId, key)));
-  if (!row) throw notFound('content request with correlation id', key);
+  return findVisible(db, viewer, eq(contentRequests.correlationId, key), `content request with correlation id ${key}`);
+}
+
+async function findVisible(db: Queryable, viewer: Viewer, condition: SQL, description: string) {
+  const [row] = await db.select().from(contentRequests).where(withinScope(viewer, condition));
+  if (!row) throw new ServiceError('NOT_FOUND', `${description} was not found`);
   return row;
 }
 
