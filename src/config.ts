@@ -5,7 +5,8 @@
 import { z } from 'zod';
 
 // An empty variable (FOO=) means "unset", as most deploy tools write it.
-const optionalString = z.preprocess((v) => (v === '' ? undefined : v), z.string().optional());
+const unsetWhenEmpty = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === '' ? undefined : v), schema);
+const optionalString = unsetWhenEmpty(z.string().optional());
 const postgresUrl = z.preprocess(
   (v) => (v === '' ? undefined : v),
   z
@@ -18,11 +19,11 @@ const environmentSchema = z.object({
   DATABASE_URL: postgresUrl,
   /** Where LISTEN connects; set it when DATABASE_URL goes through a transaction-mode pooler. */
   LISTEN_DATABASE_URL: postgresUrl,
-  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
+  DATABASE_POOL_SIZE: unsetWhenEmpty(z.coerce.number().int().min(1).max(500).default(20)),
   /** Embedded PGlite's folder when DATABASE_URL is unset; `memory://` keeps nothing. */
   DATA_DIR: optionalString.default('.data'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  PORT: z.coerce.number().int().min(0).max(65_535).default(4000),
+  LOG_LEVEL: unsetWhenEmpty(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
+  PORT: unsetWhenEmpty(z.coerce.number().int().min(0).max(65_535).default(4000)),
   HOST: optionalString.default('0.0.0.0'),
   /** HS256 signing secret for bearer tokens. */
   JWT_SECRET: z.preprocess(
@@ -30,7 +31,7 @@ const environmentSchema = z.object({
     z.string().min(32, 'must be at least 32 characters').optional(),
   ),
   /** Or verify RS256 tokens against this JWKS. */
-  JWKS_URL: z.preprocess((v) => (v === '' ? undefined : v), z.url('must be an http(s) URL').optional()),
+  JWKS_URL: unsetWhenEmpty(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
   JWT_ISSUER: optionalString,
   JWT_AUDIENCE: optionalString,
   /** Create the demo organization and users (and print their tokens); on by default when embedded. */
@@ -39,7 +40,7 @@ const environmentSchema = z.object({
     z.enum(['true', 'false'], 'must be true or false').optional(),
   ),
   /** How often the hourly metrics rollup runs; 0 turns it off. */
-  METRICS_ROLLUP_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(300),
+  METRICS_ROLLUP_INTERVAL_SECONDS: unsetWhenEmpty(z.coerce.number().int().min(0).default(300)),
 });
 
 export type Config = {

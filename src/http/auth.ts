@@ -44,6 +44,8 @@ export function createTokenVerifier(auth: AuthConfig, secret?: Uint8Array): Toke
       // The overloads differ only in the key's type.
       ({ payload } = await jwtVerify(token, key as Uint8Array, options));
     } catch (error) {
+      // An unreachable JWKS is our outage, not the caller's bad token: let it surface as unexpected.
+      if (error instanceof joseErrors.JWKSTimeout || !(error instanceof joseErrors.JOSEError)) throw error;
       throw new ServiceError('UNAUTHENTICATED', describeJoseError(error));
     }
     const claims = claimsSchema.safeParse(payload);
@@ -64,6 +66,7 @@ function describeJoseError(error: unknown): string {
   if (error instanceof joseErrors.JWTClaimValidationFailed) return `the token's ${error.claim} claim is not accepted`;
   if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'the token is signed with an algorithm this server does not accept';
   if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'the token signature is invalid';
+  if (error instanceof joseErrors.JWKSNoMatchingKey) return 'no key of the configured JWKS matches the token (kid or algorithm)';
   return 'the token is not a valid JWT';
 }
 

@@ -25,16 +25,49 @@ export function toCodedError(error: ServiceError, located?: GraphQLError): Graph
 function present(error: GraphQLError, context: Partial<GraphQLContext>, logger: Logger): GraphQLError {
   const original = error.originalError;
   if (original instanceof ServiceError) return toCodedError(original, error);
-  if (!original || original instanceof GraphQLError) return error; // parse, validation, coded errors
-  const requestId = context.requestId;
-  logger.error({ err: original, requestId, path: error.path?.join('.') }, 'unexpected error while resolving');
+  if (!original || original instanceof GraphQLError) {
+    // Refused before any resolver ran (a variable of the wrong type or shape): the caller's input.
+    if (!error.path && !error.extensions?.code) return withExtensions(error, { code: 'BAD_USER_INPUT' });
+    return error; // parse, validation, coded errors
+  }
+  return unexpected(original, context.requestId, logger, error);
+}
+
+/** Logs an unexpected error once, with the request's id, and returns the masked error the client sees. */
+export function unexpected(error: unknown, requestId: string | undefined, logger: Logger, located?: GraphQLError): GraphQLError {
+  logger.error(
+    { err: error, requestId, ...(located?.path ? { path: located.path.join('.') } : {}) },
+    located?.path ? 'unexpected error while resolving' : 'unexpected error outside execution',
+  );
   return new GraphQLError('Unexpected error.', {
+    ...(located ? { nodes: located.nodes, source: located.source, positions: located.positions, path: located.path } : {}),
+    extensions: { code: 'INTERNAL_SERVER_ERROR', ...(requestId ? { requestId } : {}) },
+  });
+}
+
+function withExtensions(error: GraphQLError, extensions: Record<string, unknown>): GraphQLError {
+  return new GraphQLError(error.message, {
     nodes: error.nodes,
     source: error.source,
     positions: error.positions,
     path: error.path,
-    extensions: { code: 'INTERNAL_SERVER_ERROR', requestId },
+    extensions: { ...error.extensions, ...extensions },
   });
+}
+
+/** A GraphQLError all the way down: nothing unexpected underneath to hide. */
+function isOriginalGraphQLError(error: unknown): error is GraphQLError {
+  return error instanceof GraphQLError && (error.originalError == null || isOriginalGraphQLError(error.originalError));
+}
+
+/**
+ * What an error thrown outside execution (building the context) becomes,
+ * with the request's id known: a coded error, or a masked one logged once.
+ */
+export function presentOutsideExecution(error: unknown, requestId: string, logger: Logger): GraphQLError {
+  if (error instanceof ServiceError) return toCodedError(error);
+  if (isOriginalGraphQLError(error)) return error;
+  return unexpected(error, requestId, logger);
 }
 
 /** For execution results, queries and subscriptions alike (the context is known here). */
@@ -54,14 +87,18 @@ export function useServiceErrors(logger: Logger): Plugin<GraphQLContext> {
   };
 }
 
-/** Yoga's own masking, for errors outside execution (in building the context, say). */
+/**
+ * Yoga's own masking, for every error it returns. GraphQL errors (parse,
+ * validation, variables, coded or already masked ones) pass unchanged: the
+ * same object, so yoga neither logs them nor loses their message, locations
+ * or HTTP status.
+ */
 export function maskError(logger: Logger) {
   return (error: unknown): Error => {
-    const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
-    if (original instanceof ServiceError) return toCodedError(original);
-    if (original instanceof GraphQLError) return original;
-    logger.error({ err: original }, 'unexpected error outside execution');
-    return new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+    if (isOriginalGraphQLError(error)) return error;
+    const original = error instanceof GraphQLError ? error.originalError : error;
+    if (original instanceof ServiceError) return toCodedError(original, error instanceof GraphQLError ? error : undefined);
+    return unexpected(original, undefined, logger, error instanceof GraphQLError ? error : undefined);
   };
 }
 

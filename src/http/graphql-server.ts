@@ -8,6 +8,7 @@ import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { sql } from 'drizzle-orm';
+import type { GraphQLError, ValidationContext } from 'graphql';
 import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Queryable } from '../db/client.js';
 import type { Logger } from '../logger.js';
@@ -17,12 +18,20 @@ import { createLoaders } from '../services/loaders.js';
 import { ProvisionedViewers } from '../services/users.js';
 import type { Role } from '../services/viewer.js';
 import type { TokenVerifier } from './auth.js';
-import { maskError, useServiceErrors, useValidationErrorCodes } from './errors.js';
+import { maskError, presentOutsideExecution, useServiceErrors, useValidationErrorCodes } from './errors.js';
 import { graphiqlTabs } from './graphiql.js';
 
 // armor's cost grows with nesting (×1.5 a level): a request with its stages and
 // event log costs about 5,000; these limits leave room for that, not for abuse.
 export const DOCUMENT_LIMITS = { depth: 12, aliases: 20, cost: 20_000, tokens: 2_000 };
+
+// Armor throws a refusal out of validation by default, where it escapes the
+// validation result: no code, HTTP 200. Reported instead, it is a validation
+// error like any other (GRAPHQL_VALIDATION_FAILED, HTTP 400).
+const reportRejection = {
+  propagateOnRejection: false,
+  onReject: [(context: ValidationContext | null, error: GraphQLError) => context?.reportError(error)],
+};
 
 export type GraphQLServerOptions = {
   db: Queryable;
@@ -67,9 +76,14 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
       const authorization = request.headers.get('authorization');
       let viewer = null;
       if (authorization) {
-        const match = /^Bearer\s+(\S+)$/i.exec(authorization);
-        viewer = await verifyToken(match?.[1] ?? '');
-        await provisioned.ensure(db, viewer);
+        // Coded (or masked and logged) here, where the request's id is known.
+        try {
+          const match = /^Bearer\s+(\S+)$/i.exec(authorization);
+          viewer = await verifyToken(match?.[1] ?? '');
+          await provisioned.ensure(db, viewer);
+        } catch (error) {
+          throw presentOutsideExecution(error, requestId, logger);
+        }
       }
       return { requestId, viewer, db, loaders: createLoaders(db), logger: logger.child({ requestId }) };
     },
@@ -77,9 +91,9 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
       useRequestIds,
       useServiceErrors(logger),
       maxTokensPlugin({ n: DOCUMENT_LIMITS.tokens }),
-      maxDepthPlugin({ n: DOCUMENT_LIMITS.depth, ignoreIntrospection: true, flattenFragments: true }),
-      maxAliasesPlugin({ n: DOCUMENT_LIMITS.aliases }),
-      costLimitPlugin({ maxCost: DOCUMENT_LIMITS.cost, ignoreIntrospection: true }),
+      maxDepthPlugin({ n: DOCUMENT_LIMITS.depth, ignoreIntrospection: true, flattenFragments: true, ...reportRejection }),
+      maxAliasesPlugin({ n: DOCUMENT_LIMITS.aliases, ...reportRejection }),
+      costLimitPlugin({ maxCost: DOCUMENT_LIMITS.cost, ignoreIntrospection: true, ...reportRejection }),
       useValidationErrorCodes(),
       useReadinessCheck({
         endpoint: '/ready',

@@ -16,7 +16,7 @@ export type ContentRequest = typeof contentRequests.$inferSelect;
 export type RequestStatus = (typeof contentRequestStatus.enumValues)[number];
 
 export function getRequest(db: Queryable, viewer: Viewer, id: string): Promise<ContentRequest> {
-  const requestId = parseInput(uuid, id);
+  const requestId = parseInput(uuid, id, 'id');
   return findVisible(db, viewer, eq(contentRequests.id, requestId), `content request ${requestId}`);
 }
 
@@ -25,7 +25,7 @@ export function getRequestByCorrelationId(
   viewer: Viewer,
   correlationId: string,
 ): Promise<ContentRequest> {
-  const key = parseInput(requiredText(255), correlationId);
+  const key = parseInput(requiredText(255), correlationId, 'correlationId');
   return findVisible(db, viewer, eq(contentRequests.correlationId, key), `content request with correlation id ${key}`);
 }
 
@@ -212,7 +212,7 @@ async function moveRequest(
   id: string,
   move: 'cancelled' | 'failed-to-pending',
 ): Promise<ContentRequest> {
-  const requestId = parseInput(uuid, id);
+  const requestId = parseInput(uuid, id, 'id');
   return inTransaction(db, async (tx) => {
     const [current] = await tx
       .select()

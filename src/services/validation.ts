@@ -5,11 +5,12 @@
 import { z } from 'zod';
 import { badInput } from './errors.js';
 
-export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
+/** `field` names a bare value (an argument); an object's issues name their own path. */
+export function parseInput<T extends z.ZodType>(schema: T, input: unknown, field = 'input'): z.infer<T> {
   const parsed = schema.safeParse(input);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0]!;
-  throw badInput(issue.path.join('.') || 'input', issue.message);
+  throw badInput(issue.path.join('.') || field, issue.message);
 }
 
 /** Text that must have content, up to `max` characters (the column's size). */
