@@ -3,7 +3,7 @@
  * start(). main.ts is the only file that reads the environment and listens
  * for signals; tests build apps here with their own database.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
@@ -42,7 +42,9 @@ const HOUR_MS = 3_600_000;
 
 export function createApp(config: Config, options: AppOptions = {}): App {
   const logger = options.logger ?? createLogger(config.logLevel);
-  let running: { app: RunningApp; server: Server; ownsDatabase: boolean; timers: NodeJS.Timeout[] } | undefined;
+  let running:
+    | { app: RunningApp; server: Server; ownsDatabase: boolean; timers: NodeJS.Timeout[]; drain: () => void }
+    | undefined;
 
   async function start(): Promise<RunningApp> {
     if (running) return running.app;
@@ -83,6 +85,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       });
 
       const server = createServer(graphql);
+      const drain = closeConnectionsWhenDone(server);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(config.http.port, config.http.host, () => resolve());
@@ -103,7 +106,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       }
 
       const app = { url, database, graphql, developmentTokens };
-      running = { app, server, ownsDatabase, timers };
+      running = { app, server, ownsDatabase, timers, drain };
       logger.info({ url: `${url}/graphql`, database: database.kind }, 'content request tracker ready');
       return app;
     } catch (error) {
@@ -114,12 +117,13 @@ export function createApp(config: Config, options: AppOptions = {}): App {
 
   async function stop(): Promise<void> {
     if (!running) return;
-    const { app, server, ownsDatabase, timers } = running;
+    const { app, server, ownsDatabase, timers, drain } = running;
     running = undefined;
     timers.forEach(clearInterval);
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeIdleConnections();
+      drain();
     });
     await app.graphql.dispose();
     if (ownsDatabase) await app.database.close();
@@ -127,4 +131,28 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   }
 
   return { start, stop };
+}
+
+/**
+ * server.close() only stops new connections: a keep-alive connection stays
+ * open, and a client that keeps sending on it keeps the server from ever
+ * stopping. Once drain() is called, every response (in flight or new) ends
+ * its connection, so stopping waits for in-flight requests and no longer.
+ */
+function closeConnectionsWhenDone(server: Server): () => void {
+  const inFlight = new Set<ServerResponse>();
+  let draining = false;
+  server.prependListener('request', (_request, response: ServerResponse) => {
+    if (draining) response.setHeader('connection', 'close');
+    inFlight.add(response);
+    response.once('close', () => inFlight.delete(response));
+  });
+  return () => {
+    draining = true;
+    for (const response of inFlight) {
+      if (!response.headersSent) response.setHeader('connection', 'close');
+      // Already answering with keep-alive: close the connection once it is idle.
+      else response.once('finish', () => setImmediate(() => server.closeIdleConnections()));
+    }
+  };
 }

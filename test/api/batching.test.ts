@@ -1,0 +1,122 @@
+/**
+ * No N+1: one GraphQL query for a page of requests with their stages, event
+ * log, student and organization costs a small, constant number of SQL
+ * statements, whatever the page size. Counted at the driver (every statement
+ * Drizzle sends), through real HTTP.
+ */
+import { inArray } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { contentRequests, requestStages } from '../../src/db/tables.js';
+import { dataOf, startTestApp, type TestApp } from '../helpers/app.js';
+import { insertOrganization, insertRequest, insertUser } from '../helpers/factories.js';
+
+const statements: string[] = [];
+let app: TestApp;
+let adminToken: string;
+let orgAdminToken: string;
+
+const ORGS = ['batch-org-a', 'batch-org-b'];
+const STUDENTS = [
+  { userId: 'batch-student-1', organizationId: ORGS[0]! },
+  { userId: 'batch-student-2', organizationId: ORGS[0]! },
+  { userId: 'batch-student-3', organizationId: ORGS[1]! },
+];
+
+beforeAll(async () => {
+  app = await startTestApp({ onQuery: (query) => statements.push(query) });
+  const db = app.testDatabase.database.db;
+  for (const organizationId of ORGS) await insertOrganization(db, { organizationId, name: organizationId });
+  for (const student of STUDENTS) await insertUser(db, { ...student, role: 'student' });
+
+  // 30 requests, each with two stages (one done, one running) and so a few events.
+  const ids: string[] = [];
+  for (let i = 0; i < 30; i++) {
+    const student = STUDENTS[i % STUDENTS.length]!;
+    ids.push((await insertRequest(db, { studentId: student.userId, organizationId: student.organizationId, correlationId: `batch-${i}` })).id);
+  }
+  await db.insert(requestStages).values(ids.map((requestId) => ({ requestId, stageName: 'validation', status: 'in_progress' as const })));
+  await db.update(requestStages).set({ status: 'completed' }).where(inArray(requestStages.requestId, ids));
+  await db.insert(requestStages).values(ids.map((requestId) => ({ requestId, stageName: 'retrieval', status: 'in_progress' as const, progressPercentage: 40 })));
+  const moved = await db.select({ status: contentRequests.status }).from(contentRequests).where(inArray(contentRequests.id, ids));
+  expect(moved.every((row) => row.status === 'retrieving')).toBe(true);
+
+  adminToken = await app.token({ sub: 'batch-admin', role: 'admin' });
+  orgAdminToken = await app.token({ sub: 'batch-org-admin', role: 'org_admin', organization_id: ORGS[0] });
+});
+afterAll(() => app?.close());
+
+const PAGE = `query ($first: Int!, $after: String) {
+  contentRequests(first: $first, after: $after) {
+    edges {
+      node {
+        id topic status progressPercentage
+        stages { stage status progressPercentage startedAt }
+        events(first: 10) { edges { cursor node { id sequence eventType newStatus stage } } pageInfo { hasNextPage endCursor } }
+        student { id name role }
+        organization { id name }
+      }
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}`;
+
+/** Runs the page query and returns the statements it cost, and the page. */
+async function measure(token: string, variables: Record<string, unknown>) {
+  statements.length = 0;
+  const response = await app.graphql(PAGE, { token, variables });
+  const sent = [...statements];
+  return { sent, connection: dataOf(response).contentRequests };
+}
+
+const describeStatements = (sent: string[]) => sent.map((s, i) => `${i + 1}. ${s.slice(0, 160)}`).join('\n');
+
+describe('a page of requests with stages, events, student and organization', () => {
+  test('costs the same few statements for 5 requests as for 20', async () => {
+    // Warm-up: the first call with a token provisions its user; later calls do not.
+    await measure(adminToken, { first: 1 });
+
+    const five = await measure(adminToken, { first: 5 });
+    const twenty = await measure(adminToken, { first: 20 });
+    expect(five.connection.edges).toHaveLength(5);
+    expect(twenty.connection.edges).toHaveLength(20);
+
+    // Everything was really loaded, for every request.
+    for (const { node } of twenty.connection.edges) {
+      expect(node.stages.map((s: { stage: string }) => s.stage)).toEqual(['validation', 'retrieval']);
+      expect(node.events.edges.length).toBeGreaterThanOrEqual(3);
+      expect(node.events.edges[0].node.eventType).toBe('CREATED');
+      expect(node.student.id).toMatch(/^batch-student-/);
+      expect(node.organization.id).toMatch(/^batch-org-/);
+    }
+    const students = new Set(twenty.connection.edges.map((e: { node: { student: { id: string } } }) => e.node.student.id));
+    expect(students.size).toBe(3);
+
+    expect(twenty.sent.length, describeStatements(twenty.sent)).toBe(five.sent.length);
+    // The page, then one each for stages, events, users and organizations.
+    expect(twenty.sent.length, describeStatements(twenty.sent)).toBeLessThanOrEqual(6);
+    for (const table of ['request_stages', 'request_events', 'users', 'organizations']) {
+      const touching = twenty.sent.filter((s) => new RegExp(`from "${table}"`).test(s));
+      expect(touching.length, `statements reading ${table}:\n${describeStatements(twenty.sent)}`).toBe(1);
+    }
+  });
+
+  test('the next page costs what the first one costs', async () => {
+    await measure(adminToken, { first: 1 });
+    const first = await measure(adminToken, { first: 20 });
+    const second = await measure(adminToken, { first: 20, after: first.connection.pageInfo.endCursor });
+    expect(second.connection.edges).toHaveLength(10);
+    expect(second.sent.length).toBe(first.sent.length);
+  });
+
+  test('the same holds within an org admin’s scope, provisioning counted once', async () => {
+    const warm = await measure(orgAdminToken, { first: 1 });
+    const five = await measure(orgAdminToken, { first: 5 });
+    const twenty = await measure(orgAdminToken, { first: 20 });
+    expect(twenty.connection.edges).toHaveLength(20);
+    expect(twenty.connection.edges.every((e: { node: { organization: { id: string } } }) => e.node.organization.id === ORGS[0])).toBe(true);
+    expect(twenty.sent.length).toBe(five.sent.length);
+    // The first call with a new token also stores its user (and organization): at most two more.
+    expect(warm.sent.length - five.sent.length).toBeGreaterThanOrEqual(1);
+    expect(warm.sent.length - five.sent.length).toBeLessThanOrEqual(2);
+  });
+});
