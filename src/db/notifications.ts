@@ -15,11 +15,16 @@ import { contentRequestStatus, requestEventType } from './tables.js';
 /** The channel `log_status_change()` notifies on. */
 export const REQUEST_EVENTS_CHANNEL = 'content_request_events';
 
-/** The payload `log_status_change()` sends: one per request_events row. */
+/** The payload `tg_request_events__publish()` sends at commit: one per request_events row. */
 const requestEventNotificationSchema = z.object({
   requestId: z.uuid(),
   /** request_events.id, as text: a bigint must not pass through a float. */
   eventId: z.string().regex(/^\d+$/),
+  /** request_events.feed_position: commit order across all requests. */
+  position: z
+    .string()
+    .regex(/^\d+$/)
+    .transform((value) => BigInt(value)),
   sequence: z.number().int().positive(),
   eventType: z.enum(requestEventType.enumValues),
   oldStatus: z.enum(contentRequestStatus.enumValues).nullable(),
@@ -31,7 +36,7 @@ const requestEventNotificationSchema = z.object({
   createdAt: z.string(),
 });
 
-export type RequestEventNotification = z.infer<typeof requestEventNotificationSchema>;
+export type RequestEventNotification = z.output<typeof requestEventNotificationSchema>;
 
 /** Parses one payload; throws on anything that is not the trigger's shape. */
 export function parseRequestEventNotification(payload: string): RequestEventNotification {

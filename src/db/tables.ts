@@ -251,6 +251,12 @@ export const requestEvents = pgTable(
     message: text('message'),
     metadata: jsonb('metadata').$type<Record<string, unknown>>().notNull().default({}),
     createdAt: createdAt(),
+    /**
+     * The live feed's cursor: numbered at commit, in commit order, by a
+     * deferred trigger (drizzle/0005), so a visible position implies every
+     * smaller one is visible too. NULL only inside the writing transaction.
+     */
+    feedPosition: bigint('feed_position', { mode: 'bigint' }),
   },
   (t) => [
     // Also the index that serves a replay: WHERE request_id = $1 AND sequence > $2.
@@ -260,6 +266,7 @@ export const requestEvents = pgTable(
       columns: [t.requestId],
       foreignColumns: [contentRequests.id],
     }).onDelete('cascade'),
+    unique('request_events_feed_position_key').on(t.feedPosition),
     index('idx_request_events_created').on(t.createdAt.desc()),
     index('idx_request_events_type').on(t.eventType),
   ],

@@ -115,7 +115,9 @@ describe('one event row and one notification per change', () => {
       studentQuery: 'secret question '.repeat(500),
     });
     await expect.poll(() => notificationsOf(request.id).length).toBe(1);
-    const serialized = JSON.stringify(notificationsOf(request.id)[0]);
+    const serialized = JSON.stringify(notificationsOf(request.id)[0], (_key, value: unknown) =>
+      typeof value === 'bigint' ? value.toString() : value,
+    );
     expect(serialized).not.toContain('secret question');
     expect(serialized.length).toBeLessThan(1000);
   });

@@ -10,7 +10,14 @@ import { connectPostgres, type Database } from '../../src/db/client.js';
 import { appliedTags, migrateDown, migrateUp, MIGRATIONS_FOLDER } from '../../src/db/migrate.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
-const ALL_TAGS = ['0000_tables', '0001_pipeline_stages', '0002_functions_and_triggers', '0003_views'];
+const journal = JSON.parse(await readFile(path.join(MIGRATIONS_FOLDER, 'meta', '_journal.json'), 'utf8')) as {
+  entries: { tag: string }[];
+};
+const ALL_TAGS = journal.entries.map((entry) => entry.tag);
+const VIEWS_AT = ALL_TAGS.indexOf('0003_views');
+// drizzle-kit writes these from src/db/tables.ts (plain DDL, once only); we write the rest.
+const GENERATED = new Set(['0000_tables', '0004_feed_position']);
+const CUSTOM_TAGS = ALL_TAGS.filter((tag) => !GENERATED.has(tag));
 
 const opened: TestDatabase[] = [];
 afterEach(async () => {
@@ -52,13 +59,17 @@ describe('migrations', () => {
     expect(migrated).toContain('function log_status_change');
     expect(await migrateUp(database)).toEqual([]);
 
-    expect(await migrateDown(database)).toEqual(['0003_views']);
+    expect(await migrateDown(database)).toEqual([ALL_TAGS.at(-1)]);
+    expect(await tagsOf(database)).toEqual(ALL_TAGS.slice(0, -1));
+
+    // Down to just before the views: they go, the functions stay.
+    expect(await migrateDown(database, ALL_TAGS.length - 1 - VIEWS_AT)).toEqual(ALL_TAGS.slice(VIEWS_AT, -1).reverse());
     const withoutViews = await publicObjects(database);
     expect(withoutViews).not.toContain('view active_requests_dashboard');
     expect(withoutViews).toContain('function log_status_change');
-    expect(await tagsOf(database)).toEqual(ALL_TAGS.slice(0, 3));
+    expect(await tagsOf(database)).toEqual(ALL_TAGS.slice(0, VIEWS_AT));
 
-    expect(await migrateDown(database, 10)).toEqual([...ALL_TAGS.slice(0, 3)].reverse());
+    expect(await migrateDown(database, 100)).toEqual(ALL_TAGS.slice(0, VIEWS_AT).reverse());
     expect(await publicObjects(database)).toEqual([]);
     expect(await tagsOf(database)).toEqual([]);
 
@@ -88,7 +99,7 @@ describe('migrations', () => {
     const { database } = await emptyDatabase();
     await migrateUp(database);
     const before = await publicObjects(database);
-    for (const tag of ALL_TAGS.slice(1)) {
+    for (const tag of CUSTOM_TAGS) {
       const text = await readFile(path.join(MIGRATIONS_FOLDER, `${tag}.sql`), 'utf8');
       for (const statement of text.split('--> statement-breakpoint')) {
         await database.db.execute(sql.raw(statement));
@@ -109,9 +120,9 @@ describe('migrations', () => {
       insert into content_requests (correlation_id, student_id, topic, student_query) values ('c1', 'u1', 't', 'q')`);
     await database.db.execute(sql`
       insert into request_stages (request_id, stage_name) select id, 'validation' from content_requests`);
-    // Down to 0001: its DELETE of the stage definitions is restricted by request_stages.
-    await expect(migrateDown(database, 3)).rejects.toThrow();
-    // Views and functions went in the first two steps; 0001 did not.
+    // Down through 0001: its DELETE of the stage definitions is restricted by request_stages.
+    await expect(migrateDown(database, ALL_TAGS.length - 1)).rejects.toThrow();
+    // Everything after 0001 went, one transaction a step; 0001 did not.
     expect(await tagsOf(database)).toEqual(ALL_TAGS.slice(0, 2));
     const stages = await database.db.execute<{ n: number }>(sql`select count(*)::int as n from pipeline_stage_definitions`);
     expect(stages.rows[0]!.n).toBe(5);
