@@ -9,7 +9,10 @@ import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { migrateUp } from './db/migrate.js';
 import { createTokenVerifier, developmentSecret, signToken } from './http/auth.js';
-import { createGraphQLServer, type GraphQLServer } from './http/graphql-server.js';
+import { createAuthenticator, createGraphQLServer, type GraphQLServer } from './http/graphql-server.js';
+import { attachWebSocketTransport } from './http/websocket.js';
+import { EventHub } from './live/hub.js';
+import { eventsAfterPosition, latestPosition } from './services/feed.js';
 import { createLogger, type Logger } from './logger.js';
 import { seedDemoData, type DemoUser } from './services/demo.js';
 import { rollupRequestMetrics } from './services/monitoring.js';
@@ -22,6 +25,7 @@ export type RunningApp = {
   url: string;
   database: Database;
   graphql: GraphQLServer;
+  hub: EventHub;
   /** Signed tokens for the demo users (embedded development mode only). */
   developmentTokens: DevelopmentToken[];
 };
@@ -42,15 +46,20 @@ const HOUR_MS = 3_600_000;
 
 export function createApp(config: Config, options: AppOptions = {}): App {
   const logger = options.logger ?? createLogger(config.logLevel);
-  let running:
-    | { app: RunningApp; server: Server; ownsDatabase: boolean; timers: NodeJS.Timeout[]; drain: () => void }
-    | undefined;
+  let running: { app: RunningApp; shutdown: () => Promise<void> } | undefined;
 
   async function start(): Promise<RunningApp> {
     if (running) return running.app;
-    const ownsDatabase = !options.database;
-    const database = options.database ?? (await openDatabase(config.database));
+    // What start() has opened, closed in reverse order by stop() (or by a failed start).
+    const closers: (() => Promise<void>)[] = [];
+    const shutdown = async () => {
+      for (const close of closers.splice(0).reverse()) {
+        await close().catch((error: unknown) => logger.error({ err: error }, 'error while stopping'));
+      }
+    };
     try {
+      const database = options.database ?? (await openDatabase(config.database));
+      if (!options.database) closers.push(() => database.close());
       const applied = await migrateUp(database);
       if (applied.length) logger.info({ applied }, 'migrations applied');
 
@@ -58,79 +67,108 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         config.auth.verify.kind === 'development'
           ? await developmentSecret(config.database.kind === 'pglite' ? config.database.dataDir : undefined)
           : undefined;
-      const developmentTokens: DevelopmentToken[] = [];
-      if (config.demoData) {
-        const demoUsers = await seedDemoData(database.db);
-        // Tokens only where this process signs them itself.
-        const signingSecret = secret ?? (config.auth.verify.kind === 'hs256' ? new TextEncoder().encode(config.auth.verify.secret) : undefined);
-        if (signingSecret) {
-          for (const user of demoUsers) {
-            const token = await signToken(
-              signingSecret,
-              { sub: user.userId, role: user.role, organization_id: user.organizationId },
-              { issuer: config.auth.issuer, audience: config.auth.audience },
-            );
-            developmentTokens.push({ ...user, token });
-          }
-        }
-      }
-
+      const developmentTokens = config.demoData ? await seedDemoUsers(config, database, secret) : [];
       const graphiqlTokens: Partial<Record<Role, string>> = {};
       for (const { role, token } of developmentTokens) graphiqlTokens[role] ??= token;
+
+      // Live updates: one listener for the process, one hub for every subscription.
+      const listener = await database.createNotificationListener(logger);
+      closers.push(() => listener.close());
+      const hub = await EventHub.start(
+        {
+          listener,
+          eventsAfter: (position, limit) => eventsAfterPosition(database.db, position, limit),
+          latestPosition: () => latestPosition(database.db),
+        },
+        logger,
+      );
+      closers.push(() => hub.close());
+      const closing = new AbortController();
+
+      const authenticate = createAuthenticator(database.db, createTokenVerifier(config.auth, secret));
       const graphql = createGraphQLServer({
         db: database.db,
-        verifyToken: createTokenVerifier(config.auth, secret),
+        authenticate,
+        live: { db: database.db, hub, closing: closing.signal },
         logger,
         graphiqlTokens,
+      });
+      closers.push(async () => {
+        await graphql.dispose();
       });
 
       const server = createServer(graphql);
       const drain = closeConnectionsWhenDone(server);
+      const websockets = attachWebSocketTransport({ server, graphql, authenticate, logger });
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(config.http.port, config.http.host, () => resolve());
+      });
+      closers.push(async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+          drain();
+        });
+      });
+      // Runs first on stop: streams complete (SSE responses end, WebSockets close) before the server waits for them.
+      closers.push(async () => {
+        closing.abort();
+        await websockets.close();
       });
       const address = server.address() as AddressInfo;
       const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
       const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
 
-      const timers: NodeJS.Timeout[] = [];
       if (config.metricsRollupIntervalMs > 0) {
         const rollup = () =>
           // The current and previous hour: a request's outcome can land an hour after it was created.
           rollupRequestMetrics(database.db, new Date(Date.now() - 2 * HOUR_MS)).catch((error: unknown) =>
             logger.error({ err: error }, 'metrics rollup failed'),
           );
-        timers.push(setInterval(rollup, config.metricsRollupIntervalMs).unref());
+        const timer = setInterval(rollup, config.metricsRollupIntervalMs).unref();
+        closers.push(async () => clearInterval(timer));
         void rollup();
       }
 
-      const app = { url, database, graphql, developmentTokens };
-      running = { app, server, ownsDatabase, timers, drain };
+      const app = { url, database, graphql, hub, developmentTokens };
+      running = { app, shutdown };
       logger.info({ url: `${url}/graphql`, database: database.kind }, 'content request tracker ready');
       return app;
     } catch (error) {
-      if (ownsDatabase) await database.close();
+      await shutdown();
       throw error;
     }
   }
 
   async function stop(): Promise<void> {
     if (!running) return;
-    const { app, server, ownsDatabase, timers, drain } = running;
+    const { shutdown } = running;
     running = undefined;
-    timers.forEach(clearInterval);
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-      drain();
-    });
-    await app.graphql.dispose();
-    if (ownsDatabase) await app.database.close();
+    await shutdown();
     logger.info('stopped');
   }
 
   return { start, stop };
+}
+
+/** The demo organization and users, and a token for each when this process can sign them. */
+async function seedDemoUsers(config: Config, database: Database, developmentSecret: Uint8Array | undefined) {
+  const demoUsers = await seedDemoData(database.db);
+  const signingSecret =
+    developmentSecret ??
+    (config.auth.verify.kind === 'hs256' ? new TextEncoder().encode(config.auth.verify.secret) : undefined);
+  if (!signingSecret) return [];
+  const tokens: DevelopmentToken[] = [];
+  for (const user of demoUsers) {
+    const token = await signToken(
+      signingSecret,
+      { sub: user.userId, role: user.role, organization_id: user.organizationId },
+      { issuer: config.auth.issuer, audience: config.auth.audience },
+    );
+    tokens.push({ ...user, token });
+  }
+  return tokens;
 }
 
 /**

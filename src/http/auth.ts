@@ -19,7 +19,9 @@ const claimsSchema = z.object({
 
 export type TokenClaims = { sub: string; role: Viewer['role']; organization_id?: string | null };
 
-export type TokenVerifier = (token: string) => Promise<Viewer>;
+export type VerifiedToken = { viewer: Viewer; /** From `exp`; a WebSocket is closed then. */ expiresAt: Date | null };
+
+export type TokenVerifier = (token: string) => Promise<VerifiedToken>;
 
 export function createTokenVerifier(auth: AuthConfig, secret?: Uint8Array): TokenVerifier {
   let key: Uint8Array | JWTVerifyGetKey;
@@ -53,10 +55,10 @@ export function createTokenVerifier(auth: AuthConfig, secret?: Uint8Array): Toke
       const issue = claims.error.issues[0]!;
       throw new ServiceError('UNAUTHENTICATED', `the token's ${issue.path.join('.')} claim is invalid: ${issue.message}`);
     }
+    const exp = (payload as { exp?: unknown }).exp;
     return {
-      userId: claims.data.sub,
-      role: claims.data.role,
-      organizationId: claims.data.organization_id ?? null,
+      viewer: { userId: claims.data.sub, role: claims.data.role, organizationId: claims.data.organization_id ?? null },
+      expiresAt: typeof exp === 'number' ? new Date(exp * 1000) : null,
     };
   };
 }

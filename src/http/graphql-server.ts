@@ -16,8 +16,9 @@ import type { GraphQLContext } from '../schema/context.js';
 import { buildSchema } from '../schema/index.js';
 import { createLoaders } from '../services/loaders.js';
 import { ProvisionedViewers } from '../services/users.js';
-import type { Role } from '../services/viewer.js';
-import type { TokenVerifier } from './auth.js';
+import type { Role, Viewer } from '../services/viewer.js';
+import type { LiveDependencies } from '../live/subscriptions.js';
+import type { TokenVerifier, VerifiedToken } from './auth.js';
 import { maskError, presentOutsideExecution, useServiceErrors, useValidationErrorCodes } from './errors.js';
 import { graphiqlTabs } from './graphiql.js';
 
@@ -35,7 +36,8 @@ const reportRejection = {
 
 export type GraphQLServerOptions = {
   db: Queryable;
-  verifyToken: TokenVerifier;
+  authenticate: Authenticator;
+  live: LiveDependencies;
   logger: Logger;
   /** Development tokens to preload in GraphiQL's example tabs. */
   graphiqlTokens?: Partial<Record<Role, string>>;
@@ -43,9 +45,24 @@ export type GraphQLServerOptions = {
 
 export type GraphQLServer = YogaServerInstance<Record<string, unknown>, GraphQLContext>;
 
-export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServer {
-  const { db, verifyToken, logger } = options;
+/** A bearer token (the header's value) to a known, provisioned viewer; a ServiceError if it is not one. */
+export type Authenticator = (authorization: string) => Promise<VerifiedToken>;
+
+export function createAuthenticator(db: Queryable, verifyToken: TokenVerifier): Authenticator {
   const provisioned = new ProvisionedViewers();
+  return async (authorization) => {
+    const match = /^Bearer\s+(\S+)$/i.exec(authorization);
+    const verified = await verifyToken(match?.[1] ?? '');
+    await provisioned.ensure(db, verified.viewer);
+    return verified;
+  };
+}
+
+/** What the WebSocket transport hands the context: its connection's viewer, checked at connect. */
+export type SocketContext = { socketViewer: Viewer };
+
+export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServer {
+  const { db, authenticate, live, logger } = options;
   const requestIds = new WeakMap<Request, string>();
 
   // A caller's own id (from a proxy, say) is kept if it looks like one.
@@ -71,21 +88,27 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
       title: 'Content request tracker',
       defaultTabs: graphiqlTabs(options.graphiqlTokens ?? {}),
     },
-    context: async ({ request }): Promise<GraphQLContext> => {
-      const requestId = requestIds.get(request) ?? randomUUID();
-      const authorization = request.headers.get('authorization');
-      let viewer = null;
-      if (authorization) {
+    context: async (initial): Promise<GraphQLContext> => {
+      const make = (requestId: string, viewer: Viewer | null): GraphQLContext => ({
+        requestId,
+        viewer,
+        db,
+        loaders: createLoaders(db),
+        live,
+        logger: logger.child({ requestId }),
+      });
+      const { socketViewer } = initial as Partial<SocketContext>;
+      if (socketViewer) return make(randomUUID(), socketViewer);
+
+      const requestId = requestIds.get(initial.request) ?? randomUUID();
+      const authorization = initial.request.headers.get('authorization');
+      if (!authorization) return make(requestId, null);
+      try {
+        return make(requestId, (await authenticate(authorization)).viewer);
+      } catch (error) {
         // Coded (or masked and logged) here, where the request's id is known.
-        try {
-          const match = /^Bearer\s+(\S+)$/i.exec(authorization);
-          viewer = await verifyToken(match?.[1] ?? '');
-          await provisioned.ensure(db, viewer);
-        } catch (error) {
-          throw presentOutsideExecution(error, requestId, logger);
-        }
+        throw presentOutsideExecution(error, requestId, logger);
       }
-      return { requestId, viewer, db, loaders: createLoaders(db), logger: logger.child({ requestId }) };
     },
     plugins: [
       useRequestIds,

@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/client.js';
+import type { LiveDependencies } from '../live/subscriptions.js';
 import type { Logger } from '../logger.js';
 import { ServiceError } from '../services/errors.js';
 import type { Loaders } from '../services/loaders.js';
@@ -12,6 +13,8 @@ export type GraphQLContext = {
   viewer: Viewer | null;
   db: Queryable;
   loaders: Loaders;
+  /** The hub and shutdown signal the subscriptions run on. */
+  live: LiveDependencies;
   logger: Logger;
 };
 

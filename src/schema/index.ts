@@ -6,6 +6,7 @@ import './enums.js';
 import './objects.js';
 import './queries.js';
 import './mutations.js';
+import './subscriptions.js';
 
 let schema: GraphQLSchema | undefined;
 

@@ -1,0 +1,145 @@
+/**
+ * The in-process hub: one notification listener per server process, turned
+ * into one ordered, gap-free stream of request events, fanned out by topic
+ * (one request, one student, one organization, everything).
+ *
+ * Order and completeness come from the feed position: the database numbers
+ * every event at commit, in commit order (drizzle/0004), so once position P
+ * is visible every smaller position is too. The hub delivers positions in
+ * order; a jump (a notification lost while the listener was away, or an
+ * aborted commit's unused number) is filled from request_events before going
+ * on, and after every reconnection the hub catches up the same way.
+ */
+import { parseRequestEventNotification, REQUEST_EVENTS_CHANNEL, type NotificationListener } from '../db/notifications.js';
+import type { Logger } from '../logger.js';
+import type { LiveEvent } from '../services/feed.js';
+
+export type Topic = `request:${string}` | `student:${string}` | `organization:${string}` | 'all';
+
+export type LiveEventHandler = (event: LiveEvent) => void;
+
+export type HubSource = {
+  listener: NotificationListener;
+  /** Events committed after `position`, in position order, at most `limit` of them. */
+  eventsAfter(position: bigint, limit: number): Promise<LiveEvent[]>;
+  /** The newest position committed so far (0 when there is none). */
+  latestPosition(): Promise<bigint>;
+};
+
+const CATCH_UP_BATCH = 1_000;
+
+export function topicsOf(event: Pick<LiveEvent, 'requestId' | 'studentId' | 'organizationId'>): Topic[] {
+  const topics: Topic[] = ['all', `request:${event.requestId}`, `student:${event.studentId}`];
+  if (event.organizationId) topics.push(`organization:${event.organizationId}`);
+  return topics;
+}
+
+export class EventHub {
+  private readonly subscribers = new Map<Topic, Set<LiveEventHandler>>();
+  private lastPosition = 0n;
+  // Notifications and catch-ups are handled one at a time, in arrival order.
+  private work: Promise<void> = Promise.resolve();
+  private unsubscribeReconnect: (() => void) | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly source: HubSource,
+    private readonly logger: Logger,
+  ) {}
+
+  static async start(source: HubSource, logger: Logger): Promise<EventHub> {
+    const hub = new EventHub(source, logger.child({ component: 'event-hub' }));
+    await source.listener.listen(REQUEST_EVENTS_CHANNEL, (payload) => hub.onNotification(payload));
+    // Listening first, then the starting point: nothing committed in between is missed.
+    hub.lastPosition = await source.latestPosition();
+    hub.unsubscribeReconnect = source.listener.onReconnect(() => hub.enqueue(() => hub.catchUp()));
+    return hub;
+  }
+
+  /** The position of the newest event delivered; a subscription's replay meets the live stream here. */
+  get position(): bigint {
+    return this.lastPosition;
+  }
+
+  subscribe(topic: Topic, handler: LiveEventHandler): () => void {
+    let handlers = this.subscribers.get(topic);
+    if (!handlers) this.subscribers.set(topic, (handlers = new Set()));
+    handlers.add(handler);
+    return () => {
+      handlers.delete(handler);
+      if (handlers.size === 0 && this.subscribers.get(topic) === handlers) this.subscribers.delete(topic);
+    };
+  }
+
+  /** Open subscriptions, by topic count (for metrics and tests). */
+  get subscriberCount(): number {
+    let count = 0;
+    for (const handlers of this.subscribers.values()) count += handlers.size;
+    return count;
+  }
+
+  /** Waits until everything received so far has been delivered. */
+  settled(): Promise<void> {
+    return this.work;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.unsubscribeReconnect?.();
+    await this.work;
+    this.subscribers.clear();
+  }
+
+  private onNotification(payload: string): void {
+    let event: LiveEvent;
+    try {
+      event = parseRequestEventNotification(payload);
+    } catch (error) {
+      this.logger.error({ err: error, payload: payload.slice(0, 200) }, 'unreadable notification ignored');
+      return;
+    }
+    this.enqueue(async () => {
+      if (event.position <= this.lastPosition) return; // delivered already, by a catch-up
+      if (event.position > this.lastPosition + 1n) await this.catchUp(event.position - 1n);
+      this.deliver(event);
+    });
+  }
+
+  private enqueue(task: () => Promise<void>): void {
+    this.work = this.work.then(task).catch((error: unknown) => {
+      this.logger.error({ err: error }, 'event hub could not catch up; it will try again on the next event');
+    });
+  }
+
+  /** Delivers what was committed after lastPosition (up to `until`), from the table. */
+  private async catchUp(until?: bigint): Promise<void> {
+    for (;;) {
+      if (this.closed) return;
+      const events = await this.source.eventsAfter(this.lastPosition, CATCH_UP_BATCH);
+      for (const event of events) {
+        if (until !== undefined && event.position > until) return;
+        this.deliver(event);
+      }
+      if (events.length < CATCH_UP_BATCH) {
+        // Whatever is still missing up to `until` was never committed (an aborted commit's number).
+        if (until !== undefined && until > this.lastPosition) this.lastPosition = until;
+        return;
+      }
+    }
+  }
+
+  private deliver(event: LiveEvent): void {
+    this.lastPosition = event.position;
+    for (const topic of topicsOf(event)) {
+      const handlers = this.subscribers.get(topic);
+      if (!handlers) continue;
+      for (const handler of handlers) {
+        try {
+          handler(event);
+        } catch (error) {
+          this.logger.error({ err: error, topic }, 'subscriber failed on an event');
+        }
+      }
+    }
+  }
+}

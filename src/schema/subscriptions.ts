@@ -1,0 +1,124 @@
+import { requestProgressStream, requestUpdatesStream, type Update } from '../live/subscriptions.js';
+import { getRequest } from '../services/requests.js';
+import { builder } from './builder.js';
+import { requireViewer } from './context.js';
+import { EventTypeEnum, RequestStatusEnum } from './enums.js';
+import { ContentRequestRef } from './objects.js';
+import type { LiveEvent } from '../services/feed.js';
+
+const UpdateKindEnum = builder.enumType('ContentRequestUpdateKind', {
+  values: {
+    SNAPSHOT: { value: 'snapshot', description: 'The request as it stood when you subscribed.' },
+    EVENT: { value: 'event', description: 'A committed change.' },
+  } as const,
+});
+
+const LiveEventRef = builder.objectRef<LiveEvent>('LiveRequestEvent').implement({
+  description: 'The change a live update reports: one row of the request’s event log.',
+  fields: (t) => ({
+    id: t.field({ type: 'BigInt', resolve: (event) => BigInt(event.eventId) }),
+    sequence: t.field({ type: 'BigInt', resolve: (event) => event.sequence }),
+    eventType: t.expose('eventType', { type: EventTypeEnum }),
+    oldStatus: t.expose('oldStatus', { type: RequestStatusEnum, nullable: true }),
+    newStatus: t.expose('newStatus', { type: RequestStatusEnum }),
+    stage: t.exposeString('stage', { nullable: true }),
+    progressPercentage: t.exposeInt('progress'),
+    createdAt: t.field({ type: 'DateTime', resolve: (event) => event.createdAt }),
+  }),
+});
+
+const UpdateRef = builder.objectRef<Update>('ContentRequestUpdate').implement({
+  description:
+    'One message of a live subscription: the request’s state at that point, and the change that led to it (none for a snapshot).',
+  fields: (t) => ({
+    kind: t.field({ type: UpdateKindEnum, resolve: (update) => update.kind }),
+    cursor: t.string({
+      description: 'Resume contentRequestUpdates after this message with `after: cursor`.',
+      resolve: (update) => String(update.kind === 'event' ? update.event.position : update.position),
+    }),
+    requestId: t.id({ resolve: (update) => (update.kind === 'event' ? update.event.requestId : update.request.id) }),
+    sequence: t.field({
+      type: 'BigInt',
+      description: 'Resume contentRequestProgress after this message with `afterSequence: sequence`.',
+      resolve: (update) => (update.kind === 'event' ? update.event.sequence : update.sequence),
+    }),
+    status: t.field({
+      type: RequestStatusEnum,
+      resolve: (update) => (update.kind === 'event' ? update.event.newStatus : update.request.status),
+    }),
+    stage: t.string({
+      nullable: true,
+      resolve: (update) => (update.kind === 'event' ? update.event.stage : update.request.currentStage),
+    }),
+    progressPercentage: t.int({
+      resolve: (update) => (update.kind === 'event' ? update.event.progress : update.request.progressPercentage),
+    }),
+    event: t.field({
+      type: LiveEventRef,
+      nullable: true,
+      resolve: (update) => (update.kind === 'event' ? update.event : null),
+    }),
+    request: t.field({
+      type: ContentRequestRef,
+      description: 'The whole request as it is now: one read per message, so ask for it only when you need more than the state above.',
+      resolve: (update, _args, ctx) =>
+        update.kind === 'snapshot' ? update.request : getRequest(ctx.db, requireViewer(ctx), update.event.requestId),
+    }),
+  }),
+});
+
+const UpdatesFilter = builder.inputType('ContentRequestUpdatesFilter', {
+  fields: (t) => ({
+    status: t.field({
+      type: [RequestStatusEnum],
+      required: false,
+      description: 'Only changes into these statuses ([FAILED] is the failure feed); the opening snapshot lists requests now in them.',
+    }),
+    studentId: t.id({ required: false }),
+    organizationId: t.id({ required: false }),
+  }),
+});
+
+builder.subscriptionType({});
+
+builder.subscriptionFields((t) => ({
+  contentRequestProgress: t.field({
+    type: UpdateRef,
+    description:
+      'One request, live: first a SNAPSHOT (or, with afterSequence, every event after it), then every change in order. Ends when the request completes or is cancelled.',
+    args: {
+      id: t.arg.id({ required: true }),
+      afterSequence: t.arg({ type: 'BigInt', required: false }),
+    },
+    subscribe: (_root, args, ctx) =>
+      requestProgressStream(
+        ctx.live,
+        requireViewer(ctx),
+        String(args.id),
+        args.afterSequence == null ? null : Number(args.afterSequence),
+      ),
+    resolve: (update) => update,
+  }),
+
+  contentRequestUpdates: t.field({
+    type: UpdateRef,
+    description:
+      'Every request in your reach, live, in commit order: first a SNAPSHOT of each matching request (at most 100), or with `after` every change since that cursor; then every change.',
+    args: {
+      filter: t.arg({ type: UpdatesFilter, required: false }),
+      after: t.arg.string({ required: false }),
+    },
+    subscribe: (_root, args, ctx) =>
+      requestUpdatesStream(
+        ctx.live,
+        requireViewer(ctx),
+        {
+          statuses: args.filter?.status ?? undefined,
+          studentId: args.filter?.studentId?.toString(),
+          organizationId: args.filter?.organizationId?.toString(),
+        },
+        args.after ?? null,
+      ),
+    resolve: (update) => update,
+  }),
+}));

@@ -1,0 +1,172 @@
+/**
+ * Reads behind the live subscriptions: snapshots, and replays of what a
+ * subscriber missed, in the same shape as the notifications that carry the
+ * live events (db/notifications.ts), so replayed and live events are one kind.
+ */
+import { and, asc, desc, eq, gt, inArray, lt, max, sql, type SQL } from 'drizzle-orm';
+import type { Queryable } from '../db/client.js';
+import type { RequestEventNotification } from '../db/notifications.js';
+import { contentRequests, contentRequestStatus, requestEvents } from '../db/tables.js';
+import { notFound } from './errors.js';
+import type { ContentRequest } from './requests.js';
+import { parseInput, uuid } from './validation.js';
+import { withinScope, type Viewer } from './viewer.js';
+
+/** One committed change of one request, live or replayed. */
+export type LiveEvent = RequestEventNotification;
+export type RequestStatus = (typeof contentRequestStatus.enumValues)[number];
+
+const liveEventColumns = {
+  requestId: requestEvents.requestId,
+  eventId: sql<string>`${requestEvents.id}::text`,
+  position: requestEvents.feedPosition,
+  sequence: requestEvents.sequence,
+  eventType: requestEvents.eventType,
+  oldStatus: requestEvents.oldStatus,
+  newStatus: requestEvents.newStatus,
+  stage: requestEvents.stage,
+  progress: requestEvents.progressPercentage,
+  studentId: contentRequests.studentId,
+  organizationId: contentRequests.organizationId,
+  createdAt: requestEvents.createdAt,
+};
+
+type LiveEventRow = {
+  [K in keyof typeof liveEventColumns]: unknown;
+};
+
+function toLiveEvent(row: LiveEventRow): LiveEvent {
+  return {
+    ...(row as Omit<LiveEvent, 'position' | 'createdAt'>),
+    position: row.position as bigint,
+    createdAt: (row.createdAt as Date).toISOString(),
+  };
+}
+
+function selectLiveEvents(db: Queryable, where: SQL | undefined, limit: number) {
+  return db
+    .select(liveEventColumns)
+    .from(requestEvents)
+    .innerJoin(contentRequests, eq(contentRequests.id, requestEvents.requestId))
+    .where(where)
+    .orderBy(asc(requestEvents.feedPosition))
+    .limit(limit)
+    .then((rows) => rows.map(toLiveEvent));
+}
+
+/** Every event committed after `position`, for the hub's catch-up. */
+export function eventsAfterPosition(db: Queryable, position: bigint, limit: number): Promise<LiveEvent[]> {
+  return selectLiveEvents(db, gt(requestEvents.feedPosition, position), limit);
+}
+
+export async function latestPosition(db: Queryable): Promise<bigint> {
+  const [row] = await db.select({ position: max(requestEvents.feedPosition) }).from(requestEvents);
+  return row?.position ?? 0n;
+}
+
+/** One request's events after a sequence (and up to another, when given). */
+export function requestEventsAfter(
+  db: Queryable,
+  requestId: string,
+  afterSequence: number,
+  untilSequence?: number,
+): Promise<LiveEvent[]> {
+  return selectLiveEvents(
+    db,
+    and(
+      eq(requestEvents.requestId, requestId),
+      gt(requestEvents.sequence, afterSequence),
+      untilSequence === undefined ? undefined : lt(requestEvents.sequence, untilSequence + 1),
+    ),
+    10_000,
+  );
+}
+
+export type FeedFilter = { statuses?: readonly RequestStatus[]; studentId?: string; organizationId?: string };
+
+/** The many-request feed's replay: events after `position` the viewer may see and the filter keeps. */
+export function feedEventsAfter(
+  db: Queryable,
+  viewer: Viewer,
+  filter: FeedFilter,
+  position: bigint,
+  limit: number,
+): Promise<LiveEvent[]> {
+  return selectLiveEvents(
+    db,
+    withinScope(
+      viewer,
+      gt(requestEvents.feedPosition, position),
+      filter.statuses?.length ? inArray(requestEvents.newStatus, [...filter.statuses]) : undefined,
+      filter.studentId ? eq(contentRequests.studentId, filter.studentId) : undefined,
+      filter.organizationId ? eq(contentRequests.organizationId, filter.organizationId) : undefined,
+    ),
+    limit,
+  );
+}
+
+export type RequestSnapshot = { request: ContentRequest; sequence: number; position: bigint };
+
+// The request and its newest event, read by one statement: one MVCC snapshot.
+// (Spelled out: Drizzle would render the column unqualified, and "id" would mean request_events.id.)
+const newestEvent = {
+  sequence: sql<number>`(select coalesce(max(e.sequence), 0) from request_events e where e.request_id = content_requests.id)`,
+  position: sql<string>`(select coalesce(max(e.feed_position), 0)::text from request_events e where e.request_id = content_requests.id)`,
+};
+
+export async function requestSnapshot(db: Queryable, viewer: Viewer, id: string): Promise<RequestSnapshot> {
+  const requestId = parseInput(uuid, id, 'id');
+  const [row] = await db
+    .select({ request: contentRequests, ...newestEvent })
+    .from(contentRequests)
+    .where(withinScope(viewer, eq(contentRequests.id, requestId)));
+  if (!row) throw notFound('content request', requestId);
+  return { request: row.request, sequence: Number(row.sequence), position: BigInt(row.position) };
+}
+
+/**
+ * The many-request feed's opening: the requests in reach whose status the
+ * filter keeps (in-flight ones by default), newest first, and the feed
+ * position they reflect, read in one snapshot (REPEATABLE READ).
+ */
+export function feedSnapshot(
+  db: Queryable,
+  viewer: Viewer,
+  filter: FeedFilter,
+  limit: number,
+): Promise<{ requests: RequestSnapshot[]; position: bigint }> {
+  const statuses = filter.statuses?.length ? filter.statuses : IN_FLIGHT;
+  return db.transaction(
+    async (tx) => {
+      const position = await latestPosition(tx);
+      const rows = await tx
+        .select({ request: contentRequests, ...newestEvent })
+        .from(contentRequests)
+        .where(
+          withinScope(
+            viewer,
+            inArray(contentRequests.status, [...statuses]),
+            filter.studentId ? eq(contentRequests.studentId, filter.studentId) : undefined,
+            filter.organizationId ? eq(contentRequests.organizationId, filter.organizationId) : undefined,
+          ),
+        )
+        .orderBy(desc(contentRequests.createdAt), desc(contentRequests.id))
+        .limit(limit);
+      return {
+        requests: rows.map((row) => ({ request: row.request, sequence: Number(row.sequence), position: BigInt(row.position) })),
+        position,
+      };
+    },
+    { isolationLevel: 'repeatable read', accessMode: 'read only' },
+  );
+}
+
+export const IN_FLIGHT: readonly RequestStatus[] = [
+  'pending',
+  'validating',
+  'retrieving',
+  'generating_script',
+  'generating_video',
+  'processing_video',
+];
+export const TERMINAL: ReadonlySet<RequestStatus> = new Set(['completed', 'cancelled']);
