@@ -17,7 +17,7 @@ import type { Authenticator, GraphQLServer, SocketContext } from './graphql-serv
 type ConnectionExtra = { viewer?: Viewer; expiryTimer?: NodeJS.Timeout };
 type EnvelopedRoot = { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
 
-export type WebSocketTransport = { close(): Promise<void> };
+export type WebSocketTransport = { close(graceMs?: number): Promise<void> };
 
 // setTimeout holds at most ~24.8 days.
 const MAX_TIMER_MS = 2_147_483_647;
@@ -32,6 +32,10 @@ export function attachWebSocketTransport(options: {
   const { graphql, authenticate } = options;
   const logger = options.logger.child({ component: 'websocket' });
   const sockets = new WebSocketServer({ server: options.server, path: '/graphql' });
+  // Operations running now; on close we let them complete (the client gets
+  // `complete`, not a dropped socket) before the sockets go.
+  let running = 0;
+  let onIdle: (() => void) | undefined;
 
   const disposable = useServer<Record<string, unknown>, ConnectionExtra>(
     {
@@ -60,6 +64,12 @@ export function attachWebSocketTransport(options: {
 
       onClose: (ctx) => clearTimeout(ctx.extra.expiryTimer),
 
+      // Called just before graphql-ws sends `complete`: let that go out first.
+      onComplete: () => {
+        running--;
+        if (running === 0) setImmediate(() => onIdle?.());
+      },
+
       onSubscribe: async (ctx, _id, payload) => {
         const socketContext: SocketContext = { socketViewer: ctx.extra.viewer! };
         const { schema, execute, subscribe, contextFactory, parse, validate } = graphql.getEnveloped({
@@ -74,6 +84,7 @@ export function attachWebSocketTransport(options: {
         }
         const errors = validate(schema, document);
         if (errors.length) return errors;
+        running++;
         return {
           schema,
           document,
@@ -89,7 +100,14 @@ export function attachWebSocketTransport(options: {
   );
 
   return {
-    async close() {
+    /** Call once the streams have been told to end: waits (briefly) for them to complete, then closes every socket. */
+    async close(graceMs = 2_000) {
+      if (running > 0) {
+        await new Promise<void>((resolve) => {
+          onIdle = resolve;
+          setTimeout(resolve, graceMs).unref();
+        });
+      }
       await disposable.dispose();
       await new Promise<void>((resolve) => sockets.close(() => resolve()));
     },

@@ -1,0 +1,240 @@
+/**
+ * Live progress through real SSE and WebSocket clients, on both databases:
+ * snapshot then every change in order, resuming, the many-request feed, the
+ * access rules (including changes that must not arrive) and shutdown.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { dataOf, STAGES, startTestApp, type TestApp } from '../helpers/app.js';
+import { waitFor } from '../helpers/database.js';
+import { connectWs, PROGRESS, subscribeSse, UPDATES, type WsConnection } from '../helpers/live.js';
+
+let app: TestApp;
+const tokens: Record<string, string> = {};
+beforeAll(async () => {
+  app = await startTestApp();
+  tokens.ana = await app.token({ sub: 'live-ana', role: 'student', organization_id: 'live-north' });
+  tokens.ben = await app.token({ sub: 'live-ben', role: 'student', organization_id: 'live-north' });
+  tokens.northAdmin = await app.token({ sub: 'live-north-admin', role: 'org_admin', organization_id: 'live-north' });
+  tokens.admin = await app.token({ sub: 'live-admin', role: 'admin' });
+  tokens.worker = await app.token({ sub: 'live-worker', role: 'worker' });
+});
+afterAll(() => app?.close());
+
+let counter = 0;
+async function submit(student: 'ana' | 'ben'): Promise<string> {
+  const response = await app.graphql(
+    `mutation ($input: SubmitContentRequestInput!) { submitContentRequest(input: $input) { request { id } } }`,
+    { token: tokens[student], variables: { input: { correlationId: `live-${student}-${++counter}`, topic: 'Tides', studentQuery: 'Why?' } } },
+  );
+  return dataOf(response).submitContentRequest.request.id;
+}
+
+async function report(requestId: string, stage: string, status: string, progress?: number) {
+  return dataOf(
+    await app.graphql(`mutation ($input: ReportStageInput!) { reportStage(input: $input) { status progressPercentage } }`, {
+      token: tokens.worker,
+      variables: { input: { requestId, stage, status, ...(progress === undefined ? {} : { progress }) } },
+    }),
+  ).reportStage;
+}
+
+async function driveToCompletion(requestId: string) {
+  for (const stage of STAGES) {
+    await report(requestId, stage, 'IN_PROGRESS');
+    await report(requestId, stage, 'IN_PROGRESS', 50);
+    await report(requestId, stage, 'COMPLETED');
+  }
+}
+
+/** The event log as the database has it, in the shape the subscription sends. */
+async function eventLog(requestId: string) {
+  const response = await app.graphql(
+    `query ($id: ID!) { contentRequest(id: $id) { events(first: 500) { edges { node { sequence eventType newStatus progressPercentage } } } } }`,
+    { token: tokens.admin, variables: { id: requestId } },
+  );
+  return dataOf(response).contentRequest.events.edges.map((edge: { node: Record<string, unknown> }) => edge.node);
+}
+
+const asEvents = (payloads: Record<string, any>[]) =>
+  payloads.map((p) => ({
+    sequence: p.sequence,
+    eventType: p.event.eventType,
+    newStatus: p.status,
+    progressPercentage: p.progressPercentage,
+  }));
+
+describe.each(['SSE', 'WebSocket'] as const)('one request over %s', (transport) => {
+  const sockets: WsConnection[] = [];
+  afterAll(async () => {
+    await Promise.all(sockets.map((socket) => socket.dispose()));
+  });
+  const subscribe = async (token: string, variables: Record<string, unknown>) => {
+    if (transport === 'SSE') return subscribeSse(app.url, token, PROGRESS, variables);
+    const socket = connectWs(app.url, token);
+    sockets.push(socket);
+    return socket.subscribe(PROGRESS, variables);
+  };
+
+  test('a snapshot, then every change in order, then the stream ends with the request', async () => {
+    const id = await submit('ana');
+    const live = await subscribe(tokens.ana!, { id });
+    const [snapshot] = await live.waitForPayloads(1); // subscribed: changes from here on arrive
+    expect(snapshot).toMatchObject({ kind: 'SNAPSHOT', requestId: id, sequence: '1', status: 'PENDING', progressPercentage: 0, event: null });
+
+    await driveToCompletion(id);
+    const log = await eventLog(id);
+    const payloads = await live.waitForPayloads(log.length);
+    await live.ended; // completed requests end their stream
+    expect(asEvents(payloads.slice(1))).toEqual(log.slice(1));
+    expect(payloads.at(-1)).toMatchObject({ status: 'COMPLETED', progressPercentage: 100 });
+    // Cursors (feed positions) only grow.
+    const cursors = payloads.map((p) => BigInt(p.cursor));
+    expect(cursors.slice(1).every((c, i) => c > cursors[i]!)).toBe(true);
+  });
+
+  test('a client that drops and resumes with its last sequence misses nothing and sees nothing twice', async () => {
+    const id = await submit('ana');
+    const first = await subscribe(tokens.ana!, { id });
+    await first.waitForPayloads(1); // the snapshot: subscribed
+    await report(id, 'validation', 'IN_PROGRESS');
+    await report(id, 'validation', 'IN_PROGRESS', 40);
+    const seen = await first.waitForPayloads(3);
+    await first.close();
+
+    // While the client is away:
+    await report(id, 'validation', 'COMPLETED');
+    await report(id, 'retrieval', 'IN_PROGRESS');
+    const lastSequence = seen.at(-1)!.sequence;
+    const resumed = await subscribe(tokens.ana!, { id, after: lastSequence });
+    await report(id, 'retrieval', 'IN_PROGRESS', 60);
+
+    const log = await eventLog(id);
+    const rest = await resumed.waitForPayloads(log.length - Number(lastSequence));
+    expect(rest.every((p) => p.kind === 'EVENT')).toBe(true);
+    expect([...seen.map((p) => p.sequence), ...rest.map((p) => p.sequence)]).toEqual(log.map((e: { sequence: string }) => e.sequence));
+    expect(asEvents(rest)).toEqual(log.slice(Number(lastSequence)));
+    await resumed.close();
+  });
+
+  test('another student’s request is NOT_FOUND, and so is one that does not exist', async () => {
+    const bens = await submit('ben');
+    for (const id of [bens, '00000000-0000-4000-8000-000000000000']) {
+      const live = await subscribe(tokens.ana!, { id });
+      await live.ended;
+      expect(live.payloads()).toEqual([]);
+      expect(live.messages.at(-1)?.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+    }
+  });
+});
+
+describe('the many-request feed', () => {
+  test('a student’s feed: a snapshot of their requests in flight, then their changes only', async () => {
+    const mine = await submit('ana');
+    const live = await subscribeSse(app.url, tokens.ana!, UPDATES);
+    const opening = await live.waitForPayloads(1);
+    expect(opening.every((p) => p.kind === 'SNAPSHOT')).toBe(true);
+    expect(opening.map((p) => p.requestId)).toContain(mine);
+
+    const bens = await submit('ben');
+    await report(bens, 'validation', 'IN_PROGRESS');
+    // A change of Ana's after Ben's: once it has arrived, Ben's would have too.
+    await report(mine, 'validation', 'IN_PROGRESS');
+    await waitFor(() => live.payloads().some((p) => p.kind === 'EVENT' && p.requestId === mine), 'Ana’s own change');
+    expect(live.payloads().map((p) => p.requestId)).not.toContain(bens);
+    await live.close();
+  });
+
+  test('an org admin’s feed carries the organization’s students; the admins’ failure feed only failures', async () => {
+    const orgFeed = await subscribeSse(app.url, tokens.northAdmin!, UPDATES);
+    const failures = connectWs(app.url, tokens.admin!);
+    const failureFeed = failures.subscribe(UPDATES, { filter: { status: ['FAILED'] } });
+    await orgFeed.waitForPayloads(1);
+    const openingFailures = failureFeed.payloads().length;
+
+    const bens = await submit('ben');
+    await report(bens, 'validation', 'IN_PROGRESS');
+    await app.graphql(`mutation ($input: ReportStageInput!) { reportStage(input: $input) { id } }`, {
+      token: tokens.worker,
+      variables: { input: { requestId: bens, stage: 'validation', status: 'FAILED', errorMessage: 'unanswerable' } },
+    });
+    await waitFor(() => failureFeed.payloads().length > openingFailures, 'the failure');
+    expect(failureFeed.payloads().slice(openingFailures)).toEqual([
+      expect.objectContaining({ kind: 'EVENT', requestId: bens, status: 'FAILED', event: { eventType: 'FAILURE' } }),
+    ]);
+    await waitFor(
+      () => orgFeed.payloads().filter((p) => p.kind === 'EVENT' && p.requestId === bens).length === 3,
+      'created, started, failed on the org feed',
+    );
+    await orgFeed.close();
+    await failures.dispose();
+  });
+
+  test('resuming with the last cursor replays exactly what was missed', async () => {
+    const id = await submit('ana');
+    const first = await subscribeSse(app.url, tokens.admin!, UPDATES, { filter: { studentId: 'live-ana' } });
+    await first.waitForPayloads(1);
+    await report(id, 'validation', 'IN_PROGRESS');
+    await waitFor(() => first.payloads().some((p) => p.kind === 'EVENT' && p.requestId === id), 'the first change');
+    const cursor = first.payloads().at(-1)!.cursor;
+    await first.close();
+
+    await report(id, 'validation', 'COMPLETED');
+    await report(id, 'retrieval', 'IN_PROGRESS');
+    const resumed = await subscribeSse(app.url, tokens.admin!, UPDATES, { filter: { studentId: 'live-ana' }, after: cursor });
+    const missed = await resumed.waitForPayloads(2);
+    expect(missed.map((p) => [p.kind, p.event.eventType])).toEqual([
+      ['EVENT', 'STAGE_COMPLETED'],
+      ['EVENT', 'STAGE_STARTED'],
+    ]);
+    expect(BigInt(missed[0]!.cursor)).toBeGreaterThan(BigInt(cursor));
+    await resumed.close();
+  });
+
+  test('a cursor that is not one is BAD_USER_INPUT', async () => {
+    const live = await subscribeSse(app.url, tokens.admin!, UPDATES, { after: 'yesterday' });
+    await live.ended;
+    expect(live.messages.at(-1)?.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  });
+});
+
+describe('WebSocket authentication', () => {
+  test('no token, or a bad one: the socket is closed with 4403 Forbidden', async () => {
+    for (const token of [null, 'not-a-jwt']) {
+      const socket = connectWs(app.url, token);
+      expect((await socket.closed).code).toBe(4403);
+      await socket.dispose();
+    }
+  });
+
+  test('a socket whose token expires is closed with 4403 Forbidden', async () => {
+    const shortLived = await app.token({ sub: 'live-ana', role: 'student', organization_id: 'live-north' }, { expiresIn: '2s' });
+    const socket = connectWs(app.url, shortLived);
+    const id = await submit('ana');
+    const live = socket.subscribe(PROGRESS, { id });
+    await live.waitForPayloads(1);
+    const { code } = await socket.closed;
+    expect(code).toBe(4403);
+    await socket.dispose();
+  });
+});
+
+describe('shutdown', () => {
+  test('stopping the server completes open SSE and WebSocket subscriptions', async () => {
+    const own = await startTestApp();
+    const token = await own.token({ sub: 'stop-admin', role: 'admin' });
+    const sse = await subscribeSse(own.url, token, UPDATES);
+    const socket = connectWs(own.url, token);
+    const ws = socket.subscribe(UPDATES);
+    await waitFor(() => !sse.isEnded() && socket.client !== undefined, 'both open');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const stopped = Date.now();
+    await own.close();
+    await sse.ended;
+    await ws.ended;
+    expect(Date.now() - stopped).toBeLessThan(10_000);
+    // Completed, not broken off: no error on either transport.
+    expect(sse.messages.filter((m) => m.errors)).toEqual([]);
+    expect(ws.messages.filter((m) => m.errors)).toEqual([]);
+    await socket.dispose();
+  });
+});
