@@ -3,6 +3,7 @@
  * start(). main.ts is the only file that reads the environment and listens
  * for signals; tests build apps here with their own database.
  */
+import { setMaxListeners } from 'node:events';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.js';
@@ -84,6 +85,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       );
       closers.push(() => hub.close());
       const closing = new AbortController();
+      // Every open stream listens for it: no "possible EventTarget memory leak" warning past 10.
+      setMaxListeners(0, closing.signal);
 
       const authenticate = createAuthenticator(database.db, createTokenVerifier(config.auth, secret));
       const graphql = createGraphQLServer({

@@ -49,9 +49,20 @@ export class EventHub {
 
   static async start(source: HubSource, logger: Logger): Promise<EventHub> {
     const hub = new EventHub(source, logger.child({ component: 'event-hub' }));
-    await source.listener.listen(REQUEST_EVENTS_CHANNEL, (payload) => hub.onNotification(payload));
-    // Listening first, then the starting point: nothing committed in between is missed.
-    hub.lastPosition = await source.latestPosition();
+    // A notification that arrives before the starting point is known waits
+    // for it: handled at lastPosition 0, it would replay the whole history.
+    let startingPointKnown!: () => void;
+    hub.work = new Promise<void>((resolve) => (startingPointKnown = resolve));
+    try {
+      await source.listener.listen(REQUEST_EVENTS_CHANNEL, (payload) => hub.onNotification(payload));
+      // Listening first, then the starting point: nothing committed in between is missed.
+      hub.lastPosition = await source.latestPosition();
+    } catch (error) {
+      hub.closed = true;
+      throw error;
+    } finally {
+      startingPointKnown();
+    }
     hub.unsubscribeReconnect = source.listener.onReconnect(() => hub.enqueue(() => hub.catchUp()));
     return hub;
   }

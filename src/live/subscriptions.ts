@@ -73,6 +73,8 @@ type StreamSetup = {
   keep(event: LiveEvent): boolean;
   /** True once the stream has nothing more to say (a finished request). */
   finished(update: Update): boolean;
+  /** The opening already says everything (resuming on a request that had finished). */
+  endsAfterOpening?: boolean;
 };
 
 function liveStream(deps: LiveDependencies, held: ReturnType<typeof holdEvents>, setup: StreamSetup): AsyncIterable<Update> {
@@ -99,6 +101,7 @@ function liveStream(deps: LiveDependencies, held: ReturnType<typeof holdEvents>,
         if (update.kind === 'event') deliver(update.event);
         else emit(update);
       }
+      if (setup.endsAfterOpening) stop();
     })();
     const enqueue = (step: () => Promise<void>) => {
       steps = steps.then(step).catch((error: unknown) => stop(error));
@@ -136,13 +139,15 @@ export async function requestProgressStream(
   const held = holdEvents(deps.hub, `request:${id}`);
   let lastSequence: number;
   let opening: Update[] | null;
+  let finishedAlready = false;
   try {
     if (afterSequence === null) {
       const snapshot = await requestSnapshot(deps.db, viewer, id);
       lastSequence = snapshot.sequence;
       opening = [{ kind: 'snapshot', ...snapshot }];
     } else {
-      await getRequest(deps.db, viewer, id); // the access check
+      const request = await getRequest(deps.db, viewer, id); // also the access check
+      finishedAlready = TERMINAL.has(request.status);
       lastSequence = afterSequence;
       opening = null;
     }
@@ -166,6 +171,8 @@ export async function requestProgressStream(
     keep: (event) => canSeeRequest(viewer, event),
     finished: (update) =>
       TERMINAL.has(update.kind === 'snapshot' ? update.request.status : update.event.newStatus),
+    // A finished request changes no more: the replay is all there is.
+    endsAfterOpening: finishedAlready,
   });
 }
 

@@ -116,6 +116,18 @@ describe.each(['SSE', 'WebSocket'] as const)('one request over %s', (transport) 
     await resumed.close();
   });
 
+  test('resuming on a finished request replays what is left, then ends', async () => {
+    const id = await submit('ana');
+    await driveToCompletion(id);
+    const log = await eventLog(id);
+    const caughtUp = await subscribe(tokens.ana!, { id, after: String(log.length) });
+    await caughtUp.ended;
+    expect(caughtUp.messages).toEqual([]);
+    const behind = await subscribe(tokens.ana!, { id, after: String(log.length - 2) });
+    await behind.ended;
+    expect(behind.payloads().map((p) => p.sequence)).toEqual([String(log.length - 1), String(log.length)]);
+  });
+
   test('another student’s request is NOT_FOUND, and so is one that does not exist', async () => {
     const bens = await submit('ben');
     for (const id of [bens, '00000000-0000-4000-8000-000000000000']) {
