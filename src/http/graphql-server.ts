@@ -14,7 +14,7 @@ import type { Queryable } from '../db/client.js';
 import type { Logger } from '../logger.js';
 import type { GraphQLContext } from '../schema/context.js';
 import { buildSchema } from '../schema/index.js';
-import { createLoaders } from '../services/loaders.js';
+import { createLoaders, type Loaders } from '../services/loaders.js';
 import { ProvisionedViewers } from '../services/users.js';
 import type { Role, Viewer } from '../services/viewer.js';
 import type { LiveDependencies } from '../live/subscriptions.js';
@@ -89,14 +89,24 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
       defaultTabs: graphiqlTabs(options.graphiqlTokens ?? {}),
     },
     context: async (initial): Promise<GraphQLContext> => {
-      const make = (requestId: string, viewer: Viewer | null): GraphQLContext => ({
-        requestId,
-        viewer,
-        db,
-        loaders: createLoaders(db),
-        live,
-        logger: logger.child({ requestId }),
-      });
+      // Loaders and the child logger are made on first use: a subscription's
+      // context lives as long as it does, and most never touch them.
+      const make = (requestId: string, viewer: Viewer | null): GraphQLContext => {
+        let loaders: Loaders | undefined;
+        let requestLogger: Logger | undefined;
+        return {
+          requestId,
+          viewer,
+          db,
+          live,
+          get loaders() {
+            return (loaders ??= createLoaders(db));
+          },
+          get logger() {
+            return (requestLogger ??= logger.child({ requestId }));
+          },
+        };
+      };
       const { socketViewer } = initial as Partial<SocketContext>;
       if (socketViewer) return make(randomUUID(), socketViewer);
 

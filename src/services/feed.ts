@@ -108,10 +108,13 @@ export function feedEventsAfter(
 export type RequestSnapshot = { request: ContentRequest; sequence: number; position: bigint };
 
 // The request and its newest event, read by one statement: one MVCC snapshot.
-// (Spelled out: Drizzle would render the column unqualified, and "id" would mean request_events.id.)
+// Spelled out: Drizzle would render the column unqualified, and "id" would
+// mean request_events.id. Ordered by sequence with a limit, so the
+// (request_id, sequence) index serves it; max(feed_position) would walk the
+// feed_position index across every request's events.
 const newestEvent = {
-  sequence: sql<number>`(select coalesce(max(e.sequence), 0) from request_events e where e.request_id = content_requests.id)`,
-  position: sql<string>`(select coalesce(max(e.feed_position), 0)::text from request_events e where e.request_id = content_requests.id)`,
+  sequence: sql<number>`coalesce((select e.sequence from request_events e where e.request_id = content_requests.id order by e.sequence desc limit 1), 0)`,
+  position: sql<string>`coalesce((select e.feed_position from request_events e where e.request_id = content_requests.id order by e.sequence desc limit 1), 0)::text`,
 };
 
 export async function requestSnapshot(db: Queryable, viewer: Viewer, id: string): Promise<RequestSnapshot> {

@@ -1,0 +1,51 @@
+/**
+ * One benchmark run: the machine, then each suite, into one result object
+ * that `bench/index.ts` prints and writes to bench/results/. Suites are
+ * independent (each creates and drops its own database), so more can join
+ * (data at scale, query patterns, write path, a peer) without changing these.
+ */
+import { backgroundLoad } from './lib/cpu.js';
+import { describeMachine, type Machine } from './lib/machine.js';
+import { serverInfo } from './lib/database.js';
+import { runLiveBenchmark, type LiveResults } from './live/suite.js';
+import type { Mode } from './live/plan.js';
+
+export const SUITES = ['live'] as const;
+export type SuiteName = (typeof SUITES)[number];
+
+export type BenchOptions = {
+  serverUrl: string;
+  mode: Mode;
+  suites?: readonly SuiteName[];
+  log?: (line: string) => void;
+};
+
+export type BenchResults = {
+  /** Bumped when the shape of this object changes. */
+  format: 1;
+  startedAt: string;
+  finishedAt: string;
+  mode: Mode;
+  machine: Machine;
+  /** Busy share of all cores over one second with nothing of the benchmark running, before and after: is the machine quiet? */
+  backgroundLoad: { before: number; after: number };
+  live?: LiveResults;
+};
+
+export async function runBenchmark(options: BenchOptions): Promise<BenchResults> {
+  const startedAt = new Date().toISOString();
+  const machine = describeMachine(await serverInfo(options.serverUrl));
+  const quietMs = options.mode === 'tiny' ? 250 : 1_000;
+  const before = await backgroundLoad(quietMs);
+  const suites = options.suites ?? SUITES;
+  const results: Omit<BenchResults, 'finishedAt' | 'backgroundLoad'> = { format: 1, startedAt, mode: options.mode, machine };
+  if (suites.includes('live')) {
+    results.live = await runLiveBenchmark({
+      serverUrl: options.serverUrl,
+      mode: options.mode,
+      log: (line) => options.log?.(`[live] ${line}`),
+    });
+  }
+  const after = await backgroundLoad(quietMs);
+  return { ...results, backgroundLoad: { before, after }, finishedAt: new Date().toISOString() };
+}
