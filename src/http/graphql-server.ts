@@ -21,6 +21,7 @@ import type { LiveDependencies } from '../live/subscriptions.js';
 import type { TokenVerifier, VerifiedToken } from './auth.js';
 import { maskError, presentOutsideExecution, useServiceErrors, useValidationErrorCodes } from './errors.js';
 import { graphiqlTabs } from './graphiql.js';
+import { createMetricsPlugin } from './metrics.js';
 
 // armor's cost grows with nesting (×1.5 a level): a request with its stages and
 // event log costs about 5,000; these limits leave room for that, not for abuse.
@@ -128,6 +129,7 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
       maxAliasesPlugin({ n: DOCUMENT_LIMITS.aliases, ...reportRejection }),
       costLimitPlugin({ maxCost: DOCUMENT_LIMITS.cost, ignoreIntrospection: true, ...reportRejection }),
       useValidationErrorCodes(),
+      createMetricsPlugin(live.hub),
       useReadinessCheck({
         endpoint: '/ready',
         // false, not the error: its message would reach the response body.

@@ -41,6 +41,8 @@ export class EventHub {
   private work: Promise<void> = Promise.resolve();
   private unsubscribeReconnect: (() => void) | undefined;
   private closed = false;
+  /** Counters for /metrics: events delivered, of which read back from the table, and listener reconnections. */
+  readonly stats = { delivered: 0, recovered: 0, reconnects: 0 };
 
   private constructor(
     private readonly source: HubSource,
@@ -63,7 +65,10 @@ export class EventHub {
     } finally {
       startingPointKnown();
     }
-    hub.unsubscribeReconnect = source.listener.onReconnect(() => hub.enqueue(() => hub.catchUp()));
+    hub.unsubscribeReconnect = source.listener.onReconnect(() => {
+      hub.stats.reconnects++;
+      hub.enqueue(() => hub.catchUp());
+    });
     return hub;
   }
 
@@ -129,6 +134,7 @@ export class EventHub {
       const events = await this.source.eventsAfter(this.lastPosition, CATCH_UP_BATCH);
       for (const event of events) {
         if (until !== undefined && event.position > until) return;
+        this.stats.recovered++;
         this.deliver(event);
       }
       if (events.length < CATCH_UP_BATCH) {
@@ -140,6 +146,7 @@ export class EventHub {
   }
 
   private deliver(event: LiveEvent): void {
+    this.stats.delivered++;
     this.lastPosition = event.position;
     for (const topic of topicsOf(event)) {
       const handlers = this.subscribers.get(topic);
