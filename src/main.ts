@@ -30,7 +30,7 @@ try {
     console.log(
       [
         '',
-        `GraphiQL: ${running.url}/graphql  (its tabs carry these tokens already)`,
+        `GraphiQL: ${running.url}/graphql  (the first tab runs as the student; each tab names the header to paste for its role)`,
         'Development tokens (30 days):',
         ...lines,
         '',

@@ -1,24 +1,42 @@
 /**
- * GraphiQL's opening tabs: one worked example per kind of user. In the
- * embedded mode each tab carries that user's development token, so a newcomer
- * runs them as they are.
+ * GraphiQL's opening tabs: one worked example per kind of user. GraphiQL
+ * keeps one headers editor for the opening tab and ignores the headers and
+ * variables of the others, so each example is self-contained (no variables)
+ * and names, in its first lines, the header to paste for its role: in the
+ * embedded mode that is the role's printed development token. The student's
+ * header is preloaded, so the first tab runs as it is.
  */
 import type { Role } from '../services/viewer.js';
 
-type Tab = { query: string; variables?: string; headers?: string };
+type Tab = { query: string };
 
-const SUBMIT = `# A student asks for content. Run it twice: the same correlationId returns the same request (created: false).
-mutation Submit($input: SubmitContentRequestInput!) {
-  submitContentRequest(input: $input) {
+const header = (token: string | undefined, role: Role) =>
+  `{"Authorization": "Bearer ${token ?? `<a ${role} token>`}"}`;
+
+const examples = (tokens: Partial<Record<Role, string>>): Tab[] => [
+  {
+    query: `# A student asks for content. Run it (▶); run it again: the same correlationId
+# returns the same request with created: false. Copy the request's id for the worker's tab.
+# Headers (below) for a student: ${header(tokens.student, 'student')}
+mutation Submit {
+  submitContentRequest(input: {
+    correlationId: "my-first-request"
+    topic: "Photosynthesis"
+    studentQuery: "How do plants turn light into food?"
+    gradeLevel: "8"
+  }) {
     created
     request { id status progressPercentage createdAt }
   }
-}`;
-
-const MY_REQUESTS = `# A student's own requests, newest first. Pass pageInfo.endCursor as "after" for the next page.
-query MyRequests($after: String) {
+}`,
+  },
+  {
+    query: `# A student's own requests, newest first, with stages and the event log.
+# For the next page, add after: "<pageInfo.endCursor>" next to first.
+# Headers for a student: ${header(tokens.student, 'student')}
+query MyRequests {
   viewer { id name role }
-  contentRequests(first: 10, after: $after) {
+  contentRequests(first: 10) {
     edges {
       node {
         id topic status currentStage progressPercentage
@@ -28,52 +46,58 @@ query MyRequests($after: String) {
     }
     pageInfo { hasNextPage endCursor }
   }
-}`;
-
-const REPORT = `# A pipeline worker reports a stage. Paste a request id from the student's tab, then walk the stages:
-# validation, retrieval, script_generation, video_generation, video_processing, each IN_PROGRESS
-# (optionally with progress 0-100) then COMPLETED; FAILED with an errorMessage fails the request.
-mutation Report($input: ReportStageInput!) {
-  reportStage(input: $input) { id status currentStage progressPercentage errorStage }
-}`;
-
-const ORGANIZATION = `# An org admin: the organization's requests by status, and its hourly metrics.
+}`,
+  },
+  {
+    query: `# A pipeline worker reports a stage. Paste the request's id, then walk the stages:
+# validation, retrieval, script_generation, video_generation, video_processing, each
+# IN_PROGRESS (optionally with progress: 0-100) then COMPLETED. FAILED with an
+# errorMessage fails the request. Re-run the student's tabs to watch it move.
+# Headers for a worker: ${header(tokens.worker, 'worker')}
+mutation Report {
+  reportStage(input: { requestId: "<paste a request id>", stage: "validation", status: IN_PROGRESS }) {
+    id status currentStage progressPercentage errorStage
+  }
+}`,
+  },
+  {
+    query: `# Live: the request's progress as it happens (a snapshot first, then every change).
+# Start it, then report stages from the worker's tab.
+# Headers for a student: ${header(tokens.student, 'student')}
+subscription Watch {
+  contentRequestProgress(id: "<paste a request id>") {
+    kind sequence status stage progressPercentage event { eventType createdAt }
+  }
+}`,
+  },
+  {
+    query: `# An org admin: the organization's requests in flight, and its hourly metrics.
+# Headers for an org admin: ${header(tokens.org_admin, 'org_admin')}
 query Organization {
   contentRequests(first: 20, filter: { status: [PENDING, VALIDATING, RETRIEVING, GENERATING_SCRIPT, GENERATING_VIDEO, PROCESSING_VIDEO] }) {
     edges { node { id topic status progressPercentage student { name } } }
   }
   requestMetrics { hour totalRequests completedRequests failedRequests successRate p95DurationSeconds errorBreakdown }
-}`;
-
-const OPERATIONS = `# Platform admins: failures by stage, work in flight (overdue first), the pipeline.
+}`,
+  },
+  {
+    query: `# Platform admins: failures by stage, work in flight (overdue first), the pipeline.
+# Headers for an admin: ${header(tokens.admin, 'admin')}
 query Operations {
   failed: contentRequests(first: 20, filter: { status: [FAILED] }) {
     edges { node { id topic errorStage errorMessage failedAt retryCount } }
   }
   activeRequests(first: 20) { id topic status currentStage progressPercentage secondsInStage isOverdue }
   pipelineStages { name displayName order weight expectedDurationSeconds }
-}`;
+}`,
+  },
+];
 
-export function graphiqlTabs(tokens: Partial<Record<Role, string>>): Tab[] {
-  const headers = (role: Role) =>
-    JSON.stringify({ Authorization: `Bearer ${tokens[role] ?? `<a ${role} token>`}` }, null, 2);
-  return [
-    {
-      query: SUBMIT,
-      variables: JSON.stringify(
-        { input: { correlationId: 'demo-request-1', topic: 'Photosynthesis', studentQuery: 'Explain photosynthesis', gradeLevel: '8' } },
-        null,
-        2,
-      ),
-      headers: headers('student'),
-    },
-    { query: MY_REQUESTS, headers: headers('student') },
-    {
-      query: REPORT,
-      variables: JSON.stringify({ input: { requestId: '<paste a request id>', stage: 'validation', status: 'IN_PROGRESS' } }, null, 2),
-      headers: headers('worker'),
-    },
-    { query: ORGANIZATION, headers: headers('org_admin') },
-    { query: OPERATIONS, headers: headers('admin') },
-  ];
+export function graphiqlOptions(tokens: Partial<Record<Role, string>>) {
+  return {
+    title: 'Content request tracker',
+    defaultTabs: examples(tokens),
+    // The opening tab's headers editor; a printed token is a development one, never a real secret.
+    headers: header(tokens.student, 'student'),
+  };
 }

@@ -9,6 +9,7 @@ import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { sql } from 'drizzle-orm';
 import type { GraphQLError, ValidationContext } from 'graphql';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Queryable } from '../db/client.js';
 import type { Logger } from '../logger.js';
@@ -20,7 +21,7 @@ import type { Role, Viewer } from '../services/viewer.js';
 import type { LiveDependencies } from '../live/subscriptions.js';
 import type { TokenVerifier, VerifiedToken } from './auth.js';
 import { maskError, presentOutsideExecution, useServiceErrors, useValidationErrorCodes } from './errors.js';
-import { graphiqlTabs } from './graphiql.js';
+import { graphiqlOptions } from './graphiql.js';
 import { createMetricsPlugin } from './metrics.js';
 
 // armor's cost grows with nesting (×1.5 a level): a request with its stages and
@@ -85,10 +86,9 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
     landingPage: false,
     logging: logger.child({ component: 'yoga' }),
     maskedErrors: { maskError: maskError(logger) },
-    graphiql: {
-      title: 'Content request tracker',
-      defaultTabs: graphiqlTabs(options.graphiqlTokens ?? {}),
-    },
+    // The bundled GraphiQL: the page works without reaching a CDN.
+    renderGraphiQL,
+    graphiql: graphiqlOptions(options.graphiqlTokens ?? {}),
     context: async (initial): Promise<GraphQLContext> => {
       // Loaders and the child logger are made on first use: a subscription's
       // context lives as long as it does, and most never touch them.
