@@ -5,6 +5,7 @@ import type { BenchResults } from './run.js';
 import type { CpuShares } from './lib/cpu.js';
 import type { LiveResults, Ramp } from './live/suite.js';
 import type { Path } from './live/driver.js';
+import { renderScale } from './scale/report.js';
 
 const PATH_NAMES: Record<Path, string> = {
   raw: 'raw LISTEN',
@@ -29,6 +30,7 @@ export function renderReport(results: BenchResults): string {
       `${formatPercent(results.backgroundLoad.after)} after (load average ${m.loadAverage} at the start)`,
   ];
   if (results.live) lines.push('', ...renderLive(results.live));
+  if (results.scale) lines.push('', ...renderScale(results.scale));
   return lines.join('\n');
 }
 

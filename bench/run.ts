@@ -9,8 +9,10 @@ import { describeMachine, type Machine } from './lib/machine.js';
 import { serverInfo } from './lib/database.js';
 import { runLiveBenchmark, type LiveResults } from './live/suite.js';
 import type { Mode } from './live/plan.js';
+import { runScaleBenchmark, SCALE_SUITES, type ScaleResults, type ScaleSuiteName } from './scale/suite.js';
 
-export const SUITES = ['live'] as const;
+/** `data`, `queries`, `peer` and `writes` share one database, loaded once (bench/scale/suite.ts). */
+export const SUITES = ['live', ...SCALE_SUITES] as const;
 export type SuiteName = (typeof SUITES)[number];
 
 export type BenchOptions = {
@@ -30,6 +32,8 @@ export type BenchResults = {
   /** Busy share of all cores over one second with nothing of the benchmark running, before and after: is the machine quiet? */
   backgroundLoad: { before: number; after: number };
   live?: LiveResults;
+  /** Data at scale, query patterns, the peer and the write path (issue 5). */
+  scale?: ScaleResults;
 };
 
 export async function runBenchmark(options: BenchOptions): Promise<BenchResults> {
@@ -44,6 +48,15 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResults>
       serverUrl: options.serverUrl,
       mode: options.mode,
       log: (line) => options.log?.(`[live] ${line}`),
+    });
+  }
+  const scaleSuites = SCALE_SUITES.filter((name) => suites.includes(name));
+  if (scaleSuites.length) {
+    results.scale = await runScaleBenchmark({
+      serverUrl: options.serverUrl,
+      mode: options.mode,
+      suites: scaleSuites as ScaleSuiteName[],
+      log: (line) => options.log?.(`[scale] ${line}`),
     });
   }
   const after = await backgroundLoad(quietMs);

@@ -17,7 +17,8 @@ export const REQUEST_EVENTS_CHANNEL = 'content_request_events';
 
 /** The payload `tg_request_events__publish()` sends at commit: one per request_events row. */
 const requestEventNotificationSchema = z.object({
-  requestId: z.uuid(),
+  // Any UUID PostgreSQL accepts (z.uuid() would insist on an RFC version and drop the rest).
+  requestId: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i),
   /** request_events.id, as text: a bigint must not pass through a float. */
   eventId: z.string().regex(/^\d+$/),
   /** request_events.feed_position: commit order across all requests. */

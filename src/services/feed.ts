@@ -3,12 +3,12 @@
  * subscriber missed, in the same shape as the notifications that carry the
  * live events (db/notifications.ts), so replayed and live events are one kind.
  */
-import { and, asc, desc, eq, gt, inArray, lt, max, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, lt, max, sql, type SQL } from 'drizzle-orm';
 import type { Queryable } from '../db/client.js';
 import type { RequestEventNotification } from '../db/notifications.js';
 import { contentRequests, contentRequestStatus, requestEvents } from '../db/tables.js';
 import { notFound } from './errors.js';
-import type { ContentRequest } from './requests.js';
+import { NEWEST_FIRST, type ContentRequest } from './requests.js';
 import { parseInput, uuid } from './validation.js';
 import { withinScope, type Viewer } from './viewer.js';
 
@@ -153,7 +153,7 @@ export function feedSnapshot(
             filter.organizationId ? eq(contentRequests.organizationId, filter.organizationId) : undefined,
           ),
         )
-        .orderBy(desc(contentRequests.createdAt), desc(contentRequests.id))
+        .orderBy(...NEWEST_FIRST)
         .limit(limit);
       return {
         requests: rows.map((row) => ({ request: row.request, sequence: Number(row.sequence), position: BigInt(row.position) })),

@@ -3,7 +3,7 @@
  * to the viewer (viewer.ts); a request out of reach is NOT_FOUND, exactly like
  * one that does not exist.
  */
-import { desc, eq, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
+import { eq, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Queryable } from '../db/client.js';
 import { contentRequests, contentRequestStatus, users } from '../db/tables.js';
@@ -119,6 +119,17 @@ async function findStudentFor(db: Queryable, viewer: Viewer, studentId: string) 
 
 const MAX_PAGE = 100;
 
+/**
+ * Newest first, written as the indexes are: drizzle-kit writes `.desc()` as
+ * DESC NULLS LAST, and PostgreSQL uses such an index for ORDER BY … DESC only
+ * when the query says NULLS LAST too (plain DESC means NULLS FIRST). The
+ * columns are NOT NULL, so the order is the same; without it every page sorts.
+ */
+export const NEWEST_FIRST = [
+  sql`${contentRequests.createdAt} desc nulls last`,
+  sql`${contentRequests.id} desc nulls last`,
+];
+
 const listFilter = z
   .object({
     status: z.array(z.enum(contentRequestStatus.enumValues)).max(9).nullish(),
@@ -168,7 +179,7 @@ export async function listRequests(
     })
     .from(contentRequests)
     .where(withinScope(viewer, ...conditions))
-    .orderBy(desc(contentRequests.createdAt), desc(contentRequests.id))
+    .orderBy(...NEWEST_FIRST)
     .limit(first + 1);
 
   return {

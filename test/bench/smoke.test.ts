@@ -1,6 +1,6 @@
 /**
  * The benchmark's code, run in its tiny mode so it does not rot: every
- * live-path figure comes out as a number. No figure is compared with a
+ * live-path and at-scale figure comes out as a number. No figure is compared with a
  * threshold: how fast is the benchmark's question, not the test suite's.
  * It needs a PostgreSQL server (its own database, LISTEN from a second
  * process), so it runs in the postgres project only.
@@ -19,7 +19,7 @@ function expectLatency(summary: Summary) {
 
 describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode', () => {
   it('measures every live-path figure', { timeout: 120_000 }, async () => {
-    const results = await runBenchmark({ serverUrl, mode: 'tiny' });
+    const results = await runBenchmark({ serverUrl, mode: 'tiny', suites: ['live'] });
 
     expect(results.machine.cpus).toBeGreaterThan(0);
     expect(results.machine.postgres).toMatch(/^\d+/);
@@ -56,5 +56,55 @@ describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode', () => {
     expect(live.fanout.serverLastSend.n).toBe(live.fanout.rounds);
 
     expect(live.integrity).toMatchObject({ progressGaps: 0, outOfOrder: 0, ended: 0 });
+  });
+});
+
+describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode: data, queries, peer, writes', () => {
+  it('loads the data and measures every at-scale figure', { timeout: 120_000 }, async () => {
+    const results = await runBenchmark({ serverUrl, mode: 'tiny', suites: ['data', 'queries', 'peer', 'writes'] });
+    const scale = results.scale!;
+
+    // 1: the loader wrote what it says, at a rate.
+    expect(scale.data.requests).toBe(scale.plan.requests);
+    expect(Object.values(scale.data.byStatus).reduce((a, b) => a + b, 0)).toBe(scale.plan.requests);
+    expect(scale.data.byStatus.failed).toBeGreaterThan(0);
+    expect(scale.data.byStatus.completed).toBeGreaterThan(0);
+    for (const table of scale.data.tables) expect(table.rowsPerSecond).toBeGreaterThan(0);
+    expect(scale.data.tables.find((t) => t.table === 'request_events')!.rows).toBeGreaterThan(scale.plan.requests * 3);
+
+    // 2: every pattern as SQL with its plan, and as GraphQL without errors.
+    const queries = scale.queries!;
+    expect(queries.figures.length).toBeGreaterThanOrEqual(8);
+    for (const figure of queries.figures) {
+      expect(figure.sqlMs.n).toBeGreaterThanOrEqual(Math.min(20, scale.plan.queries.sqlRuns));
+      expect(figure.sqlMs.p50).toBeGreaterThan(0);
+      expect(figure.plan.nodes.length).toBeGreaterThan(0);
+      if (figure.graphql) {
+        expect(figure.graphqlErrors, figure.firstError).toBe(0);
+        expect(figure.graphqlMs!.p50).toBeGreaterThan(0);
+      }
+    }
+
+    // 5: both servers answered the history page, with no errors.
+    const peer = scale.peer!;
+    for (const side of [peer.ours, peer.theirs]) {
+      expect(side.requests).toBeGreaterThan(0);
+      expect(side.non2xx + side.graphqlErrors + side.socketErrors, side.firstError).toBe(0);
+    }
+    expect(peer.ratio.requestsPerSecond).toBeGreaterThan(0);
+
+    // 3: both mutations through the API, and the raw statements, with ratios.
+    const writes = scale.writes!;
+    expect(writes.figures.map((f) => f.name)).toEqual(['submitContentRequest', 'reportStage']);
+    for (const figure of writes.figures) {
+      expect(figure.api.requests).toBeGreaterThan(0);
+      expect(figure.api.non2xx + figure.api.graphqlErrors, figure.api.firstError).toBe(0);
+      for (const raw of [figure.rawTriggersOn, figure.rawTriggersOff]) {
+        expect(raw.errors, raw.firstError).toBe(0);
+        expect(raw.transactions).toBeGreaterThan(0);
+      }
+      expect(figure.ratioToTriggersOn).toBeGreaterThan(0);
+      expect(figure.ratioToTriggersOff).toBeGreaterThan(0);
+    }
   });
 });

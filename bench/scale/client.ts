@@ -1,0 +1,139 @@
+/**
+ * The at-scale suites' client process: HTTP load (autocannon) and sequential
+ * GraphQL timings, kept out of the measured server's process and event loop.
+ * Driven by messages from bench/scale/suite.ts (bench/lib/rpc.ts).
+ */
+import autocannon from 'autocannon';
+import { serveRpc } from '../lib/rpc.js';
+
+export type GraphQLCase = { query: string; variables: Record<string, unknown>; token?: string };
+
+export type LatencyParams = { url: string; cases: GraphQLCase[]; runs: number; warmupRuns: number; budgetMs: number };
+export type LatencyResult = { ms: number[]; errors: number; firstError?: string };
+
+export type CannonParams = {
+  url: string;
+  connections: number;
+  durationMs: number;
+  warmupMs: number;
+  query: string;
+  /** One is picked at random for each request. */
+  variants: { variables: Record<string, any>; token?: string }[];
+  /** Sets variables.input[field] to a new value on every request (an idempotency key). */
+  uniqueInputField?: string;
+};
+
+export type CannonResult = {
+  requests: number;
+  requestsPerSecond: number;
+  latency: { p50: number; p90: number; p99: number; max: number; mean: number };
+  non2xx: number;
+  /** 200 responses that carried GraphQL errors. */
+  graphqlErrors: number;
+  socketErrors: number;
+  timeouts: number;
+  firstError?: string;
+  durationMs: number;
+};
+
+async function post(url: string, body: string, token?: string): Promise<{ status: number; text: string }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body,
+  });
+  return { status: response.status, text: await response.text() };
+}
+
+async function latencies(params: LatencyParams): Promise<LatencyResult> {
+  const bodies = params.cases.map((c) => JSON.stringify({ query: c.query, variables: c.variables }));
+  const ms: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  let deadline = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < params.warmupRuns + params.runs; i++) {
+    const index = i % bodies.length;
+    const started = performance.now();
+    const { status, text } = await post(params.url, bodies[index]!, params.cases[index]!.token);
+    const elapsed = performance.now() - started;
+    if (status !== 200 || text.includes('"errors"')) {
+      errors++;
+      firstError ??= `${status} ${text.slice(0, 300)}`;
+    }
+    if (i >= params.warmupRuns) ms.push(elapsed);
+    if (i === params.warmupRuns) deadline = performance.now() + params.budgetMs;
+    if (ms.length >= 20 && performance.now() > deadline) break;
+  }
+  return { ms, errors, ...(firstError ? { firstError } : {}) };
+}
+
+let uniqueCounter = 0;
+
+async function cannon(params: CannonParams, durationMs: number): Promise<CannonResult> {
+  let graphqlErrors = 0;
+  let firstError: string | undefined;
+  const variants = params.variants.map((v) => ({
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json',
+      ...(v.token ? { authorization: `Bearer ${v.token}` } : {}),
+    },
+    variables: v.variables,
+  }));
+  const prefix = `load-${process.pid}-${Date.now()}-`;
+  const result = await autocannon({
+    url: params.url,
+    connections: params.connections,
+    duration: durationMs / 1000,
+    timeout: 30,
+    requests: [
+      {
+        method: 'POST',
+        setupRequest(request) {
+          const variant = variants[Math.floor(Math.random() * variants.length)]!;
+          let variables = variant.variables;
+          if (params.uniqueInputField) {
+            variables = { ...variables, input: { ...variables.input, [params.uniqueInputField]: `${prefix}${uniqueCounter++}` } };
+          }
+          return { ...request, headers: variant.headers, body: JSON.stringify({ query: params.query, variables }) };
+        },
+        onResponse(status, body) {
+          if (status === 200 && body.includes('"errors"')) {
+            graphqlErrors++;
+            firstError ??= body.slice(0, 300);
+          } else if (status !== 200) firstError ??= `${status} ${body.slice(0, 300)}`;
+        },
+      },
+    ],
+  });
+  const seconds = result.duration || durationMs / 1000;
+  return {
+    requests: result.requests.total,
+    requestsPerSecond: result.requests.total / seconds,
+    latency: {
+      p50: result.latency.p50,
+      p90: result.latency.p90,
+      p99: result.latency.p99,
+      max: result.latency.max,
+      mean: result.latency.mean,
+    },
+    non2xx: result.non2xx,
+    graphqlErrors,
+    socketErrors: result.errors,
+    timeouts: result.timeouts,
+    ...(firstError ? { firstError } : {}),
+    durationMs: Math.round(seconds * 1000),
+  };
+}
+
+serveRpc({
+  latencies: (params: LatencyParams) => latencies(params),
+  async load(params: CannonParams) {
+    if (params.warmupMs > 0) await cannon(params, params.warmupMs);
+    return cannon(params, params.durationMs);
+  },
+});

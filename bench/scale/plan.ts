@@ -1,0 +1,59 @@
+/** How large and how long the at-scale suites (data, queries, writes, peer) run, per mode. */
+import type { Mode } from '../live/plan.js';
+
+export type ScalePlan = {
+  mode: Mode;
+  /** content_requests rows the loader writes (stages and ~5 events each come with them). */
+  requests: number;
+  students: number;
+  organizations: number;
+  /** The service's pg pool, PostGraphile's pool, and the raw SQL writers' connection count. */
+  poolSize: number;
+  /** Runs per pattern, each side stopping early (after at least 20) once it has taken budgetMs. */
+  queries: { sqlRuns: number; graphqlRuns: number; warmupRuns: number; samples: number; budgetMs: number };
+  /** HTTP connections the load generator keeps busy (autocannon), for the write path and the peer. */
+  connections: number;
+  writes: { apiMs: number; rawMs: number; warmupMs: number };
+  peer: { durationMs: number; warmupMs: number };
+};
+
+export function scalePlan(mode: Mode): ScalePlan {
+  switch (mode) {
+    case 'tiny':
+      return {
+        mode,
+        requests: 5_000,
+        students: 500,
+        organizations: 20,
+        poolSize: 10,
+        queries: { sqlRuns: 20, graphqlRuns: 20, warmupRuns: 3, samples: 10, budgetMs: 2_000 },
+        connections: 10,
+        writes: { apiMs: 500, rawMs: 400, warmupMs: 100 },
+        peer: { durationMs: 500, warmupMs: 100 },
+      };
+    case 'quick':
+      return {
+        mode,
+        requests: 100_000,
+        students: 10_000,
+        organizations: 100,
+        poolSize: 20,
+        queries: { sqlRuns: 200, graphqlRuns: 100, warmupRuns: 10, samples: 100, budgetMs: 2_500 },
+        connections: 20,
+        writes: { apiMs: 2_000, rawMs: 1_500, warmupMs: 300 },
+        peer: { durationMs: 2_500, warmupMs: 300 },
+      };
+    case 'full':
+      return {
+        mode,
+        requests: 1_000_000,
+        students: 10_000,
+        organizations: 100,
+        poolSize: 20,
+        queries: { sqlRuns: 1_000, graphqlRuns: 500, warmupRuns: 50, samples: 200, budgetMs: 8_000 },
+        connections: 20,
+        writes: { apiMs: 10_000, rawMs: 5_000, warmupMs: 1_000 },
+        peer: { durationMs: 10_000, warmupMs: 1_000 },
+      };
+  }
+}

@@ -1,0 +1,144 @@
+/** The printed form of the at-scale suites: data, query patterns, the peer, the write path. */
+import { formatCount, formatMs, formatRatio, renderTable } from '../lib/table.js';
+import type { CpuShares } from '../lib/cpu.js';
+import type { ScaleResults, Throughput } from './suite.js';
+
+const cpuCell = (c: CpuShares) =>
+  [c.server, c.driver, c.postgres, c.other].map((v) => (Number.isFinite(v) ? Math.round(v * 100) : '–')).join(' / ');
+const pair = (a: number, b: number) => `${formatMs(a)} / ${formatMs(b)}`;
+
+export function renderScale(scale: ScaleResults): string[] {
+  const out: string[] = [];
+  const { data, plan } = scale;
+  const scaled = plan.mode === 'full' ? '' : ` — ${plan.mode} mode: scaled down from 1,000,000`;
+  out.push(
+    `Data at scale: ${formatCount(data.requests)} requests${scaled}; ${formatCount(data.students)} students, ` +
+      `${formatCount(data.organizations)} organizations (INSERT … SELECT generate_series, triggers off, secondary indexes re-created after)`,
+    renderTable(
+      [{ title: 'table' }, { title: 'rows', align: 'right' }, { title: 'seconds', align: 'right' }, { title: 'rows/s', align: 'right' }],
+      [
+        ...data.tables.map((t) => [t.table, formatCount(t.rows), (t.ms / 1000).toFixed(1), formatCount(t.rowsPerSecond)]),
+        ['inserts, all tables', formatCount(data.tables.reduce((s, t) => s + t.rows, 0)), (data.tables.reduce((s, t) => s + t.ms, 0) / 1000).toFixed(1), formatCount(data.insertRowsPerSecond)],
+        [`re-creating ${data.indexes.count} indexes`, '', (data.indexes.ms / 1000).toFixed(1), ''],
+        ['vacuum (analyze)', '', (data.vacuumAnalyzeMs / 1000).toFixed(1), ''],
+        ['total', formatCount(data.tables.reduce((s, t) => s + t.rows, 0)), (data.totalMs / 1000).toFixed(1), formatCount(data.totalRowsPerSecond)],
+      ],
+    ),
+    `status mix: ${Object.entries(data.byStatus).map(([k, v]) => `${k} ${formatCount(v)}`).join(', ')}; ` +
+      `sizes: ${Object.entries(data.sizes).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+  );
+
+  if (scale.queries) {
+    out.push(
+      '',
+      `Query patterns at ${formatCount(data.requests)} requests: ms, p50 / p99 of up to ${formatCount(plan.queries.sqlRuns)} SQL runs ` +
+        `(one connection, parameters varied over the samples) and up to ${formatCount(plan.queries.graphqlRuns)} GraphQL requests ` +
+        `(each side stops after ${formatCount(plan.queries.budgetMs / 1000)} s) ` +
+        `(HTTP, one at a time, from the client process); the plan is EXPLAIN (ANALYZE) of the first sample`,
+      renderTable(
+        [
+          { title: 'pattern' },
+          { title: 'SQL', align: 'right' },
+          { title: 'GraphQL', align: 'right' },
+          { title: 'GQL/SQL', align: 'right' },
+          { title: 'seed', align: 'right' },
+          { title: 'read→returned', align: 'right' },
+          { title: 'plan' },
+        ],
+        scale.queries.figures.map((f) => [
+          f.name,
+          pair(f.sqlMs.p50, f.sqlMs.p99),
+          f.graphqlMs ? pair(f.graphqlMs.p50, f.graphqlMs.p99) : '–',
+          f.graphqlMs ? formatRatio(f.graphqlMs.p50 / f.sqlMs.p50) : '',
+          f.targetMs !== undefined ? `<${f.targetMs}${f.sqlMs.p50 <= f.targetMs ? ' ok' : ' MISSED'}` : '',
+          `${formatCount(f.plan.rowsRead)}→${formatCount(f.plan.rowsReturned)}`,
+          f.plan.nodes.join(' › '),
+        ]),
+      ),
+      scale.queries.findings.length
+        ? ['findings (a plan that sorts, seq-scans or reads far more than it returns):', ...scale.queries.findings.map((f) => `  - ${f}`)].join('\n')
+        : 'findings: none — every plan is served by an index without a sort',
+    );
+  }
+
+  if (scale.peer) {
+    const p = scale.peer;
+    const row = (name: string, t: Throughput) => [
+      name,
+      formatCount(t.requestsPerSecond),
+      pair(t.latency.p50, t.latency.p99),
+      formatCount(t.requests),
+      `${t.non2xx + t.graphqlErrors + t.socketErrors + t.timeouts}`,
+      cpuCell(t.cpu),
+    ];
+    out.push(
+      '',
+      `Peer: a student's history page (20 newest) at ${p.connections} connections, pool ${p.poolSize} each; ` +
+        `${p.peer.name} ${p.peer.version} (graphql ${p.peer.graphqlVersion}, ${p.peer.node})`,
+      renderTable(
+        [
+          { title: 'server' },
+          { title: 'requests/s', align: 'right' },
+          { title: 'p50 / p99 ms', align: 'right' },
+          { title: 'requests', align: 'right' },
+          { title: 'errors', align: 'right' },
+          { title: 'cpu % of a core: server / client / pg / other', align: 'right' },
+        ],
+        [
+          row('the service (graphql-yoga + Pothos + Drizzle)', p.ours),
+          row(`${p.peer.name} ${p.peer.version} (own process)`, p.theirs),
+          [
+            'ratio, service over PostGraphile',
+            formatRatio(p.ratio.requestsPerSecond),
+            `${formatRatio(p.ratio.p50)} / ${formatRatio(p.ratio.p99)}`,
+            '',
+            '',
+            '',
+          ],
+        ],
+      ),
+      `note: ${p.peer.note}`,
+    );
+    if (p.ours.firstError) out.push(`service error sample: ${p.ours.firstError}`);
+    if (p.theirs.firstError) out.push(`PostGraphile error sample: ${p.theirs.firstError}`);
+  }
+
+  if (scale.writes) {
+    const w = scale.writes;
+    out.push(
+      '',
+      `Write path: through the API at ${w.connections} HTTP connections (autocannon) vs the same change as one SQL statement ` +
+        `from ${w.poolSize} connections (the service's pool size), triggers on and off (session_replication_role = replica, ` +
+        'which also skips foreign-key checks)',
+      renderTable(
+        [
+          { title: 'change' },
+          { title: 'API /s', align: 'right' },
+          { title: 'API p50 / p99 ms', align: 'right' },
+          { title: 'raw, triggers on /s', align: 'right' },
+          { title: 'raw, triggers off /s', align: 'right' },
+          { title: 'API / on', align: 'right' },
+          { title: 'API / off', align: 'right' },
+          { title: 'API errors', align: 'right' },
+          { title: 'cpu % svc / client / pg / other (API)', align: 'right' },
+        ],
+        w.figures.map((f) => [
+          f.name,
+          formatCount(f.api.requestsPerSecond),
+          pair(f.api.latency.p50, f.api.latency.p99),
+          formatCount(f.rawTriggersOn.perSecond),
+          formatCount(f.rawTriggersOff.perSecond),
+          formatRatio(f.ratioToTriggersOn),
+          formatRatio(f.ratioToTriggersOff),
+          `${f.api.non2xx + f.api.graphqlErrors + f.api.socketErrors + f.api.timeouts}`,
+          cpuCell(f.api.cpu),
+        ]),
+      ),
+      ...w.figures.map((f) => `${f.name}: ${f.description}; ${f.apiEffect}; raw p50 ${formatMs(f.rawTriggersOn.latency.p50)} ms on, ${formatMs(f.rawTriggersOff.latency.p50)} ms off` +
+        (f.api.firstError ? `; API error sample: ${f.api.firstError}` : '') +
+        (f.rawTriggersOn.firstError ? `; raw error sample: ${f.rawTriggersOn.firstError}` : '')),
+    );
+  }
+  out.push(`elapsed ${formatCount(scale.elapsedMs / 1000)} s; database ${scale.database} (dropped)`);
+  return out;
+}
