@@ -323,7 +323,8 @@ type Pattern = {
 };
 
 const LIST = `select *, ${CURSOR_TIME} as cursor_time from content_requests`;
-const ORDER = `order by created_at desc, id desc limit 21`;
+// As the service writes it (src/services/requests.ts NEWEST_FIRST): NULLS LAST, like drizzle-kit's DESC indexes.
+const ORDER = `order by created_at desc nulls last, id desc nulls last limit 21`;
 const ACTIVE = `('pending', 'validating', 'retrieving', 'generating_script', 'generating_video', 'processing_video')`;
 const PAGE_FIELDS = `edges { cursor node { id status progressPercentage currentStage topic createdAt } } pageInfo { hasNextPage endCursor }`;
 
@@ -377,7 +378,7 @@ function patterns(s: Samples): Pattern[] {
     {
       name: "admins' failed list by failed_at",
       description: "the seed's form: newest failure first (no API operation orders by failed_at)",
-      sql: `select * from content_requests where status = 'failed' order by failed_at desc limit 20`,
+      sql: `select * from content_requests where status = 'failed' order by failed_at desc nulls last limit 20`,
       sqlParams: [[]],
       graphql: null,
       cases: [],
