@@ -8,106 +8,20 @@
  *
  * It does not use the test database, so it runs in the pglite project only.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { access, mkdtemp, rm } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { exitWithin, freePort, spawnService, START_TIMEOUT_MS, type ServiceProcess } from '../helpers/service-process.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const START_TIMEOUT_MS = 60_000;
+const services: ServiceProcess[] = [];
 
-/** The environment of a shell with none of the service's settings in it. */
-function cleanEnvironment(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const name of [
-    'DATABASE_URL',
-    'LISTEN_DATABASE_URL',
-    'DATABASE_POOL_SIZE',
-    'DATA_DIR',
-    'LOG_LEVEL',
-    'PORT',
-    'HOST',
-    'JWT_SECRET',
-    'JWKS_URL',
-    'JWT_ISSUER',
-    'JWT_AUDIENCE',
-    'DEMO_DATA',
-    'METRICS_ROLLUP_INTERVAL_SECONDS',
-  ]) {
-    delete env[name];
-  }
-  return { ...env, ...extra };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-type Service = {
-  child: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Resolves with stdout once it matches; fails with everything printed so far. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
-};
-
-const services: Service[] = [];
-
-/** `npm start`, without npm in between (so signals reach the service itself). */
-function startService(env: Record<string, string>): Service {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT,
-    env: cleanEnvironment(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  let exitedWith: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve((exitedWith = { code, signal }))),
-  );
-  const service: Service = {
-    child,
-    stdout: () => out,
-    stderr: () => err,
-    exited,
-    async waitFor(pattern, timeoutMs = START_TIMEOUT_MS) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const match = out.match(pattern);
-        if (match) return match;
-        if (exitedWith || Date.now() > deadline) {
-          throw new Error(
-            `${exitedWith ? `the service exited (${JSON.stringify(exitedWith)})` : `timed out after ${timeoutMs} ms`} ` +
-              `waiting for ${pattern}\n--- stdout\n${out}\n--- stderr\n${err}`,
-          );
-        }
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    },
-  };
+/** `npm start` with these settings; stopped at the end of the file if still running. */
+function startService(env: Record<string, string>): ServiceProcess {
+  const service = spawnService(env);
   services.push(service);
   return service;
-}
-
-/** Waits for the exit, failing if it takes longer than `ms`. */
-async function exitWithin(service: Service, ms: number) {
-  const started = Date.now();
-  const timeout = new Promise<never>((_, reject) =>
-    setTimeout(() => reject(new Error(`no exit within ${ms} ms\n--- stdout\n${service.stdout()}\n--- stderr\n${service.stderr()}`)), ms).unref(),
-  );
-  const result = await Promise.race([service.exited, timeout]);
-  return { ...result, elapsedMs: Date.now() - started };
 }
 
 const ROLES = ['student', 'org_admin', 'admin', 'worker'] as const;
@@ -154,7 +68,7 @@ describe.skipIf(inject('testDatabase').kind === 'postgres')('npm start', () => {
   let dataDir: string;
   let port: number;
   let url: string;
-  let service: Service;
+  let service: ServiceProcess;
   const tokenOf: Partial<Record<Role, string>> = {};
   let requestId: string;
 
@@ -163,7 +77,7 @@ describe.skipIf(inject('testDatabase').kind === 'postgres')('npm start', () => {
     port = await freePort();
     url = `http://127.0.0.1:${port}`;
     service = startService({ DATA_DIR: dataDir, PORT: String(port) });
-    await service.waitFor(/^ {2}worker\s+\S+\s+Authorization: Bearer \S+$/m);
+    await service.waitForOutput(/^ {2}worker\s+\S+\s+Authorization: Bearer \S+$/m);
   }, START_TIMEOUT_MS + 10_000);
 
   afterAll(() => cleanUp(dataDir));
@@ -290,7 +204,7 @@ describe.skipIf(inject('testDatabase').kind === 'postgres')('npm start', () => {
 
   test('started again on the same folder: the request and the printed tokens are still good', async () => {
     const again = startService({ DATA_DIR: dataDir, PORT: String(port) });
-    await again.waitFor(/^ {2}worker\s+\S+\s+Authorization: Bearer \S+$/m);
+    await again.waitForOutput(/^ {2}worker\s+\S+\s+Authorization: Bearer \S+$/m);
     // The tokens printed before the restart still work: the signing secret is kept in the data folder.
     const read = (await graphql(url, tokenOf.student!, `query ($id: ID!) { contentRequest(id: $id) { status progressPercentage } }`, { id: requestId }))
       .contentRequest;
@@ -336,7 +250,7 @@ describe.skipIf(inject('testDatabase').kind === 'postgres')('npm start with a ba
       await new Promise<void>((resolve) => holder.close(() => resolve()));
     }
     const next = startService({ DATA_DIR: folder, PORT: String(port) });
-    await next.waitFor(/Development tokens/);
+    await next.waitForOutput(/Development tokens/);
     next.child.kill('SIGTERM');
     expect((await exitWithin(next, 5_000)).code).toBe(0);
   }, 2 * START_TIMEOUT_MS);

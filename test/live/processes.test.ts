@@ -8,95 +8,27 @@
  *
  * PGlite is one process per data folder, so this runs in the postgres project only.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { signToken, type TokenClaims } from '../../src/http/auth.js';
 import { STAGES, TEST_JWT_SECRET } from '../helpers/app.js';
 import { createTestDatabase, testDatabaseKind, waitFor, type TestDatabase } from '../helpers/database.js';
+import { exitWithin, freePort, ROOT, spawnService, START_TIMEOUT_MS, type ServiceProcess } from '../helpers/service-process.js';
 import { connectWs, PROGRESS, UPDATES, type LiveMessage, type LiveSubscription, type WsConnection } from '../helpers/live.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const START_TIMEOUT_MS = 60_000;
+type Service = ServiceProcess & { name: string; url: string };
 
-/** The environment of a shell with none of the service's settings in it, plus `extra`. */
-function serviceEnvironment(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const name of [
-    'DATABASE_URL',
-    'LISTEN_DATABASE_URL',
-    'DATABASE_POOL_SIZE',
-    'DATA_DIR',
-    'LOG_LEVEL',
-    'PORT',
-    'HOST',
-    'JWT_SECRET',
-    'JWKS_URL',
-    'JWT_ISSUER',
-    'JWT_AUDIENCE',
-    'DEMO_DATA',
-    'METRICS_ROLLUP_INTERVAL_SECONDS',
-  ]) {
-    delete env[name];
-  }
-  return { ...env, ...extra };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-type Exit = { code: number | null; signal: NodeJS.Signals | null };
-type Service = {
-  name: string;
-  url: string;
-  child: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  exited: Promise<Exit>;
-  hasExited(): boolean;
-};
-
-/** `npm start`, without npm in between (so SIGTERM reaches the service itself). */
 function startService(name: string, port: number, databaseUrl: string): Service {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT,
-    env: serviceEnvironment({
-      DATABASE_URL: databaseUrl,
-      JWT_SECRET: TEST_JWT_SECRET,
-      DEMO_DATA: 'false',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-    }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  let exitedWith: Exit | undefined;
-  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve((exitedWith = { code, signal }))));
-  return {
+  const spawned = spawnService(
+    { DATABASE_URL: databaseUrl, JWT_SECRET: TEST_JWT_SECRET, DEMO_DATA: 'false', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
     name,
-    url: `http://127.0.0.1:${port}`,
-    child,
-    stdout: () => out,
-    stderr: () => err,
-    exited,
-    hasExited: () => exitedWith !== undefined,
-  };
+  );
+  return Object.assign(spawned, { name, url: `http://127.0.0.1:${port}` });
 }
 
-const describeService = (service: Service) => `${service.name}\n--- stdout\n${service.stdout()}\n--- stderr\n${service.stderr()}`;
+const describeService = (service: Service) => service.describe();
 
 /** Resolves once /ready answers 200 (migrated, listening, database reachable). */
 async function ready(service: Service): Promise<void> {
@@ -110,19 +42,6 @@ async function ready(service: Service): Promise<void> {
       // not listening yet
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-async function exitWithin(service: Service, ms: number): Promise<Exit & { elapsedMs: number }> {
-  const started = Date.now();
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${service.name}: no exit within ${ms} ms: ${describeService(service)}`)), ms);
-  });
-  try {
-    return { ...(await Promise.race([service.exited, timeout])), elapsedMs: Date.now() - started };
-  } finally {
-    clearTimeout(timer);
   }
 }
 

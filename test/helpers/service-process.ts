@@ -1,0 +1,105 @@
+/**
+ * The service as a separate process, as `npm start` runs it (without npm in
+ * between, so signals reach the service itself), with a clean environment.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const START_TIMEOUT_MS = 60_000;
+
+const SERVICE_SETTINGS = [
+  'DATABASE_URL',
+  'LISTEN_DATABASE_URL',
+  'DATABASE_POOL_SIZE',
+  'DATA_DIR',
+  'LOG_LEVEL',
+  'PORT',
+  'HOST',
+  'JWT_SECRET',
+  'JWKS_URL',
+  'JWT_ISSUER',
+  'JWT_AUDIENCE',
+  'DEMO_DATA',
+  'METRICS_ROLLUP_INTERVAL_SECONDS',
+];
+
+/** The environment of a shell with none of the service's settings in it, plus `extra`. */
+export function serviceEnvironment(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of SERVICE_SETTINGS) delete env[name];
+  return { ...env, ...extra };
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export type Exit = { code: number | null; signal: NodeJS.Signals | null };
+
+export type ServiceProcess = {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<Exit>;
+  hasExited(): boolean;
+  /** Everything it printed, for a failure message. */
+  describe(): string;
+  /** Resolves with stdout's match once it appears; fails with everything printed so far. */
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+};
+
+export function spawnService(env: Record<string, string>, name = 'service'): ServiceProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: ROOT,
+    env: serviceEnvironment(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  let exitedWith: Exit | undefined;
+  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve((exitedWith = { code, signal }))));
+  const describe = () => `${name}\n--- stdout\n${out}\n--- stderr\n${err}`;
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    hasExited: () => exitedWith !== undefined,
+    describe,
+    async waitForOutput(pattern, timeoutMs = START_TIMEOUT_MS) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const match = out.match(pattern);
+        if (match) return match;
+        if (exitedWith || Date.now() > deadline) {
+          const why = exitedWith ? `the service exited (${JSON.stringify(exitedWith)})` : `timed out after ${timeoutMs} ms`;
+          throw new Error(`${why} waiting for ${pattern}\n${describe()}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    },
+  };
+}
+
+/** Waits for the exit, failing if it takes longer than `ms`. */
+export async function exitWithin(service: ServiceProcess, ms: number): Promise<Exit & { elapsedMs: number }> {
+  const started = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no exit within ${ms} ms: ${service.describe()}`)), ms);
+  });
+  try {
+    return { ...(await Promise.race([service.exited, timeout])), elapsedMs: Date.now() - started };
+  } finally {
+    clearTimeout(timer);
+  }
+}
