@@ -7,8 +7,7 @@ import { z } from 'zod';
 // An empty variable (FOO=) means "unset", as most deploy tools write it.
 const unsetWhenEmpty = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === '' ? undefined : v), schema);
 const optionalString = unsetWhenEmpty(z.string().optional());
-const postgresUrl = z.preprocess(
-  (v) => (v === '' ? undefined : v),
+const postgresUrl = unsetWhenEmpty(
   z
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
@@ -26,19 +25,13 @@ const environmentSchema = z.object({
   PORT: unsetWhenEmpty(z.coerce.number().int().min(0).max(65_535).default(4000)),
   HOST: optionalString.default('0.0.0.0'),
   /** HS256 signing secret for bearer tokens. */
-  JWT_SECRET: z.preprocess(
-    (v) => (v === '' ? undefined : v),
-    z.string().min(32, 'must be at least 32 characters').optional(),
-  ),
+  JWT_SECRET: unsetWhenEmpty(z.string().min(32, 'must be at least 32 characters').optional()),
   /** Or verify RS256 tokens against this JWKS. */
   JWKS_URL: unsetWhenEmpty(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
   JWT_ISSUER: optionalString,
   JWT_AUDIENCE: optionalString,
   /** Create the demo organization and users (and print their tokens); on by default when embedded. */
-  DEMO_DATA: z.preprocess(
-    (v) => (v === '' ? undefined : v),
-    z.enum(['true', 'false'], 'must be true or false').optional(),
-  ),
+  DEMO_DATA: unsetWhenEmpty(z.enum(['true', 'false'], 'must be true or false').optional()),
   /** How often the hourly metrics rollup runs; 0 turns it off. */
   METRICS_ROLLUP_INTERVAL_SECONDS: unsetWhenEmpty(z.coerce.number().int().min(0).default(300)),
 });

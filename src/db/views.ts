@@ -2,7 +2,7 @@
  * The views of drizzle/0003_views.sql, declared for typed reads. `.existing()`
  * keeps drizzle-kit from generating them: the SQL migration owns their definition.
  */
-import { boolean, integer, jsonb, numeric, pgView, timestamp, uuid, varchar } from 'drizzle-orm/pg-core';
+import { boolean, integer, pgView, timestamp, uuid, varchar } from 'drizzle-orm/pg-core';
 import { contentRequestStatus, contentStageStatus } from './tables.js';
 
 const at = (name: string) => timestamp(name, { withTimezone: true });
@@ -30,19 +30,4 @@ export const activeRequestsDashboard = pgView('active_requests_dashboard', {
   secondsSinceCreated: integer('seconds_since_created').notNull(),
   secondsInStage: integer('seconds_in_stage'),
   isOverdue: boolean('is_overdue').notNull(),
-}).existing();
-
-export const requestMetricsSummary = pgView('request_metrics_summary', {
-  metricHour: at('metric_hour').notNull(),
-  organizationId: varchar('organization_id'),
-  organizationName: varchar('organization_name'),
-  totalRequests: integer('total_requests').notNull(),
-  completedRequests: integer('completed_requests').notNull(),
-  failedRequests: integer('failed_requests').notNull(),
-  cancelledRequests: integer('cancelled_requests').notNull(),
-  successRate: numeric('success_rate', { mode: 'number' }),
-  failureRate: numeric('failure_rate', { mode: 'number' }),
-  avgDurationSeconds: numeric('avg_duration_seconds', { mode: 'number' }),
-  p95DurationSeconds: numeric('p95_duration_seconds', { mode: 'number' }),
-  errorBreakdown: jsonb('error_breakdown').$type<Record<string, number>>().notNull(),
 }).existing();

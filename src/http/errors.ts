@@ -11,14 +11,19 @@ import { ServiceError, type ErrorCode } from '../services/errors.js';
 
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = { UNAUTHENTICATED: 401 };
 
-export function toCodedError(error: ServiceError, located?: GraphQLError): GraphQLError {
-  return new GraphQLError(error.message, {
+/** A new error with `message` and `extensions`, at the place in the document `located` points to. */
+function errorAt(located: GraphQLError | undefined, message: string, extensions: Record<string, unknown>): GraphQLError {
+  return new GraphQLError(message, {
     ...(located ? { nodes: located.nodes, source: located.source, positions: located.positions, path: located.path } : {}),
-    extensions: {
-      code: error.code,
-      ...error.details,
-      ...(HTTP_STATUS[error.code] ? { http: { status: HTTP_STATUS[error.code] } } : {}),
-    },
+    extensions,
+  });
+}
+
+export function toCodedError(error: ServiceError, located?: GraphQLError): GraphQLError {
+  return errorAt(located, error.message, {
+    code: error.code,
+    ...error.details,
+    ...(HTTP_STATUS[error.code] ? { http: { status: HTTP_STATUS[error.code] } } : {}),
   });
 }
 
@@ -27,7 +32,7 @@ function present(error: GraphQLError, context: Partial<GraphQLContext>, logger: 
   if (original instanceof ServiceError) return toCodedError(original, error);
   if (!original || original instanceof GraphQLError) {
     // Refused before any resolver ran (a variable of the wrong type or shape): the caller's input.
-    if (!error.path && !error.extensions?.code) return withExtensions(error, { code: 'BAD_USER_INPUT' });
+    if (!error.path && !error.extensions?.code) return errorAt(error, error.message, { ...error.extensions, code: 'BAD_USER_INPUT' });
     return error; // parse, validation, coded errors
   }
   return unexpected(original, context.requestId, logger, error);
@@ -39,20 +44,7 @@ export function unexpected(error: unknown, requestId: string | undefined, logger
     { err: error, requestId, ...(located?.path ? { path: located.path.join('.') } : {}) },
     located?.path ? 'unexpected error while resolving' : 'unexpected error outside execution',
   );
-  return new GraphQLError('Unexpected error.', {
-    ...(located ? { nodes: located.nodes, source: located.source, positions: located.positions, path: located.path } : {}),
-    extensions: { code: 'INTERNAL_SERVER_ERROR', ...(requestId ? { requestId } : {}) },
-  });
-}
-
-function withExtensions(error: GraphQLError, extensions: Record<string, unknown>): GraphQLError {
-  return new GraphQLError(error.message, {
-    nodes: error.nodes,
-    source: error.source,
-    positions: error.positions,
-    path: error.path,
-    extensions: { ...error.extensions, ...extensions },
-  });
+  return errorAt(located, 'Unexpected error.', { code: 'INTERNAL_SERVER_ERROR', ...(requestId ? { requestId } : {}) });
 }
 
 /** A GraphQLError all the way down: nothing unexpected underneath to hide. */
@@ -113,14 +105,7 @@ export function useValidationErrorCodes(): Plugin {
       if (!result.length) return;
       setResult(
         result.map((error) =>
-          error.extensions?.code
-            ? error
-            : new GraphQLError(error.message, {
-                nodes: error.nodes,
-                source: error.source,
-                positions: error.positions,
-                extensions: { ...error.extensions, code: 'GRAPHQL_VALIDATION_FAILED' },
-              }),
+          error.extensions?.code ? error : errorAt(error, error.message, { ...error.extensions, code: 'GRAPHQL_VALIDATION_FAILED' }),
         ),
       );
     },

@@ -72,7 +72,7 @@ export class EventHub {
     return hub;
   }
 
-  /** The position of the newest event delivered; a subscription's replay meets the live stream here. */
+  /** The position of the newest event delivered (for tests and diagnostics). */
   get position(): bigint {
     return this.lastPosition;
   }
@@ -92,6 +92,11 @@ export class EventHub {
     let count = 0;
     for (const handlers of this.subscribers.values()) count += handlers.size;
     return count;
+  }
+
+  /** Open subscriptions on one topic. */
+  subscriberCountOf(topic: Topic): number {
+    return this.subscribers.get(topic)?.size ?? 0;
   }
 
   /** Waits until everything received so far has been delivered. */

@@ -17,13 +17,14 @@ import { ServiceError, badInput } from '../services/errors.js';
 import {
   feedEventsAfter,
   feedSnapshot,
+  latestPosition,
   requestEventsAfter,
   requestSnapshot,
   TERMINAL,
   type FeedFilter,
   type LiveEvent,
 } from '../services/feed.js';
-import { getRequest, type ContentRequest } from '../services/requests.js';
+import type { ContentRequest } from '../services/requests.js';
 import { canSeeRequest, type Viewer } from '../services/viewer.js';
 import type { EventHub, Topic } from './hub.js';
 
@@ -66,8 +67,8 @@ type StreamSetup = {
   opening(): AsyncIterable<Update>;
   /** What is sent already, so a live event at or below it is a duplicate. */
   isNew(event: LiveEvent): boolean;
-  /** Catches up on anything missed before `event` (a gap), returning it in order. */
-  missedBefore(event: LiveEvent): Promise<LiveEvent[]>;
+  /** What was missed before `event` (a gap), in order; undefined when nothing was (the usual case, kept off the hot path's awaits). */
+  missedBefore?(event: LiveEvent): AsyncIterable<LiveEvent> | undefined;
   /** Records the event as sent. */
   sent(event: LiveEvent): void;
   keep(event: LiveEvent): boolean;
@@ -80,26 +81,28 @@ type StreamSetup = {
 function liveStream(deps: LiveDependencies, held: ReturnType<typeof holdEvents>, setup: StreamSetup): AsyncIterable<Update> {
   return new Repeater<Update>(async (push, stop) => {
     let unread = 0;
-    const emit = (update: Update) => {
+    // Returns the push: the opening awaits it, so a long replay goes at the
+    // client's pace; live updates count as unread until the client takes them.
+    const emit = (update: Update): Promise<unknown> | undefined => {
       if (unread >= MAX_UNREAD_UPDATES) {
         stop(new ServiceError('CONFLICT', `more than ${MAX_UNREAD_UPDATES} updates unread: resubscribe from your last cursor`));
-        return;
+        return undefined;
       }
       unread++;
-      void push(update).then(() => unread--);
+      const taken = push(update).then(() => unread--);
       if (setup.finished(update)) stop();
+      return taken;
     };
     const deliver = (event: LiveEvent) => {
-      if (!setup.isNew(event)) return;
+      if (!setup.isNew(event)) return undefined;
       setup.sent(event);
-      if (setup.keep(event)) emit({ kind: 'event', event });
+      return setup.keep(event) ? emit({ kind: 'event', event }) : undefined;
     };
 
     // Everything runs one step at a time, in arrival order.
     let steps: Promise<void> = (async () => {
       for await (const update of setup.opening()) {
-        if (update.kind === 'event') deliver(update.event);
-        else emit(update);
+        await (update.kind === 'event' ? deliver(update.event) : emit(update));
       }
       if (setup.endsAfterOpening) stop();
     })();
@@ -110,8 +113,10 @@ function liveStream(deps: LiveDependencies, held: ReturnType<typeof holdEvents>,
     held.release((event) =>
       enqueue(async () => {
         if (!setup.isNew(event)) return;
-        for (const missed of await setup.missedBefore(event)) deliver(missed);
-        deliver(event);
+        const missed = setup.missedBefore?.(event);
+        // A gap is replayed at the client's pace, like the opening; a live event counts as unread.
+        if (missed) for await (const earlier of missed) await deliver(earlier);
+        void deliver(event);
       }),
     );
 
@@ -124,6 +129,16 @@ function liveStream(deps: LiveDependencies, held: ReturnType<typeof holdEvents>,
   });
 }
 
+/** One request's events after `afterSequence` (up to `untilSequence`), read a batch at a time. */
+async function* replayRequest(db: Queryable, requestId: string, afterSequence: number, untilSequence?: number) {
+  for (let after = afterSequence; ; ) {
+    const events = await requestEventsAfter(db, requestId, after, REPLAY_BATCH, untilSequence);
+    yield* events;
+    if (events.length < REPLAY_BATCH) return;
+    after = events.at(-1)!.sequence;
+  }
+}
+
 /** One request: snapshot or replay after `afterSequence`, then live. NOT_FOUND when out of reach. */
 export async function requestProgressStream(
   deps: LiveDependencies,
@@ -131,40 +146,30 @@ export async function requestProgressStream(
   requestId: string,
   afterSequence: number | null,
 ): Promise<AsyncIterable<Update>> {
-  if (afterSequence !== null && (!Number.isSafeInteger(afterSequence) || afterSequence < 0)) {
-    throw badInput('afterSequence', 'must be a sequence number (0 or more)');
-  }
   // Notifications carry PostgreSQL's lower-case form of the UUID.
   const id = requestId.toLowerCase();
   const held = holdEvents(deps.hub, `request:${id}`);
-  let lastSequence: number;
-  let opening: Update[] | null;
-  let finishedAlready = false;
+  let snapshot: Awaited<ReturnType<typeof requestSnapshot>>;
   try {
-    if (afterSequence === null) {
-      const snapshot = await requestSnapshot(deps.db, viewer, id);
-      lastSequence = snapshot.sequence;
-      opening = [{ kind: 'snapshot', ...snapshot }];
-    } else {
-      const request = await getRequest(deps.db, viewer, id); // also the access check
-      finishedAlready = TERMINAL.has(request.status);
-      lastSequence = afterSequence;
-      opening = null;
+    snapshot = await requestSnapshot(deps.db, viewer, id); // also the access check
+    if (afterSequence !== null && (!Number.isSafeInteger(afterSequence) || afterSequence < 0 || afterSequence > snapshot.sequence)) {
+      // A sequence from the future would silently hold back every event up to it.
+      throw badInput('afterSequence', `must be a sequence this request has reached (now ${snapshot.sequence})`);
     }
   } catch (error) {
     held.unsubscribe();
     throw error;
   }
+  const resuming = afterSequence !== null;
+  let lastSequence = afterSequence ?? snapshot.sequence;
   return liveStream(deps, held, {
     async *opening() {
-      if (opening) yield* opening;
-      else for (const event of await requestEventsAfter(deps.db, id, lastSequence)) yield { kind: 'event', event };
+      if (!resuming) yield { kind: 'snapshot', ...snapshot };
+      else for await (const event of replayRequest(deps.db, id, lastSequence)) yield { kind: 'event', event };
     },
     isNew: (event) => event.sequence > lastSequence,
     missedBefore: (event) =>
-      event.sequence > lastSequence + 1
-        ? requestEventsAfter(deps.db, id, lastSequence, event.sequence - 1)
-        : Promise.resolve([]),
+      event.sequence > lastSequence + 1 ? replayRequest(deps.db, id, lastSequence, event.sequence - 1) : undefined,
     sent: (event) => {
       lastSequence = event.sequence;
     },
@@ -172,7 +177,7 @@ export async function requestProgressStream(
     finished: (update) =>
       TERMINAL.has(update.kind === 'snapshot' ? update.request.status : update.event.newStatus),
     // A finished request changes no more: the replay is all there is.
-    endsAfterOpening: finishedAlready,
+    endsAfterOpening: resuming && TERMINAL.has(snapshot.request.status),
   });
 }
 
@@ -210,6 +215,9 @@ export async function requestUpdatesStream(
     if (lastPosition === null) {
       snapshot = await feedSnapshot(deps.db, viewer, filter, FEED_SNAPSHOT_LIMIT);
       lastPosition = snapshot.position;
+    } else if (lastPosition > (await latestPosition(deps.db))) {
+      // A cursor from the future would silently hold back every event up to it.
+      throw badInput('after', 'is ahead of the feed: not a cursor this API issued');
     }
   } catch (error) {
     held.unsubscribe();
@@ -229,10 +237,9 @@ export async function requestUpdatesStream(
         if (events.length < REPLAY_BATCH) return;
       }
     },
+    // No missedBefore: the hub delivers every position in order; between two
+    // of this feed's events lie other requests' events, not gaps.
     isNew: (event) => event.position > position,
-    // The hub delivers every position in order; between two of this feed's
-    // events lie other requests' events, not gaps.
-    missedBefore: () => Promise.resolve([]),
     sent: (event) => {
       position = event.position;
     },

@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/client.js';
 import type { LiveDependencies } from '../live/subscriptions.js';
 import type { Logger } from '../logger.js';
-import { ServiceError } from '../services/errors.js';
+import { badInput, ServiceError } from '../services/errors.js';
 import type { Loaders } from '../services/loaders.js';
 import type { Viewer } from '../services/viewer.js';
 
@@ -23,4 +23,9 @@ export function requireViewer(context: GraphQLContext): Viewer {
     throw new ServiceError('UNAUTHENTICATED', 'sign in: send an Authorization: Bearer <token> header');
   }
   return context.viewer;
+}
+
+/** Our connections page forward only (keyset on first/after); Relay's last/before are refused. */
+export function requireForwardPaging(args: { last?: number | null; before?: string | null }, what: string): void {
+  if (args.last != null || args.before != null) throw badInput('last', `${what} page forward only: use first and after`);
 }

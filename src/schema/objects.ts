@@ -6,8 +6,8 @@ import type { ContentRequest } from '../services/requests.js';
 import type { RequestEvent } from '../services/events.js';
 import type { RequestStage } from '../services/stages.js';
 import type { Organization, User } from '../services/users.js';
-import { badInput } from '../services/errors.js';
 import { builder } from './builder.js';
+import { requireForwardPaging } from './context.js';
 import { EventTypeEnum, RequestStatusEnum, RoleEnum, SeverityEnum, StageStatusEnum } from './enums.js';
 
 export const OrganizationRef = builder.objectRef<Organization>('Organization').implement({
@@ -117,7 +117,7 @@ export const ContentRequestRef = builder.objectRef<ContentRequest>('ContentReque
       type: RequestEventRef,
       description: 'The event log, oldest first. The cursor is the event’s sequence number.',
       resolve: async (request, args, ctx) => {
-        if (args.last != null || args.before != null) throw badInput('last', 'events page forward only: use first and after');
+        requireForwardPaging(args, 'events');
         const afterSequence = args.after == null ? 0 : Number(args.after);
         const page = checkEventPage(args.first, Number.isFinite(afterSequence) ? afterSequence : -1);
         const { rows, hasNextPage } = await ctx.loaders.eventPages.load({ requestId: request.id, ...page });

@@ -1,9 +1,8 @@
 import { listActiveRequests, listRequestMetrics } from '../services/monitoring.js';
 import { listPipelineStages } from '../services/pipeline.js';
 import { getRequest, getRequestByCorrelationId, listRequests } from '../services/requests.js';
-import { badInput } from '../services/errors.js';
 import { builder } from './builder.js';
-import { requireViewer } from './context.js';
+import { requireForwardPaging, requireViewer } from './context.js';
 import { RequestStatusEnum } from './enums.js';
 import {
   ActiveRequestRef,
@@ -55,7 +54,7 @@ builder.queryFields((t) => ({
     args: { filter: t.arg({ type: ContentRequestFilter, required: false }) },
     resolve: async (_root, args, ctx) => {
       const viewer = requireViewer(ctx);
-      if (args.last != null || args.before != null) throw badInput('last', 'requests page forward only: use first and after');
+      requireForwardPaging(args, 'requests');
       const page = await listRequests(ctx.db, viewer, {
         filter: args.filter ? { ...args.filter, studentId: args.filter.studentId?.toString(), organizationId: args.filter.organizationId?.toString() } : null,
         first: args.first,

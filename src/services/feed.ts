@@ -3,18 +3,17 @@
  * subscriber missed, in the same shape as the notifications that carry the
  * live events (db/notifications.ts), so replayed and live events are one kind.
  */
-import { and, asc, eq, gt, inArray, lt, max, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, lte, max, sql, type SQL } from 'drizzle-orm';
 import type { Queryable } from '../db/client.js';
 import type { RequestEventNotification } from '../db/notifications.js';
-import { contentRequests, contentRequestStatus, requestEvents } from '../db/tables.js';
+import { contentRequests, requestEvents } from '../db/tables.js';
 import { notFound } from './errors.js';
-import { NEWEST_FIRST, type ContentRequest } from './requests.js';
+import { NEWEST_FIRST, type ContentRequest, type RequestStatus } from './requests.js';
 import { parseInput, uuid } from './validation.js';
 import { withinScope, type Viewer } from './viewer.js';
 
 /** One committed change of one request, live or replayed. */
 export type LiveEvent = RequestEventNotification;
-export type RequestStatus = (typeof contentRequestStatus.enumValues)[number];
 
 const liveEventColumns = {
   requestId: requestEvents.requestId,
@@ -43,13 +42,14 @@ function toLiveEvent(row: LiveEventRow): LiveEvent {
   };
 }
 
-function selectLiveEvents(db: Queryable, where: SQL | undefined, limit: number) {
+// Feed position order; within one request that is also sequence order.
+function selectLiveEvents(db: Queryable, where: SQL | undefined, limit: number, order = asc(requestEvents.feedPosition)) {
   return db
     .select(liveEventColumns)
     .from(requestEvents)
     .innerJoin(contentRequests, eq(contentRequests.id, requestEvents.requestId))
     .where(where)
-    .orderBy(asc(requestEvents.feedPosition))
+    .orderBy(order)
     .limit(limit)
     .then((rows) => rows.map(toLiveEvent));
 }
@@ -64,11 +64,15 @@ export async function latestPosition(db: Queryable): Promise<bigint> {
   return row?.position ?? 0n;
 }
 
-/** One request's events after a sequence (and up to another, when given). */
+/**
+ * One request's events after a sequence (up to `untilSequence` when given),
+ * `limit` at a time: a caller pages on with the last sequence it got.
+ */
 export function requestEventsAfter(
   db: Queryable,
   requestId: string,
   afterSequence: number,
+  limit: number,
   untilSequence?: number,
 ): Promise<LiveEvent[]> {
   return selectLiveEvents(
@@ -76,13 +80,20 @@ export function requestEventsAfter(
     and(
       eq(requestEvents.requestId, requestId),
       gt(requestEvents.sequence, afterSequence),
-      untilSequence === undefined ? undefined : lt(requestEvents.sequence, untilSequence + 1),
+      untilSequence === undefined ? undefined : lte(requestEvents.sequence, untilSequence),
     ),
-    10_000,
+    limit,
+    // (request_id, sequence) is the index that serves it.
+    asc(requestEvents.sequence),
   );
 }
 
 export type FeedFilter = { statuses?: readonly RequestStatus[]; studentId?: string; organizationId?: string };
+
+const feedOwnerConditions = (filter: FeedFilter) => [
+  filter.studentId ? eq(contentRequests.studentId, filter.studentId) : undefined,
+  filter.organizationId ? eq(contentRequests.organizationId, filter.organizationId) : undefined,
+];
 
 /** The many-request feed's replay: events after `position` the viewer may see and the filter keeps. */
 export function feedEventsAfter(
@@ -98,8 +109,7 @@ export function feedEventsAfter(
       viewer,
       gt(requestEvents.feedPosition, position),
       filter.statuses?.length ? inArray(requestEvents.newStatus, [...filter.statuses]) : undefined,
-      filter.studentId ? eq(contentRequests.studentId, filter.studentId) : undefined,
-      filter.organizationId ? eq(contentRequests.organizationId, filter.organizationId) : undefined,
+      ...feedOwnerConditions(filter),
     ),
     limit,
   );
@@ -149,8 +159,7 @@ export function feedSnapshot(
           withinScope(
             viewer,
             inArray(contentRequests.status, [...statuses]),
-            filter.studentId ? eq(contentRequests.studentId, filter.studentId) : undefined,
-            filter.organizationId ? eq(contentRequests.organizationId, filter.organizationId) : undefined,
+            ...feedOwnerConditions(filter),
           ),
         )
         .orderBy(...NEWEST_FIRST)

@@ -242,8 +242,3 @@ async function moveRequest(
     return updated!;
   });
 }
-
-export async function requestsByIds(db: Queryable, ids: readonly string[]): Promise<ContentRequest[]> {
-  if (ids.length === 0) return [];
-  return db.select().from(contentRequests).where(inArray(contentRequests.id, [...ids]));
-}

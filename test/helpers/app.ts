@@ -58,6 +58,7 @@ export async function startTestApp(options: { onQuery?: QueryObserver; env?: Rec
   const app = createApp(config, { database: testDatabase.database, logger });
   const running = await app.start();
   const secret = new TextEncoder().encode(TEST_JWT_SECRET);
+  let closing: Promise<void> | undefined;
 
   return {
     url: running.url,
@@ -79,9 +80,16 @@ export async function startTestApp(options: { onQuery?: QueryObserver; env?: Rec
       const body = (await response.json()) as Omit<GraphQLResponse, 'status' | 'headers'>;
       return { status: response.status, headers: response.headers, ...body } as GraphQLResponse<any>;
     },
-    async close() {
-      await app.stop();
-      await testDatabase.close();
+    // Once, whatever happens: the database goes even if stopping fails.
+    close() {
+      closing ??= (async () => {
+        try {
+          await app.stop();
+        } finally {
+          await testDatabase.close();
+        }
+      })();
+      return closing;
     },
   };
 }

@@ -16,6 +16,8 @@ export type LiveSubscription = {
   /** Resolves when the server ended the stream (complete, error or close). */
   ended: Promise<void>;
   isEnded(): boolean;
+  /** True when the server completed the stream (SSE `complete`, graphql-ws `complete`), not when it broke off. */
+  completed(): boolean;
   waitForPayloads(count: number, timeoutMs?: number): Promise<Record<string, any>[]>;
   close(): Promise<void>;
 };
@@ -23,6 +25,7 @@ export type LiveSubscription = {
 function subscriptionState(field: string) {
   const messages: LiveMessage[] = [];
   let ended = false;
+  let completed = false;
   let markEnded!: () => void;
   const endedPromise = new Promise<void>((resolve) => {
     markEnded = () => {
@@ -34,7 +37,11 @@ function subscriptionState(field: string) {
   return {
     messages,
     markEnded,
+    markCompleted: () => {
+      completed = true;
+    },
     common: {
+      completed: () => completed,
       messages,
       payloads,
       ended: endedPromise,
@@ -89,7 +96,10 @@ export async function subscribeSse(
             .map((l) => l.slice(5).trim())
             .join('\n');
           if (event === 'next' && data) state.messages.push(JSON.parse(data) as LiveMessage);
-          if (event === 'complete') state.markEnded();
+          if (event === 'complete') {
+            state.markCompleted();
+            state.markEnded();
+          }
         }
       }
     } catch {
@@ -149,7 +159,10 @@ export function connectWs(url: string, token: string | null): WsConnection {
             state.messages.push({ errors } as LiveMessage);
             state.markEnded();
           },
-          complete: () => state.markEnded(),
+          complete: () => {
+            state.markCompleted();
+            state.markEnded();
+          },
         },
       );
       return {

@@ -3,7 +3,9 @@
  * snapshot then every change in order, resuming, the many-request feed, the
  * access rules (including changes that must not arrive) and shutdown.
  */
+import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { contentRequests } from '../../src/db/tables.js';
 import { dataOf, STAGES, startTestApp, type TestApp } from '../helpers/app.js';
 import { waitFor } from '../helpers/database.js';
 import { connectWs, PROGRESS, subscribeSse, UPDATES, type WsConnection } from '../helpers/live.js';
@@ -128,6 +130,30 @@ describe.each(['SSE', 'WebSocket'] as const)('one request over %s', (transport) 
     expect(behind.payloads().map((p) => p.sequence)).toEqual([String(log.length - 1), String(log.length)]);
   });
 
+  test('resuming behind more events than one replay batch gets every one of them', async () => {
+    const id = await submit('ana');
+    // 1,100 progress events in one commit: more than a replay batch (1,000).
+    await app.testDatabase.database.db.transaction(async (tx) => {
+      for (let change = 1; change <= 1_100; change++) {
+        await tx.update(contentRequests).set({ progressPercentage: change % 2 ? 10 : 20 }).where(eq(contentRequests.id, id));
+      }
+    });
+    const live = await subscribe(tokens.ana!, { id, after: '0' });
+    const payloads = await live.waitForPayloads(1_101, 30_000);
+    expect(payloads.map((p) => Number(p.sequence))).toEqual(Array.from({ length: 1_101 }, (_, i) => i + 1));
+    await live.close();
+  });
+
+  test('a sequence the request has not reached is BAD_USER_INPUT, not a silent wait', async () => {
+    const id = await submit('ana');
+    const live = await subscribe(tokens.ana!, { id, after: '5' });
+    await live.ended;
+    expect(live.payloads()).toEqual([]);
+    const error = live.messages.at(-1)?.errors?.[0];
+    expect(error?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(error?.message).toMatch(/afterSequence.*now 1/);
+  });
+
   test('another student’s request is NOT_FOUND, and so is one that does not exist', async () => {
     const bens = await submit('ben');
     for (const id of [bens, '00000000-0000-4000-8000-000000000000']) {
@@ -143,9 +169,8 @@ describe('the many-request feed', () => {
   test('a student’s feed: a snapshot of their requests in flight, then their changes only', async () => {
     const mine = await submit('ana');
     const live = await subscribeSse(app.url, tokens.ana!, UPDATES);
-    const opening = await live.waitForPayloads(1);
-    expect(opening.every((p) => p.kind === 'SNAPSHOT')).toBe(true);
-    expect(opening.map((p) => p.requestId)).toContain(mine);
+    await waitFor(() => live.payloads().some((p) => p.requestId === mine), 'the snapshot of Ana’s request');
+    expect(live.payloads().every((p) => p.kind === 'SNAPSHOT')).toBe(true);
 
     const bens = await submit('ben');
     await report(bens, 'validation', 'IN_PROGRESS');
@@ -160,7 +185,8 @@ describe('the many-request feed', () => {
     const orgFeed = await subscribeSse(app.url, tokens.northAdmin!, UPDATES);
     const failures = connectWs(app.url, tokens.admin!);
     const failureFeed = failures.subscribe(UPDATES, { filter: { status: ['FAILED'] } });
-    await orgFeed.waitForPayloads(1);
+    const hub = app.running.hub;
+    await waitFor(() => hub.subscriberCountOf('organization:live-north') === 1 && hub.subscriberCountOf('all') === 1, 'both feeds on the hub');
     const openingFailures = failureFeed.payloads().length;
 
     const bens = await submit('ben');
@@ -202,6 +228,12 @@ describe('the many-request feed', () => {
     await resumed.close();
   });
 
+  test('a cursor ahead of the feed is BAD_USER_INPUT, not a silent wait', async () => {
+    const live = await subscribeSse(app.url, tokens.admin!, UPDATES, { after: '999999999' });
+    await live.ended;
+    expect(live.messages.at(-1)?.errors?.[0]).toMatchObject({ extensions: { code: 'BAD_USER_INPUT' }, message: expect.stringMatching(/ahead of the feed/) });
+  });
+
   test('a cursor that is not one is BAD_USER_INPUT', async () => {
     const live = await subscribeSse(app.url, tokens.admin!, UPDATES, { after: 'yesterday' });
     await live.ended;
@@ -233,20 +265,22 @@ describe('WebSocket authentication', () => {
 describe('shutdown', () => {
   test('stopping the server completes open SSE and WebSocket subscriptions', async () => {
     const own = await startTestApp();
-    const token = await own.token({ sub: 'stop-admin', role: 'admin' });
-    const sse = await subscribeSse(own.url, token, UPDATES);
-    const socket = connectWs(own.url, token);
-    const ws = socket.subscribe(UPDATES);
-    await waitFor(() => !sse.isEnded() && socket.client !== undefined, 'both open');
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    const stopped = Date.now();
-    await own.close();
-    await sse.ended;
-    await ws.ended;
-    expect(Date.now() - stopped).toBeLessThan(10_000);
-    // Completed, not broken off: no error on either transport.
-    expect(sse.messages.filter((m) => m.errors)).toEqual([]);
-    expect(ws.messages.filter((m) => m.errors)).toEqual([]);
-    await socket.dispose();
+    const socket = connectWs(own.url, await own.token({ sub: 'stop-admin', role: 'admin' }));
+    try {
+      const token = await own.token({ sub: 'stop-admin', role: 'admin' });
+      const sse = await subscribeSse(own.url, token, UPDATES);
+      const ws = socket.subscribe(UPDATES);
+      await waitFor(() => own.running.hub.subscriberCount === 2, 'both subscriptions on the hub');
+      const stopped = Date.now();
+      await own.close();
+      await Promise.all([sse.ended, ws.ended]);
+      expect(Date.now() - stopped).toBeLessThan(10_000);
+      // Completed by the server, not broken off, on either transport.
+      expect([sse.completed(), ws.completed()]).toEqual([true, true]);
+      expect([...sse.messages, ...ws.messages].filter((m) => m.errors)).toEqual([]);
+    } finally {
+      await socket.dispose();
+      await own.close();
+    }
   });
 });
