@@ -52,14 +52,16 @@ const mode = values.tiny ? 'tiny' : values.quick ? 'quick' : 'full';
 const started = Date.now();
 const log = (line: string) => console.error(`${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s  ${line}`);
 
-// Ctrl-C: drop the run's databases, then leave.
+// Ctrl-C or a kill (a CI timeout): drop the run's databases, then leave.
 let interrupted = false;
-process.on('SIGINT', () => {
-  if (interrupted) process.exit(130);
-  interrupted = true;
-  console.error('interrupted: dropping the benchmark database (Ctrl-C again to leave it behind)');
-  void Promise.allSettled([...pendingDrops].map((drop) => drop())).then(() => process.exit(130));
-});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    console.error(`${signal}: dropping the benchmark database (signal again to leave it behind)`);
+    void Promise.allSettled([...pendingDrops].map((drop) => drop())).then(() => process.exit(130));
+  });
+}
 
 try {
   if (values['wait-quiet']) {

@@ -31,7 +31,10 @@ async function weights(): Promise<Record<string, number>> {
   const result = await t.database.db.execute<{ stage_name: string; progress_weight: number }>(
     sql`select stage_name, progress_weight from pipeline_stage_definitions`,
   );
-  return Object.fromEntries(result.rows.map((r) => [r.stage_name, r.progress_weight]));
+  const read = Object.fromEntries(result.rows.map((r) => [r.stage_name, r.progress_weight]));
+  // Pinned: expectations below are computed from these, so they must be the seeded ones.
+  expect(read).toEqual({ validation: 5, retrieval: 15, script_generation: 25, video_generation: 45, video_processing: 10 });
+  return read;
 }
 
 describe('progress follows the stage weights', () => {

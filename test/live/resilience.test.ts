@@ -460,7 +460,9 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('live updates under stress (P
       expect(bEvent).toMatchObject({ requestId: y, status: 'VALIDATING', event: { eventType: 'STAGE_STARTED' } });
 
       // A client that saw B, left, and comes back with B's cursor while A is still open.
+      const feedsBefore = app.running.hub.subscriberCountOf('all');
       beforeA = ws(tokens.admin, UPDATES, { after: bPosition });
+      await waitFor(() => app.running.hub.subscriberCountOf('all') === feedsBefore + 1, 'the resumed feed on the hub');
       await app.running.hub.settled();
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(beforeA.payloads()).toEqual([]); // nothing after B is committed yet
