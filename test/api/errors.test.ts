@@ -13,7 +13,7 @@ import { ConfigError, loadConfig } from '../../src/config.js';
 import { DOCUMENT_LIMITS } from '../../src/http/graphql-server.js';
 import { organizations, users } from '../../src/db/tables.js';
 import { signToken } from '../../src/http/auth.js';
-import { dataOf, onlyError, startTestApp, type GraphQLResponse, type TestApp } from '../helpers/app.js';
+import { dataOf, onlyError, startTestApp, TEST_JWT_SECRET, type GraphQLResponse, type TestApp } from '../helpers/app.js';
 
 let app: TestApp;
 let studentToken: string;
@@ -66,7 +66,7 @@ describe('without a token', () => {
 
 describe('tokens that are refused', () => {
   test('each reason is UNAUTHENTICATED (HTTP 401) with its own clear message, and none is logged as an error', async () => {
-    const secret = new TextEncoder().encode('test-secret-that-is-at-least-32-characters-long');
+    const secret = new TextEncoder().encode(TEST_JWT_SECRET);
     const claims = { sub: 'errors-student', role: 'student' as const, organization_id: 'errors-org' };
     const otherSecret = new TextEncoder().encode('another-secret-that-is-also-32-characters-long');
     const cases: [string, string, RegExp][] = [
