@@ -11,8 +11,10 @@ import { openDatabase, type Database } from './db/client.js';
 import { migrateUp } from './db/migrate.js';
 import { createTokenVerifier, developmentSecret, signToken } from './http/auth.js';
 import { createAuthenticator, createGraphQLServer, type GraphQLServer } from './http/graphql-server.js';
+import type { ProcessFaults } from './http/metrics.js';
 import { attachWebSocketTransport } from './http/websocket.js';
 import { EventHub } from './live/hub.js';
+import { StreamQuota } from './live/subscriptions.js';
 import { eventsAfterPosition, latestPosition } from './services/feed.js';
 import { createLogger, type Logger } from './logger.js';
 import { seedDemoData, type DemoUser } from './services/demo.js';
@@ -41,13 +43,14 @@ export type AppOptions = {
   /** An already-open database (tests); the app then leaves closing it to the caller. */
   database?: Database;
   logger?: Logger;
+  faults?: ProcessFaults;
 };
 
 const HOUR_MS = 3_600_000;
 
 export function createApp(config: Config, options: AppOptions = {}): App {
   const logger = options.logger ?? createLogger(config.logLevel);
-  let running: { app: RunningApp; shutdown: () => Promise<void> } | undefined;
+  let running: { app: RunningApp; shutdown: () => Promise<void>; cutConnections: () => void } | undefined;
 
   async function start(): Promise<RunningApp> {
     if (running) return running.app;
@@ -92,9 +95,15 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       const graphql = createGraphQLServer({
         db: database.db,
         authenticate,
-        live: { db: database.db, hub, closing: closing.signal },
+        live: {
+          db: database.db,
+          hub,
+          closing: closing.signal,
+          streamsPerUser: new StreamQuota(config.live.maxSubscriptionsPerUser),
+        },
         logger,
         graphiqlTokens,
+        faults: options.faults ?? { unhandledRejections: 0 },
       });
       closers.push(async () => {
         await graphql.dispose();
@@ -102,7 +111,13 @@ export function createApp(config: Config, options: AppOptions = {}): App {
 
       const server = createServer(graphql);
       const drain = closeConnectionsWhenDone(server);
-      const websockets = attachWebSocketTransport({ server, graphql, authenticate, logger });
+      const websockets = attachWebSocketTransport({
+        server,
+        graphql,
+        authenticate,
+        logger,
+        limits: { ...config.websocket, maxSubscriptionsPerSocket: config.live.maxSubscriptionsPerSocket },
+      });
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(config.http.port, config.http.host, () => resolve());
@@ -135,7 +150,12 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       }
 
       const app = { url, database, graphql, hub, developmentTokens };
-      running = { app, shutdown };
+      // A client that stopped reading would keep its connection (and stop()) open forever.
+      const cutConnections = () => {
+        websockets.terminate();
+        server.closeAllConnections();
+      };
+      running = { app, shutdown, cutConnections };
       logger.info({ url: `${url}/graphql`, database: database.kind }, 'content request tracker ready');
       return app;
     } catch (error) {
@@ -144,11 +164,20 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     }
   }
 
+  /** Lets open connections finish for SHUTDOWN_GRACE_SECONDS, then cuts the rest. */
   async function stop(): Promise<void> {
     if (!running) return;
-    const { shutdown } = running;
+    const { shutdown, cutConnections } = running;
     running = undefined;
-    await shutdown();
+    const grace = setTimeout(() => {
+      logger.warn({ graceMs: config.shutdownGraceMs }, 'grace period over: cutting the connections still open');
+      cutConnections();
+    }, config.shutdownGraceMs);
+    try {
+      await shutdown();
+    } finally {
+      clearTimeout(grace);
+    }
     logger.info('stopped');
   }
 

@@ -34,6 +34,14 @@ const environmentSchema = z.object({
   DEMO_DATA: unsetWhenEmpty(z.enum(['true', 'false'], 'must be true or false').optional()),
   /** How often the hourly metrics rollup runs; 0 turns it off. */
   METRICS_ROLLUP_INTERVAL_SECONDS: unsetWhenEmpty(z.coerce.number().int().min(0).default(300)),
+  /** On SIGTERM, how long open connections get to finish before they are cut. */
+  SHUTDOWN_GRACE_SECONDS: unsetWhenEmpty(z.coerce.number().min(0).max(3_600).default(10)),
+  /** The largest WebSocket frame read; a larger one closes the socket with 1009. */
+  WS_MAX_PAYLOAD_BYTES: unsetWhenEmpty(z.coerce.number().int().min(1_024).max(100 * 1024 * 1024).default(1024 * 1024)),
+  /** How often a WebSocket is pinged; one that does not answer within as long again is dropped. */
+  WS_KEEPALIVE_SECONDS: unsetWhenEmpty(z.coerce.number().min(0.1).max(3_600).default(12)),
+  LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET: unsetWhenEmpty(z.coerce.number().int().min(1).default(100)),
+  LIVE_MAX_SUBSCRIPTIONS_PER_USER: unsetWhenEmpty(z.coerce.number().int().min(1).default(200)),
 });
 
 export type Config = {
@@ -45,6 +53,9 @@ export type Config = {
   auth: AuthConfig;
   demoData: boolean;
   metricsRollupIntervalMs: number;
+  shutdownGraceMs: number;
+  websocket: { maxPayloadBytes: number; keepAliveMs: number };
+  live: { maxSubscriptionsPerSocket: number; maxSubscriptionsPerUser: number };
 };
 
 export type AuthConfig = {
@@ -112,5 +123,11 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     },
     demoData: env.DEMO_DATA ? env.DEMO_DATA === 'true' : !env.DATABASE_URL,
     metricsRollupIntervalMs: env.METRICS_ROLLUP_INTERVAL_SECONDS * 1000,
+    shutdownGraceMs: env.SHUTDOWN_GRACE_SECONDS * 1000,
+    websocket: { maxPayloadBytes: env.WS_MAX_PAYLOAD_BYTES, keepAliveMs: env.WS_KEEPALIVE_SECONDS * 1000 },
+    live: {
+      maxSubscriptionsPerSocket: env.LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET,
+      maxSubscriptionsPerUser: env.LIVE_MAX_SUBSCRIPTIONS_PER_USER,
+    },
   };
 }

@@ -19,7 +19,14 @@ try {
 }
 
 const logger = createLogger(config.logLevel);
-const app = createApp(config, { logger });
+// A rejection nobody handled is a bug, but not one a client should be able to
+// turn into an outage: logged, counted on /metrics, and the process goes on.
+const faults = { unhandledRejections: 0 };
+process.on('unhandledRejection', (reason) => {
+  faults.unhandledRejections++;
+  logger.error({ err: reason }, 'unhandled promise rejection');
+});
+const app = createApp(config, { logger, faults });
 
 try {
   const running = await app.start();

@@ -22,7 +22,7 @@ import type { LiveDependencies } from '../live/subscriptions.js';
 import type { TokenVerifier, VerifiedToken } from './auth.js';
 import { maskError, presentOutsideExecution, useServiceErrors, useValidationErrorCodes } from './errors.js';
 import { graphiqlOptions } from './graphiql.js';
-import { createMetricsPlugin } from './metrics.js';
+import { createMetricsPlugin, type ProcessFaults } from './metrics.js';
 
 // armor's cost grows with nesting (×1.5 a level): a request with its stages and
 // event log costs about 5,000; these limits leave room for that, not for abuse.
@@ -43,6 +43,8 @@ export type GraphQLServerOptions = {
   logger: Logger;
   /** Development tokens to preload in GraphiQL's example tabs. */
   graphiqlTokens?: Partial<Record<Role, string>>;
+  /** The process's fault counters, for /metrics. */
+  faults: ProcessFaults;
 };
 
 export type GraphQLServer = YogaServerInstance<Record<string, unknown>, GraphQLContext>;
@@ -61,7 +63,7 @@ export function createAuthenticator(db: Queryable, verifyToken: TokenVerifier): 
 }
 
 /** What the WebSocket transport hands the context: its connection's viewer, checked at connect. */
-export type SocketContext = { socketViewer: Viewer };
+export type SocketContext = { socketViewer: Viewer; socketExpiresAt: Date | null };
 
 export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServer {
   const { db, authenticate, live, logger } = options;
@@ -92,12 +94,13 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
     context: async (initial): Promise<GraphQLContext> => {
       // Loaders and the child logger are made on first use: a subscription's
       // context lives as long as it does, and most never touch them.
-      const make = (requestId: string, viewer: Viewer | null): GraphQLContext => {
+      const make = (requestId: string, viewer: Viewer | null, viewerExpiresAt: Date | null = null): GraphQLContext => {
         let loaders: Loaders | undefined;
         let requestLogger: Logger | undefined;
         return {
           requestId,
           viewer,
+          viewerExpiresAt,
           db,
           live,
           get loaders() {
@@ -108,14 +111,15 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
           },
         };
       };
-      const { socketViewer } = initial as Partial<SocketContext>;
-      if (socketViewer) return make(randomUUID(), socketViewer);
+      const { socketViewer, socketExpiresAt } = initial as Partial<SocketContext>;
+      if (socketViewer) return make(randomUUID(), socketViewer, socketExpiresAt ?? null);
 
       const requestId = requestIds.get(initial.request) ?? randomUUID();
       const authorization = initial.request.headers.get('authorization');
       if (!authorization) return make(requestId, null);
       try {
-        return make(requestId, (await authenticate(authorization)).viewer);
+        const { viewer, expiresAt } = await authenticate(authorization);
+        return make(requestId, viewer, expiresAt);
       } catch (error) {
         // Coded (or masked and logged) here, where the request's id is known.
         throw presentOutsideExecution(error, requestId, logger);
@@ -129,7 +133,7 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
       maxAliasesPlugin({ n: DOCUMENT_LIMITS.aliases, ...reportRejection }),
       costLimitPlugin({ maxCost: DOCUMENT_LIMITS.cost, ignoreIntrospection: true, ...reportRejection }),
       useValidationErrorCodes(),
-      createMetricsPlugin(live.hub),
+      createMetricsPlugin(live.hub, options.faults),
       useReadinessCheck({
         endpoint: '/ready',
         // false, not the error: its message would reach the response body.

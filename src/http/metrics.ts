@@ -7,7 +7,10 @@ import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { EventHub } from '../live/hub.js';
 
-export function createMetricsPlugin(hub: EventHub) {
+/** Faults of the whole process that main.ts catches, counted here. */
+export type ProcessFaults = { unhandledRejections: number };
+
+export function createMetricsPlugin(hub: EventHub, faults: ProcessFaults) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
@@ -32,6 +35,8 @@ export function createMetricsPlugin(hub: EventHub) {
     });
   counter('tracker_live_events_delivered_total', 'Request events the hub fanned out', () => hub.stats.delivered);
   counter('tracker_live_events_recovered_total', 'Events the hub read back from request_events after a gap or reconnection', () => hub.stats.recovered);
+  counter('tracker_live_cutoffs_total', 'Live streams cut off for falling too far behind', () => hub.stats.cutOffs);
+  counter('tracker_unhandled_rejections_total', 'Promise rejections nothing handled (logged; each one is a bug)', () => faults.unhandledRejections);
   counter('tracker_listener_reconnects_total', 'Times the notification listener reconnected', () => hub.stats.reconnects);
 
   return usePrometheus({ registry, endpoint: '/metrics' });

@@ -8,30 +8,68 @@
 import type { Server } from 'node:http';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
-import type { ExecutionArgs } from 'graphql';
+import type { ExecutionArgs, GraphQLError } from 'graphql';
 import { WebSocketServer } from 'ws';
 import type { Logger } from '../logger.js';
+import { ServiceError } from '../services/errors.js';
 import type { Viewer } from '../services/viewer.js';
+import { toCodedError } from './errors.js';
 import type { Authenticator, GraphQLServer, SocketContext } from './graphql-server.js';
 
-type ConnectionExtra = { viewer?: Viewer; expiryTimer?: NodeJS.Timeout };
+type ConnectionExtra = { viewer?: Viewer; expiresAt?: Date | null; expiryTimer?: NodeJS.Timeout };
 type EnvelopedRoot = { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
 
-export type WebSocketTransport = { close(graceMs?: number): Promise<void> };
+export type WebSocketTransport = {
+  /** Call once the streams have been told to end: waits (briefly) for them to complete, then closes every socket. */
+  close(graceMs?: number): Promise<void>;
+  /** Drops every socket at once (the shutdown grace period is over). */
+  terminate(): void;
+};
+
+export type WebSocketLimits = {
+  /** The largest frame read (ws's maxPayload); a larger one closes the socket with 1009. */
+  maxPayloadBytes: number;
+  keepAliveMs: number;
+  maxSubscriptionsPerSocket: number;
+};
 
 // setTimeout holds at most ~24.8 days.
 const MAX_TIMER_MS = 2_147_483_647;
+// After a token expires its streams end with UNAUTHENTICATED; the socket closes this much later, so that error is sent first.
+const EXPIRY_CLOSE_DELAY_MS = 1_000;
+// A close frame's reason holds at most 123 bytes.
+const closeReason = (reason: string) => Buffer.from(reason).subarray(0, 123).toString();
+
+const AUTHORIZATION_KEY = /^(authorization|authToken|authentication|token|accessToken)$/i;
+
+/**
+ * The token from `connection_init`'s payload, spelled as real clients send it:
+ * `{ authorization: "Bearer …" }` (any case), Apollo's `{ authToken: "…" }`,
+ * or a `headers` object holding an Authorization header. A bare token gets
+ * its `Bearer ` prefix.
+ */
+export function authorizationFrom(params: unknown): string | undefined {
+  const sources = [params, (params as { headers?: unknown } | null | undefined)?.headers];
+  for (const source of sources) {
+    if (!source || typeof source !== 'object') continue;
+    for (const [key, value] of Object.entries(source)) {
+      if (typeof value !== 'string' || !AUTHORIZATION_KEY.test(key)) continue;
+      return /^bearer\s/i.test(value) ? value : `Bearer ${value}`;
+    }
+  }
+  return undefined;
+}
 
 export function attachWebSocketTransport(options: {
   server: Server;
   graphql: GraphQLServer;
   authenticate: Authenticator;
   logger: Logger;
-  keepAliveMs?: number;
+  limits: WebSocketLimits;
 }): WebSocketTransport {
-  const { graphql, authenticate } = options;
+  const { graphql, authenticate, limits } = options;
   const logger = options.logger.child({ component: 'websocket' });
-  const sockets = new WebSocketServer({ server: options.server, path: '/graphql' });
+  const sockets = new WebSocketServer({ server: options.server, path: '/graphql', maxPayload: limits.maxPayloadBytes });
   // Operations running now; on close we let them complete (the client gets
   // `complete`, not a dropped socket) before the sockets go.
   let running = 0;
@@ -43,21 +81,29 @@ export function attachWebSocketTransport(options: {
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
 
       onConnect: async (ctx) => {
-        const authorization = ctx.connectionParams?.authorization;
-        if (typeof authorization !== 'string') return false; // 4403 Forbidden
+        const socket = ctx.extra.socket;
+        // Closed here with a reason saying why; graphql-ws's own close (on false) then finds it closing.
+        const refuse = (reason: string) => {
+          socket.close(CloseCode.Forbidden, closeReason(`Forbidden: ${reason}`));
+          return false;
+        };
+        const authorization = authorizationFrom(ctx.connectionParams);
+        if (!authorization) return refuse('connection_init has no token; send {"authorization": "Bearer <token>"}');
         try {
           const { viewer, expiresAt } = await authenticate(authorization);
           ctx.extra.viewer = viewer;
+          ctx.extra.expiresAt = expiresAt;
           if (expiresAt) {
-            const socket = ctx.extra.socket;
             ctx.extra.expiryTimer = setTimeout(
               () => socket.close(CloseCode.Forbidden, 'Forbidden: token expired'),
-              Math.min(Math.max(expiresAt.getTime() - Date.now(), 0), MAX_TIMER_MS),
+              Math.min(Math.max(expiresAt.getTime() - Date.now(), 0) + EXPIRY_CLOSE_DELAY_MS, MAX_TIMER_MS),
             );
           }
           return true;
         } catch (error) {
-          logger.debug({ err: error }, 'websocket connection refused');
+          if (error instanceof ServiceError) return refuse(error.message);
+          logger.error({ err: error }, 'websocket authentication failed unexpectedly');
+          socket.close(CloseCode.InternalServerError, 'Internal error: try again later');
           return false;
         }
       },
@@ -71,7 +117,19 @@ export function attachWebSocketTransport(options: {
       },
 
       onSubscribe: async (ctx, _id, payload) => {
-        const socketContext: SocketContext = { socketViewer: ctx.extra.viewer! };
+        // This subscription is already counted in ctx.subscriptions.
+        if (Object.keys(ctx.subscriptions).length > limits.maxSubscriptionsPerSocket) {
+          return [
+            toCodedError(
+              new ServiceError(
+                'RATE_LIMITED',
+                `this connection has ${limits.maxSubscriptionsPerSocket} operations open, the most allowed: complete one first`,
+                { limit: limits.maxSubscriptionsPerSocket },
+              ),
+            ),
+          ] as GraphQLError[];
+        }
+        const socketContext: SocketContext = { socketViewer: ctx.extra.viewer!, socketExpiresAt: ctx.extra.expiresAt ?? null };
         const { schema, execute, subscribe, contextFactory, parse, validate } = graphql.getEnveloped({
           ...socketContext,
           params: payload,
@@ -96,11 +154,10 @@ export function attachWebSocketTransport(options: {
       },
     },
     sockets,
-    options.keepAliveMs ?? 12_000,
+    limits.keepAliveMs,
   );
 
   return {
-    /** Call once the streams have been told to end: waits (briefly) for them to complete, then closes every socket. */
     async close(graceMs = 2_000) {
       if (running > 0) {
         await new Promise<void>((resolve) => {
@@ -110,6 +167,9 @@ export function attachWebSocketTransport(options: {
       }
       await disposable.dispose();
       await new Promise<void>((resolve) => sockets.close(() => resolve()));
+    },
+    terminate() {
+      for (const socket of sockets.clients) socket.terminate();
     },
   };
 }

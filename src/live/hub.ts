@@ -41,8 +41,11 @@ export class EventHub {
   private work: Promise<void> = Promise.resolve();
   private unsubscribeReconnect: (() => void) | undefined;
   private closed = false;
-  /** Counters for /metrics: events delivered, of which read back from the table, and listener reconnections. */
-  readonly stats = { delivered: 0, recovered: 0, reconnects: 0 };
+  /**
+   * Counters for /metrics: events delivered, of which read back from the
+   * table, listener reconnections, and streams cut off for reading too slowly.
+   */
+  readonly stats = { delivered: 0, recovered: 0, reconnects: 0, cutOffs: 0 };
 
   private constructor(
     private readonly source: HubSource,

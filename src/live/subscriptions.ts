@@ -37,12 +37,46 @@ export type LiveDependencies = {
   hub: EventHub;
   /** Aborted when the server stops: every stream then completes. */
   closing: AbortSignal;
+  /** Open streams per user, capped (LIVE_MAX_SUBSCRIPTIONS_PER_USER). */
+  streamsPerUser: StreamQuota;
 };
+
+/** Who is subscribing, and until when their token lets them. */
+export type Subscriber = { viewer: Viewer; expiresAt: Date | null };
 
 /** A client this many updates behind is cut off; it resumes from its last cursor. */
 export const MAX_UNREAD_UPDATES = 1_000;
 const FEED_SNAPSHOT_LIMIT = 100;
 const REPLAY_BATCH = 1_000;
+// setTimeout holds at most ~24.8 days.
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** Counts each user's open streams in this process, refusing one past the cap. */
+export class StreamQuota {
+  private readonly open = new Map<string, number>();
+  constructor(readonly maxPerUser: number) {}
+
+  /** Takes a slot for `userId`; the returned function gives it back (once). */
+  acquire(userId: string): () => void {
+    const count = this.open.get(userId) ?? 0;
+    if (count >= this.maxPerUser) {
+      throw new ServiceError(
+        'RATE_LIMITED',
+        `you have ${this.maxPerUser} live subscriptions open, the most allowed: end one before opening another`,
+        { limit: this.maxPerUser },
+      );
+    }
+    this.open.set(userId, count + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.open.get(userId) ?? 1) - 1;
+      if (left > 0) this.open.set(userId, left);
+      else this.open.delete(userId);
+    };
+  }
+}
 
 /**
  * Subscribes to a hub topic at once and holds events until the stream is
@@ -78,13 +112,42 @@ type StreamSetup = {
   endsAfterOpening?: boolean;
 };
 
-function liveStream(deps: LiveDependencies, held: ReturnType<typeof holdEvents>, setup: StreamSetup): AsyncIterable<Update> {
-  return new Repeater<Update>(async (push, stop) => {
+const tokenExpired = () => new ServiceError('UNAUTHENTICATED', 'your token has expired: subscribe again with a new one');
+
+/**
+ * The stream a transport reads. `releaseResources` (the hub subscription, the
+ * user's slot) runs exactly once, however the stream ends: finished, cut off,
+ * or dropped by the transport with return(), even before its first read.
+ */
+function liveStream(
+  deps: LiveDependencies,
+  subscriber: Subscriber,
+  held: ReturnType<typeof holdEvents>,
+  releaseSlot: () => void,
+  setup: StreamSetup,
+): AsyncIterableIterator<Update> {
+  let expiryTimer: NodeJS.Timeout | undefined;
+  let released = false;
+  const releaseResources = () => {
+    if (released) return;
+    released = true;
+    clearTimeout(expiryTimer);
+    held.unsubscribe();
+    releaseSlot();
+  };
+  const { expiresAt } = subscriber;
+  const repeater = new Repeater<Update>(async (push, stop) => {
     let unread = 0;
     // Returns the push: the opening awaits it, so a long replay goes at the
     // client's pace; live updates count as unread until the client takes them.
     const emit = (update: Update): Promise<unknown> | undefined => {
+      // Checked here too, not only by the timer: nothing goes out after expiry, even if the timer runs late.
+      if (expiresAt && Date.now() >= expiresAt.getTime()) {
+        stop(tokenExpired());
+        return undefined;
+      }
       if (unread >= MAX_UNREAD_UPDATES) {
+        deps.hub.stats.cutOffs++;
         stop(new ServiceError('CONFLICT', `more than ${MAX_UNREAD_UPDATES} updates unread: resubscribe from your last cursor`));
         return undefined;
       }
@@ -99,6 +162,9 @@ function liveStream(deps: LiveDependencies, held: ReturnType<typeof holdEvents>,
       return setup.keep(event) ? emit({ kind: 'event', event }) : undefined;
     };
 
+    if (expiresAt) {
+      expiryTimer = setTimeout(() => stop(tokenExpired()), Math.min(Math.max(expiresAt.getTime() - Date.now(), 0), MAX_TIMER_MS));
+    }
     // Everything runs one step at a time, in arrival order.
     let steps: Promise<void> = (async () => {
       for await (const update of setup.opening()) {
@@ -125,8 +191,46 @@ function liveStream(deps: LiveDependencies, held: ReturnType<typeof holdEvents>,
     deps.closing.addEventListener('abort', onClosing);
     await stop;
     deps.closing.removeEventListener('abort', onClosing);
-    held.unsubscribe();
+    releaseResources();
   });
+  return endsQuietly(repeater, releaseResources);
+}
+
+const DONE: IteratorResult<Update> = { done: true, value: undefined };
+
+/**
+ * The transports end a stream they no longer read with return(), without
+ * catching it (graphql-ws on a closing socket), and may do so before the first
+ * read, when the Repeater has not even started. A Repeater stopped with an
+ * error rejects its return(): that would be an unhandled rejection. So
+ * return() and throw() here always settle quietly, and free what the stream holds.
+ */
+function endsQuietly(repeater: Repeater<Update>, releaseResources: () => void): AsyncIterableIterator<Update> {
+  const finish = () => {
+    releaseResources();
+    return repeater.return().then(
+      () => DONE,
+      () => DONE,
+    );
+  };
+  return {
+    next: () =>
+      repeater.next().then(
+        (result) => {
+          if (result.done) releaseResources();
+          return result;
+        },
+        (error: unknown) => {
+          releaseResources();
+          throw error;
+        },
+      ),
+    return: finish,
+    throw: finish,
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
 }
 
 /** One request's events after `afterSequence` (up to `untilSequence`), read a batch at a time. */
@@ -142,12 +246,14 @@ async function* replayRequest(db: Queryable, requestId: string, afterSequence: n
 /** One request: snapshot or replay after `afterSequence`, then live. NOT_FOUND when out of reach. */
 export async function requestProgressStream(
   deps: LiveDependencies,
-  viewer: Viewer,
+  subscriber: Subscriber,
   requestId: string,
   afterSequence: number | null,
 ): Promise<AsyncIterable<Update>> {
+  const { viewer } = subscriber;
   // Notifications carry PostgreSQL's lower-case form of the UUID.
   const id = requestId.toLowerCase();
+  const releaseSlot = deps.streamsPerUser.acquire(viewer.userId);
   const held = holdEvents(deps.hub, `request:${id}`);
   let snapshot: Awaited<ReturnType<typeof requestSnapshot>>;
   try {
@@ -158,11 +264,12 @@ export async function requestProgressStream(
     }
   } catch (error) {
     held.unsubscribe();
+    releaseSlot();
     throw error;
   }
   const resuming = afterSequence !== null;
   let lastSequence = afterSequence ?? snapshot.sequence;
-  return liveStream(deps, held, {
+  return liveStream(deps, subscriber, held, releaseSlot, {
     async *opening() {
       if (!resuming) yield { kind: 'snapshot', ...snapshot };
       else for await (const event of replayRequest(deps.db, id, lastSequence)) yield { kind: 'event', event };
@@ -204,12 +311,15 @@ function parseCursor(after: string): bigint {
 /** Many requests: snapshot (or replay after the cursor `after`), then live, in commit order. */
 export async function requestUpdatesStream(
   deps: LiveDependencies,
-  viewer: Viewer,
+  subscriber: Subscriber,
   filter: FeedFilter,
   after: string | null,
 ): Promise<AsyncIterable<Update>> {
+  const { viewer } = subscriber;
   let lastPosition = after === null ? null : parseCursor(after);
-  const held = holdEvents(deps.hub, feedTopic(viewer, filter));
+  const topic = feedTopic(viewer, filter);
+  const releaseSlot = deps.streamsPerUser.acquire(viewer.userId);
+  const held = holdEvents(deps.hub, topic);
   let snapshot: Awaited<ReturnType<typeof feedSnapshot>> | null = null;
   try {
     if (lastPosition === null) {
@@ -221,11 +331,12 @@ export async function requestUpdatesStream(
     }
   } catch (error) {
     held.unsubscribe();
+    releaseSlot();
     throw error;
   }
   let position: bigint = lastPosition;
   const statuses = filter.statuses?.length ? new Set(filter.statuses) : null;
-  return liveStream(deps, held, {
+  return liveStream(deps, subscriber, held, releaseSlot, {
     async *opening() {
       if (snapshot) {
         for (const entry of snapshot.requests) yield { kind: 'snapshot', ...entry, position: snapshot.position };

@@ -11,6 +11,8 @@ export type GraphQLContext = {
   requestId: string;
   /** Null without a bearer token: only the schema itself is readable then. */
   viewer: Viewer | null;
+  /** When the viewer's token expires (null: no token, or no expiry): live streams end then. */
+  viewerExpiresAt: Date | null;
   db: Queryable;
   loaders: Loaders;
   /** The hub and shutdown signal the subscriptions run on. */

@@ -93,7 +93,7 @@ builder.subscriptionFields((t) => ({
     subscribe: (_root, args, ctx) =>
       requestProgressStream(
         ctx.live,
-        requireViewer(ctx),
+        { viewer: requireViewer(ctx), expiresAt: ctx.viewerExpiresAt },
         String(args.id),
         args.afterSequence == null ? null : Number(args.afterSequence),
       ),
@@ -111,7 +111,7 @@ builder.subscriptionFields((t) => ({
     subscribe: (_root, args, ctx) =>
       requestUpdatesStream(
         ctx.live,
-        requireViewer(ctx),
+        { viewer: requireViewer(ctx), expiresAt: ctx.viewerExpiresAt },
         {
           statuses: args.filter?.status ?? undefined,
           studentId: args.filter?.studentId?.toString(),

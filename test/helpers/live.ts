@@ -198,3 +198,60 @@ export const UPDATES = `subscription ($filter: ContentRequestUpdatesFilter, $aft
     event { eventType }
   }
 }`;
+
+export type RawWsMessage = { id?: string; type: string; payload?: any };
+
+/**
+ * The graphql-ws protocol spoken by hand on a `ws` socket, for what a real
+ * client library never does: stop reading, complete before the first
+ * message, send odd `connection_init` payloads, drop the socket mid-subscribe.
+ */
+export type RawWs = {
+  socket: WebSocket;
+  messages: RawWsMessage[];
+  closed: Promise<{ code: number; reason: string }>;
+  send(message: RawWsMessage): void;
+  /** Sends connection_init and resolves on connection_ack (rejects if the socket closes first). */
+  init(payload?: Record<string, unknown>): Promise<void>;
+  subscribe(id: string, query: string, variables?: Record<string, unknown>): void;
+  /** Stops reading from the socket: what the server sends piles up in its buffers. */
+  pauseReading(): void;
+  resumeReading(): void;
+  /** Resolves with the first received message that matches. */
+  waitFor(match: (message: RawWsMessage) => boolean, what: string, timeoutMs?: number): Promise<RawWsMessage>;
+};
+
+export function rawWs(url: string): Promise<RawWs> {
+  const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
+  const messages: RawWsMessage[] = [];
+  socket.on('message', (data) => messages.push(JSON.parse(String(data)) as RawWsMessage));
+  socket.on('error', () => undefined); // reported through `closed`
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    socket.once('close', (code, reason) => resolve({ code, reason: String(reason) })),
+  );
+  let isClosed = false;
+  void closed.then(() => (isClosed = true));
+  const raw: RawWs = {
+    socket,
+    messages,
+    closed,
+    send: (message) => socket.send(JSON.stringify(message)),
+    async init(payload = {}) {
+      raw.send({ type: 'connection_init', payload });
+      await raw.waitFor((m) => m.type === 'connection_ack', 'connection_ack');
+    },
+    subscribe: (id, query, variables = {}) => raw.send({ id, type: 'subscribe', payload: { query, variables } }),
+    pauseReading: () => (socket as unknown as { _socket: { pause(): void } })._socket.pause(),
+    resumeReading: () => (socket as unknown as { _socket: { resume(): void } })._socket.resume(),
+    async waitFor(match, what, timeoutMs = 10_000) {
+      await waitFor(() => messages.some(match) || isClosed, what, timeoutMs);
+      const found = messages.find(match);
+      if (!found) throw new Error(`the socket closed before ${what}: ${JSON.stringify(await closed)}`);
+      return found;
+    },
+  };
+  return new Promise((resolve, reject) => {
+    socket.once('open', () => resolve(raw));
+    socket.once('error', reject);
+  });
+}

@@ -24,6 +24,11 @@ const SERVICE_SETTINGS = [
   'JWT_AUDIENCE',
   'DEMO_DATA',
   'METRICS_ROLLUP_INTERVAL_SECONDS',
+  'SHUTDOWN_GRACE_SECONDS',
+  'WS_MAX_PAYLOAD_BYTES',
+  'WS_KEEPALIVE_SECONDS',
+  'LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET',
+  'LIVE_MAX_SUBSCRIPTIONS_PER_USER',
 ];
 
 /** The environment of a shell with none of the service's settings in it, plus `extra`. */
