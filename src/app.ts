@@ -10,7 +10,9 @@ import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { migrateUp } from './db/migrate.js';
 import { createTokenVerifier, developmentSecret, signToken } from './http/auth.js';
+import { EXAMPLE_OPERATION_NAMES } from './http/graphiql.js';
 import { createAuthenticator, createGraphQLServer, type GraphQLServer } from './http/graphql-server.js';
+import { createMetrics, createMetricsServer } from './http/metrics.js';
 import { attachWebSocketTransport } from './http/websocket.js';
 import { EventHub } from './live/hub.js';
 import { eventsAfterPosition, latestPosition } from './services/feed.js';
@@ -24,6 +26,8 @@ export type DevelopmentToken = DemoUser & { token: string };
 export type RunningApp = {
   /** Where the service listens, e.g. http://127.0.0.1:4000 */
   url: string;
+  /** Where /metrics is served: `${url}/metrics`, or on METRICS_PORT. */
+  metricsUrl: string;
   database: Database;
   graphql: GraphQLServer;
   hub: EventHub;
@@ -88,12 +92,14 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       // Every open stream listens for it: no "possible EventTarget memory leak" warning past 10.
       setMaxListeners(0, closing.signal);
 
+      const metrics = createMetrics(hub, { knownOperations: EXAMPLE_OPERATION_NAMES, endpoint: config.metricsPort === undefined });
       const authenticate = createAuthenticator(database.db, createTokenVerifier(config.auth, secret));
       const graphql = createGraphQLServer({
         db: database.db,
         authenticate,
         live: { db: database.db, hub, closing: closing.signal },
         logger,
+        metrics,
         graphiqlTokens,
       });
       closers.push(async () => {
@@ -119,9 +125,17 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         closing.abort();
         await websockets.close();
       });
-      const address = server.address() as AddressInfo;
-      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-      const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+      const url = urlOf(server);
+      let metricsUrl = `${url}/metrics`;
+      if (config.metricsPort !== undefined) {
+        const metricsServer = createMetricsServer(metrics.registry);
+        await new Promise<void>((resolve, reject) => {
+          metricsServer.once('error', reject);
+          metricsServer.listen(config.metricsPort, config.http.host, () => resolve());
+        });
+        closers.push(() => new Promise<void>((resolve) => metricsServer.close(() => resolve())));
+        metricsUrl = `${urlOf(metricsServer)}/metrics`;
+      }
 
       if (config.metricsRollupIntervalMs > 0) {
         const rollup = () =>
@@ -134,7 +148,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         void rollup();
       }
 
-      const app = { url, database, graphql, hub, developmentTokens };
+      const app = { url, metricsUrl, database, graphql, hub, developmentTokens };
       running = { app, shutdown };
       logger.info({ url: `${url}/graphql`, database: database.kind }, 'content request tracker ready');
       return app;
@@ -172,6 +186,13 @@ async function seedDemoUsers(config: Config, database: Database, developmentSecr
     tokens.push({ ...user, token });
   }
   return tokens;
+}
+
+/** A listening server's address as a URL a local client can use. */
+function urlOf(server: Server): string {
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
 }
 
 /**

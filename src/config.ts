@@ -24,6 +24,8 @@ const environmentSchema = z.object({
   LOG_LEVEL: unsetWhenEmpty(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
   PORT: unsetWhenEmpty(z.coerce.number().int().min(0).max(65_535).default(4000)),
   HOST: optionalString.default('0.0.0.0'),
+  /** Serve /metrics on this port only (not on PORT); unset: on PORT. */
+  METRICS_PORT: unsetWhenEmpty(z.coerce.number().int().min(0).max(65_535).optional()),
   /** HS256 signing secret for bearer tokens. */
   JWT_SECRET: unsetWhenEmpty(z.string().min(32, 'must be at least 32 characters').optional()),
   /** Or verify RS256 tokens against this JWKS. */
@@ -42,6 +44,8 @@ export type Config = {
     | { kind: 'pglite'; dataDir: string };
   logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
   http: { port: number; host: string };
+  /** A listener of its own for /metrics; unset: /metrics on the main port. */
+  metricsPort?: number;
   auth: AuthConfig;
   demoData: boolean;
   metricsRollupIntervalMs: number;
@@ -101,6 +105,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     database: databaseConfig(env),
     logLevel: env.LOG_LEVEL,
     http: { port: env.PORT, host: env.HOST },
+    ...(env.METRICS_PORT !== undefined ? { metricsPort: env.METRICS_PORT } : {}),
     auth: {
       verify: env.JWT_SECRET
         ? { kind: 'hs256', secret: env.JWT_SECRET }

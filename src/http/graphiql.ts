@@ -93,6 +93,9 @@ query Operations {
   },
 ];
 
+/** The examples' operation names (Submit, MyRequests, …): metrics label them from the start. */
+export const EXAMPLE_OPERATION_NAMES = examples({}).map(({ query }) => /^(?:query|mutation|subscription) (\w+)/m.exec(query)![1]!);
+
 export function graphiqlOptions(tokens: Partial<Record<Role, string>>) {
   return {
     title: 'Content request tracker',

@@ -22,7 +22,7 @@ import type { LiveDependencies } from '../live/subscriptions.js';
 import type { TokenVerifier, VerifiedToken } from './auth.js';
 import { maskError, presentOutsideExecution, useServiceErrors, useValidationErrorCodes } from './errors.js';
 import { graphiqlOptions } from './graphiql.js';
-import { createMetricsPlugin } from './metrics.js';
+import type { Metrics } from './metrics.js';
 
 // armor's cost grows with nesting (×1.5 a level): a request with its stages and
 // event log costs about 5,000; these limits leave room for that, not for abuse.
@@ -41,6 +41,8 @@ export type GraphQLServerOptions = {
   authenticate: Authenticator;
   live: LiveDependencies;
   logger: Logger;
+  /** Its plugin records the request metrics (and serves /metrics unless that has a port of its own). */
+  metrics: Metrics;
   /** Development tokens to preload in GraphiQL's example tabs. */
   graphiqlTokens?: Partial<Record<Role, string>>;
 };
@@ -129,7 +131,7 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
       maxAliasesPlugin({ n: DOCUMENT_LIMITS.aliases, ...reportRejection }),
       costLimitPlugin({ maxCost: DOCUMENT_LIMITS.cost, ignoreIntrospection: true, ...reportRejection }),
       useValidationErrorCodes(),
-      createMetricsPlugin(live.hub),
+      options.metrics.plugin,
       useReadinessCheck({
         endpoint: '/ready',
         // false, not the error: its message would reach the response body.

@@ -18,6 +18,7 @@ const SERVICE_SETTINGS = [
   'LOG_LEVEL',
   'PORT',
   'HOST',
+  'METRICS_PORT',
   'JWT_SECRET',
   'JWKS_URL',
   'JWT_ISSUER',
