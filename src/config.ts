@@ -31,6 +31,10 @@ const environmentSchema = z.object({
   /** Or verify RS256 tokens against this JWKS. */
   JWKS_URL: unsetWhenEmpty(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
   JWT_ISSUER: optionalString,
+  /** The longest a token may live (exp − iat, and age since iat); the default lets the 30-day development tokens through. */
+  TOKEN_MAX_LIFETIME_SECONDS: unsetWhenEmpty(z.coerce.number().int().min(60).default(31 * 86_400)),
+  /** How far the issuer's clock may be off from ours, for exp, iat and nbf. */
+  TOKEN_CLOCK_SKEW_SECONDS: unsetWhenEmpty(z.coerce.number().int().min(0).max(600).default(60)),
   JWT_AUDIENCE: optionalString,
   /** Create the demo organization and users (and print their tokens); on by default when embedded. */
   DEMO_DATA: unsetWhenEmpty(z.enum(['true', 'false'], 'must be true or false').optional()),
@@ -56,6 +60,8 @@ export type AuthConfig = {
   verify: { kind: 'hs256'; secret: string } | { kind: 'jwks'; url: string } | { kind: 'development' };
   issuer?: string;
   audience?: string;
+  maxLifetimeSeconds: number;
+  clockSkewSeconds: number;
 };
 
 export class ConfigError extends Error {
@@ -114,6 +120,8 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
           : { kind: 'development' },
       ...(env.JWT_ISSUER ? { issuer: env.JWT_ISSUER } : {}),
       ...(env.JWT_AUDIENCE ? { audience: env.JWT_AUDIENCE } : {}),
+      maxLifetimeSeconds: env.TOKEN_MAX_LIFETIME_SECONDS,
+      clockSkewSeconds: env.TOKEN_CLOCK_SKEW_SECONDS,
     },
     demoData: env.DEMO_DATA ? env.DEMO_DATA === 'true' : !env.DATABASE_URL,
     metricsRollupIntervalMs: env.METRICS_ROLLUP_INTERVAL_SECONDS * 1000,
