@@ -101,6 +101,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         logger,
         metrics,
         graphiqlTokens,
+        corsOrigins: config.http.corsOrigins,
       });
       closers.push(async () => {
         await graphql.dispose();
@@ -169,17 +170,18 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   return { start, stop };
 }
 
-/** The demo organization and users, and a token for each when this process can sign them. */
+/**
+ * The demo organization and users, and a token for each in the embedded
+ * development mode only: never signed with a configured secret, where a
+ * token would be a real one handed to whoever opens GraphiQL.
+ */
 async function seedDemoUsers(config: Config, database: Database, developmentSecret: Uint8Array | undefined) {
   const demoUsers = await seedDemoData(database.db);
-  const signingSecret =
-    developmentSecret ??
-    (config.auth.verify.kind === 'hs256' ? new TextEncoder().encode(config.auth.verify.secret) : undefined);
-  if (!signingSecret) return [];
+  if (!developmentSecret) return [];
   const tokens: DevelopmentToken[] = [];
   for (const user of demoUsers) {
     const token = await signToken(
-      signingSecret,
+      developmentSecret,
       { sub: user.userId, role: user.role, organization_id: user.organizationId },
       { issuer: config.auth.issuer, audience: config.auth.audience },
     );

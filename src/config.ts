@@ -23,7 +23,10 @@ const environmentSchema = z.object({
   DATA_DIR: optionalString.default('.data'),
   LOG_LEVEL: unsetWhenEmpty(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
   PORT: unsetWhenEmpty(z.coerce.number().int().min(0).max(65_535).default(4000)),
-  HOST: optionalString.default('0.0.0.0'),
+  /** Unset: 127.0.0.1 when embedded (development tokens are served there), 0.0.0.0 with DATABASE_URL. */
+  HOST: optionalString,
+  /** Origins (comma-separated) a browser may call the API from; empty: none (no CORS headers). */
+  CORS_ORIGINS: optionalString,
   /** Serve /metrics on this port only (not on PORT); unset: on PORT. */
   METRICS_PORT: unsetWhenEmpty(z.coerce.number().int().min(0).max(65_535).optional()),
   /** HS256 signing secret for bearer tokens. */
@@ -47,7 +50,7 @@ export type Config = {
     | { kind: 'postgres'; url: string; listenUrl: string; poolSize: number }
     | { kind: 'pglite'; dataDir: string };
   logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
-  http: { port: number; host: string };
+  http: { port: number; host: string; corsOrigins: string[] };
   /** A listener of its own for /metrics; unset: /metrics on the main port. */
   metricsPort?: number;
   auth: AuthConfig;
@@ -110,7 +113,11 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
   return {
     database: databaseConfig(env),
     logLevel: env.LOG_LEVEL,
-    http: { port: env.PORT, host: env.HOST },
+    http: {
+      port: env.PORT,
+      host: env.HOST ?? (env.DATABASE_URL ? '0.0.0.0' : '127.0.0.1'),
+      corsOrigins: (env.CORS_ORIGINS ?? '').split(',').map((origin) => origin.trim()).filter(Boolean),
+    },
     ...(env.METRICS_PORT !== undefined ? { metricsPort: env.METRICS_PORT } : {}),
     auth: {
       verify: env.JWT_SECRET

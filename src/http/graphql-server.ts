@@ -61,6 +61,8 @@ export type GraphQLServerOptions = {
   logger: Logger;
   /** Its plugin records the request metrics (and serves /metrics unless that has a port of its own). */
   metrics: Metrics;
+  /** Origins a browser may call from; none: no CORS headers at all. */
+  corsOrigins?: string[];
   /** Development tokens to preload in GraphiQL's example tabs. */
   graphiqlTokens?: Partial<Record<Role, string>>;
 };
@@ -104,6 +106,15 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
     landingPage: false,
+    // An allow-list, never a reflected Origin; no credentials: tokens travel in a header, not a cookie.
+    // Decided per request: for an unlisted origin yoga would answer `Allow-Origin: null` (which
+    // sandboxed pages match) and read an empty list as "any origin".
+    cors: (request) => {
+      const origin = request.headers.get('origin');
+      return origin && options.corsOrigins?.includes(origin)
+        ? { origin: [origin], credentials: false, allowedHeaders: ['authorization', 'content-type', 'x-request-id'], methods: ['GET', 'POST'] }
+        : false;
+    },
     logging: logger.child({ component: 'yoga' }),
     maskedErrors: { maskError: maskError(logger) },
     // The bundled GraphiQL: the page works without reaching a CDN.

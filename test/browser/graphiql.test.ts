@@ -15,7 +15,7 @@ describe.skipIf(testDatabaseKind() !== 'pglite')('GraphiQL in a browser', () => 
   let app: TestApp;
   let browser: Browser;
   beforeAll(async () => {
-    app = await startTestApp({ env: { DEMO_DATA: 'true' } });
+    app = await startTestApp({ development: true, env: { DEMO_DATA: 'true' } });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],

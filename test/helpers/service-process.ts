@@ -19,6 +19,7 @@ const SERVICE_SETTINGS = [
   'PORT',
   'HOST',
   'METRICS_PORT',
+  'CORS_ORIGINS',
   'JWT_SECRET',
   'JWKS_URL',
   'JWT_ISSUER',
