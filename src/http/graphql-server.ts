@@ -9,7 +9,6 @@ import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { sql } from 'drizzle-orm';
 import { GraphQLError, type ValidationContext } from 'graphql';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Queryable } from '../db/client.js';
 import type { Logger } from '../logger.js';
@@ -21,7 +20,7 @@ import type { Role, Viewer } from '../services/viewer.js';
 import type { LiveDependencies } from '../live/subscriptions.js';
 import type { TokenVerifier, VerifiedToken } from './auth.js';
 import { maskError, presentOutsideExecution, useServiceErrors, useValidationErrorCodes } from './errors.js';
-import { graphiqlOptions } from './graphiql.js';
+import { graphiqlOptions, graphiqlPage } from './graphiql.js';
 import type { Metrics } from './metrics.js';
 
 // The cost model counts what a document can fetch: each field (1, an object 2)
@@ -101,6 +100,21 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
     },
   };
 
+  const page = graphiqlPage();
+  // Not framed, not sniffed anywhere; the page (its development tokens) and
+  // anything answered to a bearer of a token never cached.
+  const useSecurityHeaders: Plugin = {
+    onResponse: ({ request, response }) => {
+      const html = response.headers.get('content-type')?.startsWith('text/html');
+      response.headers.set('x-content-type-options', 'nosniff');
+      response.headers.set(
+        'content-security-policy',
+        (html && page.contentSecurityPolicy()) || "default-src 'none'; frame-ancestors 'none'",
+      );
+      if (html || request.headers.has('authorization')) response.headers.set('cache-control', 'no-store');
+    },
+  };
+
   return createYoga<Record<string, unknown>, GraphQLContext>({
     schema: buildSchema(),
     graphqlEndpoint: '/graphql',
@@ -118,7 +132,7 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
     logging: logger.child({ component: 'yoga' }),
     maskedErrors: { maskError: maskError(logger) },
     // The bundled GraphiQL: the page works without reaching a CDN.
-    renderGraphiQL,
+    renderGraphiQL: page.renderGraphiQL,
     graphiql: graphiqlOptions(options.graphiqlTokens ?? {}),
     context: async (initial): Promise<GraphQLContext> => {
       // Loaders and the child logger are made on first use: a subscription's
@@ -154,6 +168,7 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
     },
     plugins: [
       useRequestIds,
+      useSecurityHeaders,
       useServiceErrors(logger),
       maxTokensPlugin({ n: DOCUMENT_LIMITS.tokens, ...rejectAs('tokens') }),
       maxDepthPlugin({ n: DOCUMENT_LIMITS.depth, ignoreIntrospection: true, flattenFragments: true, ...rejectAs('depth') }),

@@ -152,11 +152,11 @@ export function createMetrics(hub: EventHub, options: { knownOperations: readonl
 export function createMetricsServer(registry: Registry): Server {
   return createServer((request, response) => {
     if (new URL(request.url ?? '/', 'http://localhost').pathname !== '/metrics' || request.method !== 'GET') {
-      response.writeHead(404).end();
+      response.writeHead(404, { 'x-content-type-options': 'nosniff' }).end();
       return;
     }
     registry.metrics().then(
-      (text) => response.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (text) => response.writeHead(200, { 'content-type': registry.contentType, 'x-content-type-options': 'nosniff' }).end(text),
       () => response.writeHead(500).end(),
     );
   });
