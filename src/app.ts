@@ -10,8 +10,9 @@ import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { migrateUp } from './db/migrate.js';
 import { createTokenVerifier, developmentSecret, signToken } from './http/auth.js';
+import { EXAMPLE_OPERATION_NAMES } from './http/graphiql.js';
 import { createAuthenticator, createGraphQLServer, type GraphQLServer } from './http/graphql-server.js';
-import type { ProcessFaults } from './http/metrics.js';
+import { createMetrics, createMetricsServer, type ProcessFaults } from './http/metrics.js';
 import { attachWebSocketTransport } from './http/websocket.js';
 import { EventHub } from './live/hub.js';
 import { StreamQuota } from './live/subscriptions.js';
@@ -26,6 +27,8 @@ export type DevelopmentToken = DemoUser & { token: string };
 export type RunningApp = {
   /** Where the service listens, e.g. http://127.0.0.1:4000 */
   url: string;
+  /** Where /metrics is served: `${url}/metrics`, or on METRICS_PORT. */
+  metricsUrl: string;
   database: Database;
   graphql: GraphQLServer;
   hub: EventHub;
@@ -91,6 +94,11 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       // Every open stream listens for it: no "possible EventTarget memory leak" warning past 10.
       setMaxListeners(0, closing.signal);
 
+      const metrics = createMetrics(hub, {
+        knownOperations: EXAMPLE_OPERATION_NAMES,
+        endpoint: config.metricsPort === undefined,
+        faults: options.faults ?? { unhandledRejections: 0 },
+      });
       const authenticate = createAuthenticator(database.db, createTokenVerifier(config.auth, secret));
       const graphql = createGraphQLServer({
         db: database.db,
@@ -102,8 +110,9 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           streamsPerUser: new StreamQuota(config.live.maxSubscriptionsPerUser),
         },
         logger,
+        metrics,
         graphiqlTokens,
-        faults: options.faults ?? { unhandledRejections: 0 },
+        corsOrigins: config.http.corsOrigins,
       });
       closers.push(async () => {
         await graphql.dispose();
@@ -134,9 +143,17 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         closing.abort();
         await websockets.close();
       });
-      const address = server.address() as AddressInfo;
-      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-      const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+      const url = urlOf(server);
+      let metricsUrl = `${url}/metrics`;
+      if (config.metricsPort !== undefined) {
+        const metricsServer = createMetricsServer(metrics.registry);
+        await new Promise<void>((resolve, reject) => {
+          metricsServer.once('error', reject);
+          metricsServer.listen(config.metricsPort, config.http.host, () => resolve());
+        });
+        closers.push(() => new Promise<void>((resolve) => metricsServer.close(() => resolve())));
+        metricsUrl = `${urlOf(metricsServer)}/metrics`;
+      }
 
       if (config.metricsRollupIntervalMs > 0) {
         const rollup = () =>
@@ -149,7 +166,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         void rollup();
       }
 
-      const app = { url, database, graphql, hub, developmentTokens };
+      const app = { url, metricsUrl, database, graphql, hub, developmentTokens };
       // A client that stopped reading would keep its connection (and stop()) open forever.
       const cutConnections = () => {
         websockets.terminate();
@@ -184,23 +201,31 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   return { start, stop };
 }
 
-/** The demo organization and users, and a token for each when this process can sign them. */
+/**
+ * The demo organization and users, and a token for each in the embedded
+ * development mode only: never signed with a configured secret, where a
+ * token would be a real one handed to whoever opens GraphiQL.
+ */
 async function seedDemoUsers(config: Config, database: Database, developmentSecret: Uint8Array | undefined) {
   const demoUsers = await seedDemoData(database.db);
-  const signingSecret =
-    developmentSecret ??
-    (config.auth.verify.kind === 'hs256' ? new TextEncoder().encode(config.auth.verify.secret) : undefined);
-  if (!signingSecret) return [];
+  if (!developmentSecret) return [];
   const tokens: DevelopmentToken[] = [];
   for (const user of demoUsers) {
     const token = await signToken(
-      signingSecret,
+      developmentSecret,
       { sub: user.userId, role: user.role, organization_id: user.organizationId },
       { issuer: config.auth.issuer, audience: config.auth.audience },
     );
     tokens.push({ ...user, token });
   }
   return tokens;
+}
+
+/** A listening server's address as a URL a local client can use. */
+function urlOf(server: Server): string {
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
 }
 
 /**

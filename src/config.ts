@@ -23,12 +23,21 @@ const environmentSchema = z.object({
   DATA_DIR: optionalString.default('.data'),
   LOG_LEVEL: unsetWhenEmpty(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
   PORT: unsetWhenEmpty(z.coerce.number().int().min(0).max(65_535).default(4000)),
-  HOST: optionalString.default('0.0.0.0'),
+  /** Unset: 127.0.0.1 when embedded (development tokens are served there), 0.0.0.0 with DATABASE_URL. */
+  HOST: optionalString,
+  /** Origins (comma-separated) a browser may call the API from; empty: none (no CORS headers). */
+  CORS_ORIGINS: optionalString,
+  /** Serve /metrics on this port only (not on PORT); unset: on PORT. */
+  METRICS_PORT: unsetWhenEmpty(z.coerce.number().int().min(0).max(65_535).optional()),
   /** HS256 signing secret for bearer tokens. */
   JWT_SECRET: unsetWhenEmpty(z.string().min(32, 'must be at least 32 characters').optional()),
   /** Or verify RS256 tokens against this JWKS. */
   JWKS_URL: unsetWhenEmpty(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
   JWT_ISSUER: optionalString,
+  /** The longest a token may live (exp − iat, and age since iat); the default lets the 30-day development tokens through. */
+  TOKEN_MAX_LIFETIME_SECONDS: unsetWhenEmpty(z.coerce.number().int().min(60).default(31 * 86_400)),
+  /** How far the issuer's clock may be off from ours, for exp, iat and nbf. */
+  TOKEN_CLOCK_SKEW_SECONDS: unsetWhenEmpty(z.coerce.number().int().min(0).max(600).default(60)),
   JWT_AUDIENCE: optionalString,
   /** Create the demo organization and users (and print their tokens); on by default when embedded. */
   DEMO_DATA: unsetWhenEmpty(z.enum(['true', 'false'], 'must be true or false').optional()),
@@ -49,7 +58,9 @@ export type Config = {
     | { kind: 'postgres'; url: string; listenUrl: string; poolSize: number }
     | { kind: 'pglite'; dataDir: string };
   logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
-  http: { port: number; host: string };
+  http: { port: number; host: string; corsOrigins: string[] };
+  /** A listener of its own for /metrics; unset: /metrics on the main port. */
+  metricsPort?: number;
   auth: AuthConfig;
   demoData: boolean;
   metricsRollupIntervalMs: number;
@@ -63,6 +74,8 @@ export type AuthConfig = {
   verify: { kind: 'hs256'; secret: string } | { kind: 'jwks'; url: string } | { kind: 'development' };
   issuer?: string;
   audience?: string;
+  maxLifetimeSeconds: number;
+  clockSkewSeconds: number;
 };
 
 export class ConfigError extends Error {
@@ -111,7 +124,12 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
   return {
     database: databaseConfig(env),
     logLevel: env.LOG_LEVEL,
-    http: { port: env.PORT, host: env.HOST },
+    http: {
+      port: env.PORT,
+      host: env.HOST ?? (env.DATABASE_URL ? '0.0.0.0' : '127.0.0.1'),
+      corsOrigins: (env.CORS_ORIGINS ?? '').split(',').map((origin) => origin.trim()).filter(Boolean),
+    },
+    ...(env.METRICS_PORT !== undefined ? { metricsPort: env.METRICS_PORT } : {}),
     auth: {
       verify: env.JWT_SECRET
         ? { kind: 'hs256', secret: env.JWT_SECRET }
@@ -120,6 +138,8 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
           : { kind: 'development' },
       ...(env.JWT_ISSUER ? { issuer: env.JWT_ISSUER } : {}),
       ...(env.JWT_AUDIENCE ? { audience: env.JWT_AUDIENCE } : {}),
+      maxLifetimeSeconds: env.TOKEN_MAX_LIFETIME_SECONDS,
+      clockSkewSeconds: env.TOKEN_CLOCK_SKEW_SECONDS,
     },
     demoData: env.DEMO_DATA ? env.DEMO_DATA === 'true' : !env.DATABASE_URL,
     metricsRollupIntervalMs: env.METRICS_ROLLUP_INTERVAL_SECONDS * 1000,

@@ -2,7 +2,7 @@
  * Bearer tokens (jose): HS256 with a shared secret, or RS256 against a JWKS.
  * Claims: `sub` (user id), `role`, `organization_id`.
  */
-import { randomBytes } from 'node:crypto';
+import { createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTVerifyGetKey } from 'jose';
@@ -24,27 +24,33 @@ export type VerifiedToken = { viewer: Viewer; /** From `exp`; a WebSocket is clo
 export type TokenVerifier = (token: string) => Promise<VerifiedToken>;
 
 export function createTokenVerifier(auth: AuthConfig, secret?: Uint8Array): TokenVerifier {
-  let key: Uint8Array | JWTVerifyGetKey;
+  let key: KeyObject | JWTVerifyGetKey;
   let algorithms: string[];
   if (auth.verify.kind === 'jwks') {
     key = createRemoteJWKSet(new URL(auth.verify.url));
     algorithms = ['RS256'];
   } else {
-    key = auth.verify.kind === 'hs256' ? new TextEncoder().encode(auth.verify.secret) : secret!;
-    if (!key) throw new Error('development auth needs its generated secret');
+    const bytes = auth.verify.kind === 'hs256' ? new TextEncoder().encode(auth.verify.secret) : secret;
+    if (!bytes) throw new Error('development auth needs its generated secret');
+    // Imported once: a raw secret is imported again on every verification.
+    key = createSecretKey(bytes);
     algorithms = ['HS256'];
   }
   const options = {
     algorithms,
     ...(auth.issuer ? { issuer: auth.issuer } : {}),
     ...(auth.audience ? { audience: auth.audience } : {}),
+    // A token that never expires, or claims to be issued in the future, is refused.
+    requiredClaims: ['exp', 'iat'],
+    maxTokenAge: auth.maxLifetimeSeconds,
+    clockTolerance: auth.clockSkewSeconds,
   };
 
   return async (token) => {
     let payload: unknown;
     try {
       // The overloads differ only in the key's type.
-      ({ payload } = await jwtVerify(token, key as Uint8Array, options));
+      ({ payload } = await jwtVerify(token, key as KeyObject, options));
     } catch (error) {
       // An unreachable JWKS is our outage, not the caller's bad token: let it surface as unexpected.
       if (error instanceof joseErrors.JWKSTimeout || !(error instanceof joseErrors.JOSEError)) throw error;
@@ -55,16 +61,22 @@ export function createTokenVerifier(auth: AuthConfig, secret?: Uint8Array): Toke
       const issue = claims.error.issues[0]!;
       throw new ServiceError('UNAUTHENTICATED', `the token's ${issue.path.join('.')} claim is invalid: ${issue.message}`);
     }
-    const exp = (payload as { exp?: unknown }).exp;
+    // jose checks the age since iat; a token must not be made to outlive the maximum either.
+    const { exp, iat } = payload as { exp: number; iat: number };
+    if (exp - iat > auth.maxLifetimeSeconds) {
+      throw new ServiceError('UNAUTHENTICATED', `the token's exp claim is more than ${auth.maxLifetimeSeconds} s after its iat (the longest lifetime accepted)`);
+    }
     return {
       viewer: { userId: claims.data.sub, role: claims.data.role, organizationId: claims.data.organization_id ?? null },
-      expiresAt: typeof exp === 'number' ? new Date(exp * 1000) : null,
+      expiresAt: new Date(exp * 1000),
     };
   };
 }
 
 function describeJoseError(error: unknown): string {
-  if (error instanceof joseErrors.JWTExpired) return 'the token has expired';
+  if (error instanceof joseErrors.JWTExpired) {
+    return error.claim === 'iat' ? 'the token is older than the longest lifetime accepted (its iat claim)' : 'the token has expired';
+  }
   if (error instanceof joseErrors.JWTClaimValidationFailed) return `the token's ${error.claim} claim is not accepted`;
   if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'the token is signed with an algorithm this server does not accept';
   if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'the token signature is invalid';

@@ -8,8 +8,7 @@ import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { sql } from 'drizzle-orm';
-import type { GraphQLError, ValidationContext } from 'graphql';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import { GraphQLError, type ValidationContext } from 'graphql';
 import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Queryable } from '../db/client.js';
 import type { Logger } from '../logger.js';
@@ -21,30 +20,50 @@ import type { Role, Viewer } from '../services/viewer.js';
 import type { LiveDependencies } from '../live/subscriptions.js';
 import type { TokenVerifier, VerifiedToken } from './auth.js';
 import { maskError, presentOutsideExecution, useServiceErrors, useValidationErrorCodes } from './errors.js';
-import { graphiqlOptions } from './graphiql.js';
-import { createMetricsPlugin, type ProcessFaults } from './metrics.js';
+import { graphiqlOptions, graphiqlPage } from './graphiql.js';
+import type { Metrics } from './metrics.js';
 
-// armor's cost grows with nesting (×1.5 a level): a request with its stages and
-// event log costs about 5,000; these limits leave room for that, not for abuse.
+// The cost model counts what a document can fetch: each field (1, an object 2)
+// times the `first` of the lists around it, with no extra factor per level
+// (armor's default 1.5 a level charged a history page of 20 with its events
+// as 41,000, more than 20 aliases of trivial fields). A page of 20 requests
+// with stages and 20 events each costs about 6,900; 20 pages of 100 with 100
+// events each, 1.6 million.
 export const DOCUMENT_LIMITS = { depth: 12, aliases: 20, cost: 20_000, tokens: 2_000 };
+type DocumentLimit = keyof typeof DOCUMENT_LIMITS;
 
-// Armor throws a refusal out of validation by default, where it escapes the
-// validation result: no code, HTTP 200. Reported instead, it is a validation
-// error like any other (GRAPHQL_VALIDATION_FAILED, HTTP 400).
-const reportRejection = {
+/**
+ * Armor's refusal, as every document limit answers: GRAPHQL_VALIDATION_FAILED,
+ * HTTP 400, the limit named (armor's own message, less its misleading
+ * "Syntax Error:" prefix). The token limit is counted while parsing, where
+ * there is no validation context: it throws; the others are reported as
+ * validation errors (thrown, armor's default, they escape the validation
+ * result: no code, HTTP 200).
+ */
+const rejectAs = (limit: DocumentLimit) => ({
   propagateOnRejection: false,
-  onReject: [(context: ValidationContext | null, error: GraphQLError) => context?.reportError(error)],
-};
+  onReject: [
+    (context: ValidationContext | null, error: GraphQLError) => {
+      const refusal = new GraphQLError(error.message.replace(/^Syntax Error: /, ''), {
+        extensions: { code: 'GRAPHQL_VALIDATION_FAILED', field: 'query', limit, http: { status: 400 } },
+      });
+      if (!context) throw refusal;
+      context.reportError(refusal);
+    },
+  ],
+});
 
 export type GraphQLServerOptions = {
   db: Queryable;
   authenticate: Authenticator;
   live: LiveDependencies;
   logger: Logger;
+  /** Its plugin records the request metrics (and serves /metrics unless that has a port of its own). */
+  metrics: Metrics;
+  /** Origins a browser may call from; none: no CORS headers at all. */
+  corsOrigins?: string[];
   /** Development tokens to preload in GraphiQL's example tabs. */
   graphiqlTokens?: Partial<Record<Role, string>>;
-  /** The process's fault counters, for /metrics. */
-  faults: ProcessFaults;
 };
 
 export type GraphQLServer = YogaServerInstance<Record<string, unknown>, GraphQLContext>;
@@ -81,15 +100,39 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
     },
   };
 
+  const page = graphiqlPage();
+  // Not framed, not sniffed anywhere; the page (its development tokens) and
+  // anything answered to a bearer of a token never cached.
+  const useSecurityHeaders: Plugin = {
+    onResponse: ({ request, response }) => {
+      const html = response.headers.get('content-type')?.startsWith('text/html');
+      response.headers.set('x-content-type-options', 'nosniff');
+      response.headers.set(
+        'content-security-policy',
+        (html && page.contentSecurityPolicy()) || "default-src 'none'; frame-ancestors 'none'",
+      );
+      if (html || request.headers.has('authorization')) response.headers.set('cache-control', 'no-store');
+    },
+  };
+
   return createYoga<Record<string, unknown>, GraphQLContext>({
     schema: buildSchema(),
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
     landingPage: false,
+    // An allow-list, never a reflected Origin; no credentials: tokens travel in a header, not a cookie.
+    // Decided per request: for an unlisted origin yoga would answer `Allow-Origin: null` (which
+    // sandboxed pages match) and read an empty list as "any origin".
+    cors: (request) => {
+      const origin = request.headers.get('origin');
+      return origin && options.corsOrigins?.includes(origin)
+        ? { origin: [origin], credentials: false, allowedHeaders: ['authorization', 'content-type', 'x-request-id'], methods: ['GET', 'POST'] }
+        : false;
+    },
     logging: logger.child({ component: 'yoga' }),
     maskedErrors: { maskError: maskError(logger) },
     // The bundled GraphiQL: the page works without reaching a CDN.
-    renderGraphiQL,
+    renderGraphiQL: page.renderGraphiQL,
     graphiql: graphiqlOptions(options.graphiqlTokens ?? {}),
     context: async (initial): Promise<GraphQLContext> => {
       // Loaders and the child logger are made on first use: a subscription's
@@ -127,13 +170,14 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
     },
     plugins: [
       useRequestIds,
+      useSecurityHeaders,
       useServiceErrors(logger),
-      maxTokensPlugin({ n: DOCUMENT_LIMITS.tokens }),
-      maxDepthPlugin({ n: DOCUMENT_LIMITS.depth, ignoreIntrospection: true, flattenFragments: true, ...reportRejection }),
-      maxAliasesPlugin({ n: DOCUMENT_LIMITS.aliases, ...reportRejection }),
-      costLimitPlugin({ maxCost: DOCUMENT_LIMITS.cost, ignoreIntrospection: true, ...reportRejection }),
+      maxTokensPlugin({ n: DOCUMENT_LIMITS.tokens, ...rejectAs('tokens') }),
+      maxDepthPlugin({ n: DOCUMENT_LIMITS.depth, ignoreIntrospection: true, flattenFragments: true, ...rejectAs('depth') }),
+      maxAliasesPlugin({ n: DOCUMENT_LIMITS.aliases, ...rejectAs('aliases') }),
+      costLimitPlugin({ maxCost: DOCUMENT_LIMITS.cost, depthCostFactor: 1, ignoreIntrospection: true, ...rejectAs('cost') }),
       useValidationErrorCodes(),
-      createMetricsPlugin(live.hub, options.faults),
+      options.metrics.plugin,
       useReadinessCheck({
         endpoint: '/ready',
         // false, not the error: its message would reach the response body.

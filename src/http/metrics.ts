@@ -1,16 +1,50 @@
 /**
- * Prometheus metrics on /metrics: yoga's own (requests, phases, errors,
- * HTTP durations), the process's (heap, event loop, GC) and the live hub's.
- * One registry per app, so several apps in one process (tests) do not collide.
+ * Prometheus metrics: yoga's own (requests, phases, errors, HTTP durations),
+ * the process's (heap, event loop, GC) and the live hub's. One registry per
+ * app, so several apps in one process (tests) do not collide.
+ *
+ * Every label value is from a bounded set: a label set lives as long as the
+ * process, so one per distinct URL or operation name is a memory leak, and a
+ * query string may carry a token that /metrics would then publish.
  */
-import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
+import { createServer, type Server } from 'node:http';
+import {
+  createCounter,
+  createHistogram,
+  createSummary,
+  usePrometheus,
+  type FillLabelsFnParams,
+} from '@graphql-yoga/plugin-prometheus';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { EventHub } from '../live/hub.js';
 
 /** Faults of the whole process that main.ts catches, counted here. */
 export type ProcessFaults = { unhandledRejections: number };
 
-export function createMetricsPlugin(hub: EventHub, faults: ProcessFaults) {
+/** How many distinct operation names get a label of their own; later ones are counted as OTHER_OPERATION. */
+export const MAX_OPERATION_NAMES = 50;
+export const OTHER_OPERATION = 'other';
+const KNOWN_PATHS = new Set(['/graphql']);
+
+/** First come, first kept, up to the cap: the shipped examples' names are kept from the start. */
+class OperationNames {
+  private readonly seen: Set<string>;
+  constructor(known: readonly string[]) {
+    this.seen = new Set(known);
+  }
+  label(name: string | undefined): string {
+    if (!name) return 'Anonymous';
+    if (this.seen.has(name)) return name;
+    // A client's `operationName` parameter is any string: only a GraphQL name can be a label.
+    if (this.seen.size >= MAX_OPERATION_NAMES || !/^[_A-Za-z][_0-9A-Za-z]{0,63}$/.test(name)) return OTHER_OPERATION;
+    this.seen.add(name);
+    return name;
+  }
+}
+
+export type Metrics = { plugin: ReturnType<typeof usePrometheus>; registry: Registry };
+
+export function createMetrics(hub: EventHub, options: { knownOperations: readonly string[]; endpoint: boolean; faults: ProcessFaults }): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
@@ -36,8 +70,99 @@ export function createMetricsPlugin(hub: EventHub, faults: ProcessFaults) {
   counter('tracker_live_events_delivered_total', 'Request events the hub fanned out', () => hub.stats.delivered);
   counter('tracker_live_events_recovered_total', 'Events the hub read back from request_events after a gap or reconnection', () => hub.stats.recovered);
   counter('tracker_live_cutoffs_total', 'Live streams cut off for falling too far behind', () => hub.stats.cutOffs);
-  counter('tracker_unhandled_rejections_total', 'Promise rejections nothing handled (logged; each one is a bug)', () => faults.unhandledRejections);
+  counter('tracker_unhandled_rejections_total', 'Promise rejections nothing handled (logged; each one is a bug)', () => options.faults.unhandledRejections);
   counter('tracker_listener_reconnects_total', 'Times the notification listener reconnected', () => hub.stats.reconnects);
 
-  return usePrometheus({ registry, endpoint: '/metrics' });
+  // The plugin's own metrics, with the same names, but with bounded label values.
+  const names = new OperationNames(options.knownOperations);
+  const operation = (params: FillLabelsFnParams) => ({
+    operationName: names.label(params.operationName),
+    operationType: params.operationType ?? 'unknown',
+  });
+  const labelNames = ['operationName', 'operationType'];
+  // The phases by operation type only: per-operation timing is graphql_envelop_request_duration's
+  // (each histogram label set is 14 lines, and /metrics must stay small).
+  const histogram = <P extends string>(name: string, help: string, phases: P[]) =>
+    createHistogram({
+      registry,
+      histogram: { name, help, labelNames: ['operationType'] },
+      fillLabelsFn: (params) => ({ operationType: params.operationType ?? 'unknown' }),
+      phases: phases as [P, ...P[]],
+    });
+
+  return {
+    registry,
+    plugin: usePrometheus({
+      registry,
+      endpoint: options.endpoint ? '/metrics' : false,
+      metrics: {
+        graphql_envelop_phase_parse: histogram('graphql_envelop_phase_parse', 'Time spent on running GraphQL "parse" function', ['parse']),
+        graphql_envelop_phase_validate: histogram('graphql_envelop_phase_validate', 'Time spent on running GraphQL "validate" function', ['validate']),
+        graphql_envelop_phase_context: histogram('graphql_envelop_phase_context', 'Time spent on building the GraphQL context', ['context']),
+        graphql_envelop_phase_execute: histogram('graphql_envelop_phase_execute', 'Time spent on running the GraphQL "execute" function', ['execute']),
+        graphql_envelop_phase_subscribe: histogram('graphql_envelop_phase_subscribe', 'Time spent on running the GraphQL "subscribe" function', ['subscribe']),
+        graphql_envelop_request_duration: createHistogram({
+          registry,
+          histogram: { name: 'graphql_envelop_request_duration', help: 'Time spent on running the GraphQL operation from parse to execute', labelNames },
+          fillLabelsFn: operation,
+          phases: ['execute', 'subscribe'],
+        }),
+        graphql_envelop_request_time_summary: createSummary({
+          registry,
+          summary: { name: 'graphql_envelop_request_time_summary', help: 'Summary to measure the time to complete GraphQL operations', labelNames },
+          fillLabelsFn: operation,
+          phases: ['execute', 'subscribe'],
+        }),
+        graphql_envelop_request: createCounter({
+          registry,
+          counter: { name: 'graphql_envelop_request', help: 'Counts the amount of GraphQL requests executed through Envelop', labelNames },
+          fillLabelsFn: operation,
+          phases: ['execute', 'subscribe'],
+        }),
+        // No `path` label: a response path holds the client's aliases and list indexes.
+        graphql_envelop_error_result: createCounter({
+          registry,
+          counter: { name: 'graphql_envelop_error_result', help: 'Counts the amount of errors reported from all phases', labelNames: [...labelNames, 'phase'] },
+          fillLabelsFn: (params) => ({ ...operation(params), phase: params.errorPhase }),
+          phases: ['parse', 'validate', 'context', 'execute', 'subscribe'],
+        }),
+        graphql_envelop_deprecated_field: createCounter({
+          registry,
+          counter: { name: 'graphql_envelop_deprecated_field', help: 'Counts the amount of deprecated fields used in selection sets', labelNames: [...labelNames, 'fieldName', 'typeName'] },
+          // The schema's own names: bounded.
+          fillLabelsFn: (params) => ({ ...operation(params), fieldName: params.deprecationInfo.fieldName, typeName: params.deprecationInfo.typeName }),
+          phases: ['parse'],
+        }),
+        graphql_yoga_http_duration: createHistogram({
+          registry,
+          histogram: { name: 'graphql_yoga_http_duration', help: 'Time spent on HTTP connection', labelNames: [...labelNames, 'method', 'statusCode', 'url'] },
+          // The path only, never the query string (it may carry a token).
+          fillLabelsFn: (params, { request, response }) => {
+            const path = new URL(request.url).pathname;
+            return {
+              ...operation(params),
+              method: /^(GET|POST)$/.test(request.method) ? request.method : 'other',
+              statusCode: response.status,
+              url: KNOWN_PATHS.has(path) ? path : 'other',
+            };
+          },
+          phases: ['request'],
+        }),
+      },
+    }),
+  };
+}
+
+/** /metrics on a listener of its own (METRICS_PORT), so it can stay off the public edge. */
+export function createMetricsServer(registry: Registry): Server {
+  return createServer((request, response) => {
+    if (new URL(request.url ?? '/', 'http://localhost').pathname !== '/metrics' || request.method !== 'GET') {
+      response.writeHead(404, { 'x-content-type-options': 'nosniff' }).end();
+      return;
+    }
+    registry.metrics().then(
+      (text) => response.writeHead(200, { 'content-type': registry.contentType, 'x-content-type-options': 'nosniff' }).end(text),
+      () => response.writeHead(500).end(),
+    );
+  });
 }

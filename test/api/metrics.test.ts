@@ -39,3 +39,18 @@ test('counts GraphQL requests, open subscriptions and delivered events', async (
   await waitFor(() => app.running.hub.subscriberCount === 0, 'the subscription to close');
   expect(valueOf(await scrape(), 'tracker_live_subscriptions')).toBe(0);
 });
+
+test('METRICS_PORT: /metrics on its own listener, and not on the main port', async () => {
+  const separate = await startTestApp({ env: { METRICS_PORT: '0' } });
+  try {
+    expect(separate.running.metricsUrl).not.toBe(`${separate.url}/metrics`);
+    const own = await fetch(separate.running.metricsUrl);
+    expect(own.status).toBe(200);
+    expect(await own.text()).toMatch(/^tracker_live_subscriptions 0$/m);
+    const main = await fetch(`${separate.url}/metrics`);
+    expect(main.status).toBe(404);
+    expect(await main.text()).not.toContain('tracker_live_subscriptions');
+  } finally {
+    await separate.close();
+  }
+});

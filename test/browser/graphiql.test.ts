@@ -15,7 +15,7 @@ describe.skipIf(testDatabaseKind() !== 'pglite')('GraphiQL in a browser', () => 
   let app: TestApp;
   let browser: Browser;
   beforeAll(async () => {
-    app = await startTestApp({ env: { DEMO_DATA: 'true' } });
+    app = await startTestApp({ development: true, env: { DEMO_DATA: 'true' } });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
@@ -34,6 +34,11 @@ describe.skipIf(testDatabaseKind() !== 'pglite')('GraphiQL in a browser', () => 
         offPage.push(request.url());
       }
     });
+    // The page runs under its content security policy: anything it blocks is a failure here.
+    const blocked: string[] = [];
+    page.on('console', (message) => {
+      if (/Content.Security.Policy/i.test(message.text())) blocked.push(message.text());
+    });
     await page.goto(`${app.url}/graphql`);
     await page.locator('.graphiql-execute-button').click();
     // The result pane's text, with the editor's non-breaking spaces made plain.
@@ -41,6 +46,7 @@ describe.skipIf(testDatabaseKind() !== 'pglite')('GraphiQL in a browser', () => 
     await expect.poll(result, { timeout: 15_000 }).toMatch(/"created":\s*true/);
     const id = /"id":\s*"([0-9a-f-]{36})"/.exec(await result())![1]!;
     expect(offPage).toEqual([]); // the bundled GraphiQL: nothing fetched from a CDN
+    expect(blocked).toEqual([]);
 
     // The page subscribes over SSE with the student's printed token, as a web client would.
     const studentToken = app.running.developmentTokens.find((t) => t.role === 'student')!.token;

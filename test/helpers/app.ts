@@ -33,7 +33,14 @@ export type TestApp = {
   close(): Promise<void>;
 };
 
-export async function startTestApp(options: { onQuery?: QueryObserver; env?: Record<string, string> } = {}): Promise<TestApp> {
+export async function startTestApp(
+  options: {
+    onQuery?: QueryObserver;
+    env?: Record<string, string>;
+    /** The embedded development mode (no DATABASE_URL, no JWT_SECRET: a generated secret, demo tokens); `token()` does not apply. */
+    development?: boolean;
+  } = {},
+): Promise<TestApp> {
   const testDatabase = await createTestDatabase({ onQuery: options.onQuery });
   const logs: Record<string, any>[] = [];
   const logger = pino(
@@ -47,8 +54,7 @@ export async function startTestApp(options: { onQuery?: QueryObserver; env?: Rec
   );
   const config = loadConfig({
     // The database is handed over below; this only satisfies the auth rule for servers.
-    DATABASE_URL: 'postgres://unused.invalid/unused',
-    JWT_SECRET: TEST_JWT_SECRET,
+    ...(options.development ? { DATA_DIR: 'memory://' } : { DATABASE_URL: 'postgres://unused.invalid/unused', JWT_SECRET: TEST_JWT_SECRET }),
     PORT: '0',
     HOST: '127.0.0.1',
     DEMO_DATA: 'false',
