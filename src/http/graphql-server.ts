@@ -9,6 +9,7 @@ import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { sql } from 'drizzle-orm';
 import { GraphQLError, type ValidationContext } from 'graphql';
+import { ServiceError } from '../services/errors.js';
 import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Queryable } from '../db/client.js';
 import type { Logger } from '../logger.js';
@@ -81,6 +82,23 @@ export function createAuthenticator(db: Queryable, verifyToken: TokenVerifier): 
   };
 }
 
+/**
+ * Yoga logs every error it masks, and a stream's error (a token that expired,
+ * a reader cut off) is masked like any other. A ServiceError is an answer to
+ * the client, not a fault of the service: logged at debug, not as an error.
+ */
+function yogaLogger(logger: Logger) {
+  const yoga = logger.child({ component: 'yoga' });
+  const isAnswer = (error: unknown): boolean =>
+    error instanceof ServiceError || (error instanceof GraphQLError && isAnswer(error.originalError));
+  return {
+    debug: (...args: unknown[]) => yoga.debug(args[0]),
+    info: (...args: unknown[]) => yoga.info(args[0]),
+    warn: (...args: unknown[]) => yoga.warn(args[0]),
+    error: (...args: unknown[]) => (isAnswer(args[0]) ? yoga.debug({ err: args[0] }, 'answered with a coded error') : yoga.error(args[0])),
+  };
+}
+
 /** What the WebSocket transport hands the context: its connection's viewer, checked at connect. */
 export type SocketContext = { socketViewer: Viewer; socketExpiresAt: Date | null };
 
@@ -129,7 +147,7 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
         ? { origin: [origin], credentials: false, allowedHeaders: ['authorization', 'content-type', 'x-request-id'], methods: ['GET', 'POST'] }
         : false;
     },
-    logging: logger.child({ component: 'yoga' }),
+    logging: yogaLogger(logger),
     maskedErrors: { maskError: maskError(logger) },
     // The bundled GraphiQL: the page works without reaching a CDN.
     renderGraphiQL: page.renderGraphiQL,

@@ -74,6 +74,8 @@ describe.each(['SSE', 'WebSocket'] as const)('a token that expires, over %s', (t
       expect(error?.extensions?.code, JSON.stringify(stream.messages.at(-1))).toBe('UNAUTHENTICATED');
       expect(error?.message).toMatch(/expired/);
       expect(Date.now()).toBeGreaterThanOrEqual(expiresAt);
+      // An expired token is an answer, not a fault of the service: nothing logged as an error.
+      expect(app.logs.filter((line) => line.level >= 50).map((line) => line.msg ?? line.err?.message)).toEqual([]);
       // A change after expiry: committed, fanned out by the hub, and not delivered.
       const delivered = stream.payloads().length;
       // The stream has left the hub: on the request only the worker's is left; the student's feed has none.
