@@ -43,7 +43,7 @@ export async function reportStage(
   const report = parseInput(reportInput, input);
   const stages = await listPipelineStages(db);
   if (!stages.some((s) => s.stageName === report.stage)) {
-    throw badInput('stage', `unknown stage ${report.stage}; the stages are ${stages.map((s) => s.stageName).join(', ')}`);
+    throw badInput('stage', `is not a pipeline stage; the stages are ${stages.map((s) => s.stageName).join(', ')}`);
   }
 
   return inTransaction(db, async (tx) => {

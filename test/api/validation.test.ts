@@ -114,7 +114,7 @@ const cases: Case[] = [
   { name: 'submit with a field the input does not have', query: SUBMIT, variables: submission({ priority: 'high' }), code: 'BAD_USER_INPUT', message: 'Field "priority" is not defined by type "SubmitContentRequestInput"' },
 
   // ---- the worker protocol
-  { name: 'reportStage with an unknown stage', query: REPORT, variables: report({ stage: 'rendering' }), as: 'worker', code: 'BAD_USER_INPUT', message: /stage: unknown stage rendering; the stages are validation, retrieval, /i },
+  { name: 'reportStage with an unknown stage', query: REPORT, variables: report({ stage: 'rendering' }), as: 'worker', code: 'BAD_USER_INPUT', message: /^stage: is not a pipeline stage; the stages are validation, retrieval, /i },
   { name: 'reportStage with an empty stage', query: REPORT, variables: report({ stage: '  ' }), as: 'worker', code: 'BAD_USER_INPUT', message: 'stage: must not be empty' },
   { name: 'reportStage with progress -1', query: REPORT, variables: report({ progress: -1 }), as: 'worker', code: 'BAD_USER_INPUT', message: 'progress: must be between 0 and 100' },
   { name: 'reportStage with progress 101', query: REPORT, variables: report({ progress: 101 }), as: 'worker', code: 'BAD_USER_INPUT', message: 'progress: must be between 0 and 100' },
