@@ -98,7 +98,11 @@ export async function submitRequest(
   return { request: existing, created: false };
 }
 
-/** Students submit for themselves; org admins for their organization's students; admins and workers for anyone. */
+/**
+ * Students submit for themselves; org admins for their organization's students; admins and workers for anyone.
+ * Submitting for yourself, the organization is your token's claim: the stored user row keeps whichever
+ * organization was provisioned last, which with two tokens for one user need not be this one's.
+ */
 async function findStudentFor(db: Queryable, viewer: Viewer, studentId: string) {
   if (viewer.role === 'student' && studentId !== viewer.userId) {
     throw new ServiceError('FORBIDDEN', 'a student can submit requests only for themselves');
@@ -111,7 +115,7 @@ async function findStudentFor(db: Queryable, viewer: Viewer, studentId: string) 
     student &&
     (viewer.role !== 'org_admin' || (viewer.organizationId !== null && student.organizationId === viewer.organizationId));
   if (!reachable) throw badInput('studentId', `no student ${studentId} you can submit for`);
-  return student;
+  return studentId === viewer.userId ? { ...student, organizationId: viewer.organizationId } : student;
 }
 
 // ---------------------------------------------------------------------------
