@@ -16,6 +16,7 @@ import { EventHub } from './live/hub.js';
 import { eventsAfterPosition, latestPosition } from './services/feed.js';
 import { createLogger, type Logger } from './logger.js';
 import { seedDemoData, type DemoUser } from './services/demo.js';
+import { createMutationLimiter } from './services/limits.js';
 import { rollupRequestMetrics } from './services/monitoring.js';
 import type { Role } from './services/viewer.js';
 
@@ -95,6 +96,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         live: { db: database.db, hub, closing: closing.signal },
         logger,
         graphiqlTokens,
+        mutationLimiter: createMutationLimiter(database.db, config.mutationsPerMinute),
       });
       closers.push(async () => {
         await graphql.dispose();

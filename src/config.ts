@@ -34,6 +34,8 @@ const environmentSchema = z.object({
   DEMO_DATA: unsetWhenEmpty(z.enum(['true', 'false'], 'must be true or false').optional()),
   /** How often the hourly metrics rollup runs; 0 turns it off. */
   METRICS_ROLLUP_INTERVAL_SECONDS: unsetWhenEmpty(z.coerce.number().int().min(0).default(300)),
+  /** Mutations a student or org admin may make a minute, shared by every process; 0 turns it off. */
+  RATE_LIMIT_MUTATIONS_PER_MINUTE: unsetWhenEmpty(z.coerce.number().int().min(0).default(60)),
 });
 
 export type Config = {
@@ -45,6 +47,8 @@ export type Config = {
   auth: AuthConfig;
   demoData: boolean;
   metricsRollupIntervalMs: number;
+  /** 0: no limit. */
+  mutationsPerMinute: number;
 };
 
 export type AuthConfig = {
@@ -112,5 +116,6 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     },
     demoData: env.DEMO_DATA ? env.DEMO_DATA === 'true' : !env.DATABASE_URL,
     metricsRollupIntervalMs: env.METRICS_ROLLUP_INTERVAL_SECONDS * 1000,
+    mutationsPerMinute: env.RATE_LIMIT_MUTATIONS_PER_MINUTE,
   };
 }

@@ -302,3 +302,13 @@ export const requestMetrics = pgTable(
     index('idx_request_metrics_hour').on(t.metricHour.desc()),
   ],
 );
+
+/**
+ * Per-user budgets (services/limits.ts): rate-limiter-flexible's RateLimiterDrizzle
+ * store, one row a key, in the database so every server process shares it.
+ */
+export const rateLimits = pgTable('rate_limits', {
+  key: varchar('key', { length: 255 }).primaryKey(),
+  points: integer('points').notNull().default(0),
+  expire: timestamp('expire', { withTimezone: true }),
+});

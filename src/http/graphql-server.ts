@@ -15,6 +15,7 @@ import type { Queryable } from '../db/client.js';
 import type { Logger } from '../logger.js';
 import type { GraphQLContext } from '../schema/context.js';
 import { buildSchema } from '../schema/index.js';
+import type { MutationLimiter } from '../services/limits.js';
 import { createLoaders, type Loaders } from '../services/loaders.js';
 import { ProvisionedViewers } from '../services/users.js';
 import type { Role, Viewer } from '../services/viewer.js';
@@ -23,6 +24,7 @@ import type { TokenVerifier, VerifiedToken } from './auth.js';
 import { maskError, presentOutsideExecution, useServiceErrors, useValidationErrorCodes } from './errors.js';
 import { graphiqlOptions } from './graphiql.js';
 import { createMetricsPlugin } from './metrics.js';
+import { useMutationLimits } from './mutation-limits.js';
 
 // armor's cost grows with nesting (×1.5 a level): a request with its stages and
 // event log costs about 5,000; these limits leave room for that, not for abuse.
@@ -43,6 +45,8 @@ export type GraphQLServerOptions = {
   logger: Logger;
   /** Development tokens to preload in GraphiQL's example tabs. */
   graphiqlTokens?: Partial<Record<Role, string>>;
+  /** Per-user mutation budgets; none when absent. */
+  mutationLimiter?: MutationLimiter;
 };
 
 export type GraphQLServer = YogaServerInstance<Record<string, unknown>, GraphQLContext>;
@@ -129,6 +133,7 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
       maxAliasesPlugin({ n: DOCUMENT_LIMITS.aliases, ...reportRejection }),
       costLimitPlugin({ maxCost: DOCUMENT_LIMITS.cost, ignoreIntrospection: true, ...reportRejection }),
       useValidationErrorCodes(),
+      ...(options.mutationLimiter ? [useMutationLimits(options.mutationLimiter)] : []),
       createMetricsPlugin(live.hub),
       useReadinessCheck({
         endpoint: '/ready',

@@ -9,6 +9,7 @@ export const errorCodes = [
   'BAD_USER_INPUT',
   'INVALID_TRANSITION',
   'CONFLICT',
+  'RATE_LIMITED',
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];
 

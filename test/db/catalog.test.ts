@@ -17,7 +17,7 @@ async function rows<T>(query: ReturnType<typeof sql>): Promise<T[]> {
 }
 
 describe('tables', () => {
-  test('all seven tables of the seed exist', async () => {
+  test('all seven tables of the seed exist, and the rate limiter’s store', async () => {
     const tables = await rows<{ tablename: string }>(
       sql`select tablename from pg_tables where schemaname = 'public' order by tablename`,
     );
@@ -25,6 +25,7 @@ describe('tables', () => {
       'content_requests',
       'organizations',
       'pipeline_stage_definitions',
+      'rate_limits',
       'request_events',
       'request_metrics',
       'request_stages',

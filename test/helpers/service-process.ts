@@ -24,6 +24,7 @@ const SERVICE_SETTINGS = [
   'JWT_AUDIENCE',
   'DEMO_DATA',
   'METRICS_ROLLUP_INTERVAL_SECONDS',
+  'RATE_LIMIT_MUTATIONS_PER_MINUTE',
 ];
 
 /** The environment of a shell with none of the service's settings in it, plus `extra`. */
