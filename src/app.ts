@@ -19,6 +19,7 @@ import { StreamQuota } from './live/subscriptions.js';
 import { eventsAfterPosition, latestPosition } from './services/feed.js';
 import { createLogger, type Logger } from './logger.js';
 import { seedDemoData, type DemoUser } from './services/demo.js';
+import { createMutationLimiter } from './services/limits.js';
 import { rollupRequestMetrics } from './services/monitoring.js';
 import type { Role } from './services/viewer.js';
 
@@ -113,6 +114,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         metrics,
         graphiqlTokens,
         corsOrigins: config.http.corsOrigins,
+        mutationLimiter: createMutationLimiter(database.db, config.mutationsPerMinute),
       });
       closers.push(async () => {
         await graphql.dispose();

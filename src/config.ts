@@ -51,6 +51,8 @@ const environmentSchema = z.object({
   WS_KEEPALIVE_SECONDS: unsetWhenEmpty(z.coerce.number().min(0.1).max(3_600).default(12)),
   LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET: unsetWhenEmpty(z.coerce.number().int().min(1).default(100)),
   LIVE_MAX_SUBSCRIPTIONS_PER_USER: unsetWhenEmpty(z.coerce.number().int().min(1).default(200)),
+  /** Mutations a student or org admin may make a minute, shared by every process; 0 turns it off. */
+  RATE_LIMIT_MUTATIONS_PER_MINUTE: unsetWhenEmpty(z.coerce.number().int().min(0).default(60)),
 });
 
 export type Config = {
@@ -67,6 +69,8 @@ export type Config = {
   shutdownGraceMs: number;
   websocket: { maxPayloadBytes: number; keepAliveMs: number };
   live: { maxSubscriptionsPerSocket: number; maxSubscriptionsPerUser: number };
+  /** 0: no limit. */
+  mutationsPerMinute: number;
 };
 
 export type AuthConfig = {
@@ -149,5 +153,6 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       maxSubscriptionsPerSocket: env.LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET,
       maxSubscriptionsPerUser: env.LIVE_MAX_SUBSCRIPTIONS_PER_USER,
     },
+    mutationsPerMinute: env.RATE_LIMIT_MUTATIONS_PER_MINUTE,
   };
 }

@@ -121,7 +121,10 @@ export const contentRequests = pgTable(
   {
     // identity
     id: uuid('id').primaryKey().defaultRandom(),
+    /** Unique. A worker's or admin's key as given; anyone else's, scoped to them (services/requests.ts). */
     correlationId: varchar('correlation_id', { length: 255 }).notNull(),
+    /** The key as its submitter gave it, when correlation_id holds a scoped one; NULL: correlation_id is the key. */
+    submittedCorrelationId: varchar('submitted_correlation_id', { length: 255 }),
     // who
     studentId: varchar('student_id', { length: 100 }).notNull(),
     organizationId: varchar('organization_id', { length: 100 }),
@@ -299,3 +302,13 @@ export const requestMetrics = pgTable(
     index('idx_request_metrics_hour').on(t.metricHour.desc()),
   ],
 );
+
+/**
+ * Per-user budgets (services/limits.ts): rate-limiter-flexible's RateLimiterDrizzle
+ * store, one row a key, in the database so every server process shares it.
+ */
+export const rateLimits = pgTable('rate_limits', {
+  key: varchar('key', { length: 255 }).primaryKey(),
+  points: integer('points').notNull().default(0),
+  expire: timestamp('expire', { withTimezone: true }),
+});

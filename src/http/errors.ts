@@ -9,7 +9,7 @@ import type { Logger } from '../logger.js';
 import type { GraphQLContext } from '../schema/context.js';
 import { ServiceError, type ErrorCode } from '../services/errors.js';
 
-const HTTP_STATUS: Partial<Record<ErrorCode, number>> = { UNAUTHENTICATED: 401 };
+const HTTP_STATUS: Partial<Record<ErrorCode, number>> = { UNAUTHENTICATED: 401, RATE_LIMITED: 429 };
 
 /** A new error with `message` and `extensions`, at the place in the document `located` points to. */
 function errorAt(located: GraphQLError | undefined, message: string, extensions: Record<string, unknown>): GraphQLError {

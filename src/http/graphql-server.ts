@@ -15,6 +15,7 @@ import type { Queryable } from '../db/client.js';
 import type { Logger } from '../logger.js';
 import type { GraphQLContext } from '../schema/context.js';
 import { buildSchema } from '../schema/index.js';
+import type { MutationLimiter } from '../services/limits.js';
 import { createLoaders, type Loaders } from '../services/loaders.js';
 import { ProvisionedViewers } from '../services/users.js';
 import type { Role, Viewer } from '../services/viewer.js';
@@ -23,6 +24,7 @@ import type { TokenVerifier, VerifiedToken } from './auth.js';
 import { maskError, presentOutsideExecution, useServiceErrors, useValidationErrorCodes } from './errors.js';
 import { graphiqlOptions, graphiqlPage } from './graphiql.js';
 import type { Metrics } from './metrics.js';
+import { useMutationLimits } from './mutation-limits.js';
 
 // The cost model counts what a document can fetch: each field (1, an object 2)
 // times the `first` of the lists around it, with no extra factor per level
@@ -65,6 +67,8 @@ export type GraphQLServerOptions = {
   corsOrigins?: string[];
   /** Development tokens to preload in GraphiQL's example tabs. */
   graphiqlTokens?: Partial<Record<Role, string>>;
+  /** Per-user mutation budgets; none when absent. */
+  mutationLimiter?: MutationLimiter;
 };
 
 export type GraphQLServer = YogaServerInstance<Record<string, unknown>, GraphQLContext>;
@@ -195,6 +199,7 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
       maxAliasesPlugin({ n: DOCUMENT_LIMITS.aliases, ...rejectAs('aliases') }),
       costLimitPlugin({ maxCost: DOCUMENT_LIMITS.cost, depthCostFactor: 1, ignoreIntrospection: true, ...rejectAs('cost') }),
       useValidationErrorCodes(),
+      ...(options.mutationLimiter ? [useMutationLimits(options.mutationLimiter)] : []),
       options.metrics.plugin,
       useReadinessCheck({
         endpoint: '/ready',

@@ -88,7 +88,10 @@ export const ContentRequestRef = builder.objectRef<ContentRequest>('ContentReque
   description: 'A student’s request for learning content, and where the pipeline stands on it.',
   fields: (t) => ({
     id: t.exposeID('id', { description: 'The request’s UUID, as workers pass it around.' }),
-    correlationId: t.exposeString('correlationId'),
+    correlationId: t.string({
+      description: 'The idempotency key as its submitter gave it.',
+      resolve: (request) => request.submittedCorrelationId ?? request.correlationId,
+    }),
     studentId: t.exposeID('studentId'),
     organizationId: t.exposeID('organizationId', { nullable: true }),
     topic: t.exposeString('topic'),

@@ -3,6 +3,7 @@
  * to the viewer (viewer.ts); a request out of reach is NOT_FOUND, exactly like
  * one that does not exist.
  */
+import { createHash } from 'node:crypto';
 import { eq, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Queryable } from '../db/client.js';
@@ -26,7 +27,29 @@ export function getRequestByCorrelationId(
   correlationId: string,
 ): Promise<ContentRequest> {
   const key = parseInput(requiredText(255), correlationId, 'correlationId');
-  return findVisible(db, viewer, eq(contentRequests.correlationId, key), `content request with correlation id ${key}`);
+  return findVisible(
+    db,
+    viewer,
+    eq(contentRequests.correlationId, storedCorrelationId(viewer, key).correlationId),
+    `content request with correlation id ${key}`,
+  );
+}
+
+/**
+ * What content_requests.correlation_id holds for a caller's key. Workers and
+ * admins keep global keys, stored as given: the original system's worker
+ * checks idempotency by correlation id. Everyone else's key is scoped to them,
+ * `user:` + sha256 of (user id, key), bounded whatever the key's length, so
+ * one user's key can neither reveal nor block another's request. The key as
+ * given is kept beside it for display.
+ */
+export function storedCorrelationId(
+  viewer: Viewer,
+  key: string,
+): { correlationId: string; submittedCorrelationId: string | null } {
+  if (viewer.role === 'worker' || viewer.role === 'admin') return { correlationId: key, submittedCorrelationId: null };
+  const scoped = createHash('sha256').update(JSON.stringify([viewer.userId, key])).digest('hex');
+  return { correlationId: `user:${scoped}`, submittedCorrelationId: key };
 }
 
 async function findVisible(db: Queryable, viewer: Viewer, condition: SQL, description: string) {
@@ -49,9 +72,9 @@ const submitInput = z.object({
 export type SubmitRequestInput = z.input<typeof submitInput>;
 
 /**
- * Idempotent on the correlation id: the first call creates the request, any
- * later one (even 20 at once) returns it with `created: false`. Reusing an id
- * for a different request is a CONFLICT.
+ * Idempotent on the correlation id (as storedCorrelationId scopes it): the
+ * first call creates the request, any later one (even 20 at once) returns it
+ * with `created: false`. Reusing an id for a different request is a CONFLICT.
  */
 export async function submitRequest(
   db: Queryable,
@@ -61,11 +84,12 @@ export async function submitRequest(
   const fields = parseInput(submitInput, input);
   const studentId = fields.studentId ?? viewer.userId;
   const student = await findStudentFor(db, viewer, studentId);
+  const key = storedCorrelationId(viewer, fields.correlationId);
 
   const [inserted] = await db
     .insert(contentRequests)
     .values({
-      correlationId: fields.correlationId,
+      ...key,
       studentId: student.userId,
       organizationId: student.organizationId,
       topic: fields.topic,
@@ -81,7 +105,7 @@ export async function submitRequest(
   const [existing] = await db
     .select()
     .from(contentRequests)
-    .where(eq(contentRequests.correlationId, fields.correlationId));
+    .where(eq(contentRequests.correlationId, key.correlationId));
   const sameRequest =
     existing &&
     existing.studentId === student.userId &&
@@ -98,7 +122,11 @@ export async function submitRequest(
   return { request: existing, created: false };
 }
 
-/** Students submit for themselves; org admins for their organization's students; admins and workers for anyone. */
+/**
+ * Students submit for themselves; org admins for their organization's students; admins and workers for anyone.
+ * Submitting for yourself, the organization is your token's claim: the stored user row keeps whichever
+ * organization was provisioned last, which with two tokens for one user need not be this one's.
+ */
 async function findStudentFor(db: Queryable, viewer: Viewer, studentId: string) {
   if (viewer.role === 'student' && studentId !== viewer.userId) {
     throw new ServiceError('FORBIDDEN', 'a student can submit requests only for themselves');
@@ -111,7 +139,7 @@ async function findStudentFor(db: Queryable, viewer: Viewer, studentId: string) 
     student &&
     (viewer.role !== 'org_admin' || (viewer.organizationId !== null && student.organizationId === viewer.organizationId));
   if (!reachable) throw badInput('studentId', `no student ${studentId} you can submit for`);
-  return student;
+  return studentId === viewer.userId ? { ...student, organizationId: viewer.organizationId } : student;
 }
 
 // ---------------------------------------------------------------------------

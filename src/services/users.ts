@@ -1,7 +1,9 @@
 /**
  * Users and organizations. A valid token is the authority on who someone is:
- * its user (and organization) are created on first use and follow the token's
- * role and organization afterwards.
+ * its user (and organization) are created on first use. The stored row is a
+ * record, not the authority: with two live tokens for one user it holds
+ * whichever this process provisioned first, so what a request needs from the
+ * caller (their organization) comes from the token itself (requests.ts).
  */
 import { inArray, or, sql } from 'drizzle-orm';
 import type { Queryable } from '../db/client.js';

@@ -17,7 +17,7 @@ async function rows<T>(query: ReturnType<typeof sql>): Promise<T[]> {
 }
 
 describe('tables', () => {
-  test('all seven tables of the seed exist', async () => {
+  test('all seven tables of the seed exist, and the rate limiter’s store', async () => {
     const tables = await rows<{ tablename: string }>(
       sql`select tablename from pg_tables where schemaname = 'public' order by tablename`,
     );
@@ -25,6 +25,7 @@ describe('tables', () => {
       'content_requests',
       'organizations',
       'pipeline_stage_definitions',
+      'rate_limits',
       'request_events',
       'request_metrics',
       'request_stages',
@@ -32,14 +33,14 @@ describe('tables', () => {
     ]);
   });
 
-  test('content_requests has its 20 columns, by group', async () => {
+  test('content_requests has its 21 columns, by group', async () => {
     const columns = await rows<{ column_name: string; data_type: string; is_nullable: string }>(sql`
       select column_name, data_type, is_nullable from information_schema.columns
       where table_schema = 'public' and table_name = 'content_requests' order by ordinal_position`);
-    expect(columns).toHaveLength(20);
+    expect(columns).toHaveLength(21);
     const byName = Object.fromEntries(columns.map((c) => [c.column_name, c]));
     const groups = {
-      identity: ['id', 'correlation_id'],
+      identity: ['id', 'correlation_id', 'submitted_correlation_id'],
       who: ['student_id', 'organization_id'],
       what: ['topic', 'student_query', 'grade_level', 'metadata'],
       lifecycle: ['status', 'current_stage', 'progress_percentage', 'retry_count'],

@@ -59,6 +59,8 @@ export async function startTestApp(
     HOST: '127.0.0.1',
     DEMO_DATA: 'false',
     METRICS_ROLLUP_INTERVAL_SECONDS: '0',
+    // Tests submit far more than a person would; test/api/rate-limits.test.ts sets a budget.
+    RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
     ...options.env,
   });
   const app = createApp(config, { database: testDatabase.database, logger });

@@ -33,6 +33,7 @@ const SERVICE_SETTINGS = [
   'WS_KEEPALIVE_SECONDS',
   'LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET',
   'LIVE_MAX_SUBSCRIPTIONS_PER_USER',
+  'RATE_LIMIT_MUTATIONS_PER_MINUTE',
 ];
 
 /** The environment of a shell with none of the service's settings in it, plus `extra`. */

@@ -1,0 +1,1 @@
+ALTER TABLE "content_requests" DROP COLUMN IF EXISTS "submitted_correlation_id";
