@@ -31,7 +31,7 @@ export function getRequestByCorrelationId(
     db,
     viewer,
     eq(contentRequests.correlationId, storedCorrelationId(viewer, key).correlationId),
-    `content request with correlation id ${key}`,
+    'content request with that correlation id',
   );
 }
 
@@ -115,7 +115,7 @@ export async function submitRequest(
   if (!sameRequest) {
     throw new ServiceError(
       'CONFLICT',
-      `correlationId ${fields.correlationId} is already used by a different request`,
+      'correlationId: already used for a different request',
       { field: 'correlationId' },
     );
   }
@@ -138,7 +138,7 @@ async function findStudentFor(db: Queryable, viewer: Viewer, studentId: string) 
   const reachable =
     student &&
     (viewer.role !== 'org_admin' || (viewer.organizationId !== null && student.organizationId === viewer.organizationId));
-  if (!reachable) throw badInput('studentId', `no student ${studentId} you can submit for`);
+  if (!reachable) throw badInput('studentId', 'is not a student you can submit for');
   return studentId === viewer.userId ? { ...student, organizationId: viewer.organizationId } : student;
 }
 
