@@ -109,6 +109,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           hub,
           closing: closing.signal,
           streamsPerUser: new StreamQuota(config.live.maxSubscriptionsPerUser),
+          maxUnreadUpdates: config.live.maxUnreadUpdates,
         },
         logger,
         metrics,

@@ -51,6 +51,8 @@ const environmentSchema = z.object({
   WS_KEEPALIVE_SECONDS: unsetWhenEmpty(z.coerce.number().min(0.1).max(3_600).default(12)),
   LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET: unsetWhenEmpty(z.coerce.number().int().min(1).default(100)),
   LIVE_MAX_SUBSCRIPTIONS_PER_USER: unsetWhenEmpty(z.coerce.number().int().min(1).default(200)),
+  /** A live client this many updates behind is cut off (it resumes from its cursor). */
+  LIVE_MAX_UNREAD_UPDATES: unsetWhenEmpty(z.coerce.number().int().min(1).max(100_000).default(1_000)),
   /** Mutations a student or org admin may make a minute, shared by every process; 0 turns it off. */
   RATE_LIMIT_MUTATIONS_PER_MINUTE: unsetWhenEmpty(z.coerce.number().int().min(0).default(60)),
 });
@@ -68,7 +70,7 @@ export type Config = {
   metricsRollupIntervalMs: number;
   shutdownGraceMs: number;
   websocket: { maxPayloadBytes: number; keepAliveMs: number };
-  live: { maxSubscriptionsPerSocket: number; maxSubscriptionsPerUser: number };
+  live: { maxSubscriptionsPerSocket: number; maxSubscriptionsPerUser: number; maxUnreadUpdates: number };
   /** 0: no limit. */
   mutationsPerMinute: number;
 };
@@ -152,6 +154,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     live: {
       maxSubscriptionsPerSocket: env.LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET,
       maxSubscriptionsPerUser: env.LIVE_MAX_SUBSCRIPTIONS_PER_USER,
+      maxUnreadUpdates: env.LIVE_MAX_UNREAD_UPDATES,
     },
     mutationsPerMinute: env.RATE_LIMIT_MUTATIONS_PER_MINUTE,
   };

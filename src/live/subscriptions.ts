@@ -39,13 +39,13 @@ export type LiveDependencies = {
   closing: AbortSignal;
   /** Open streams per user, capped (LIVE_MAX_SUBSCRIPTIONS_PER_USER). */
   streamsPerUser: StreamQuota;
+  /** A client this many updates behind is cut off; it resumes from its last cursor (LIVE_MAX_UNREAD_UPDATES). */
+  maxUnreadUpdates: number;
 };
 
 /** Who is subscribing, and until when their token lets them. */
 export type Subscriber = { viewer: Viewer; expiresAt: Date | null };
 
-/** A client this many updates behind is cut off; it resumes from its last cursor. */
-export const MAX_UNREAD_UPDATES = 1_000;
 const FEED_SNAPSHOT_LIMIT = 100;
 const REPLAY_BATCH = 1_000;
 // setTimeout holds at most ~24.8 days.
@@ -137,7 +137,17 @@ function liveStream(
   };
   const { expiresAt } = subscriber;
   const repeater = new Repeater<Update>(async (push, stop) => {
+    // How far behind the client is: updates pushed and not yet taken, and live
+    // events still queued behind the opening (a client that stops reading
+    // during a long snapshot holds them there).
     let unread = 0;
+    let queued = 0;
+    let cut = false;
+    const cutOff = () => {
+      if (!cut) deps.hub.stats.cutOffs++;
+      cut = true;
+      stop(new ServiceError('CONFLICT', `more than ${deps.maxUnreadUpdates} updates unread: resubscribe from your last cursor`));
+    };
     // Returns the push: the opening awaits it, so a long replay goes at the
     // client's pace; live updates count as unread until the client takes them.
     const emit = (update: Update): Promise<unknown> | undefined => {
@@ -146,9 +156,8 @@ function liveStream(
         stop(tokenExpired());
         return undefined;
       }
-      if (unread >= MAX_UNREAD_UPDATES) {
-        deps.hub.stats.cutOffs++;
-        stop(new ServiceError('CONFLICT', `more than ${MAX_UNREAD_UPDATES} updates unread: resubscribe from your last cursor`));
+      if (unread + queued >= deps.maxUnreadUpdates) {
+        cutOff();
         return undefined;
       }
       unread++;
@@ -176,15 +185,18 @@ function liveStream(
       steps = steps.then(step).catch((error: unknown) => stop(error));
     };
     enqueue(async () => undefined); // surfaces an opening failure through stop()
-    held.release((event) =>
+    held.release((event) => {
+      if (unread + queued >= deps.maxUnreadUpdates) return cutOff();
+      queued++;
       enqueue(async () => {
+        queued--;
         if (!setup.isNew(event)) return;
         const missed = setup.missedBefore?.(event);
         // A gap is replayed at the client's pace, like the opening; a live event counts as unread.
         if (missed) for await (const earlier of missed) await deliver(earlier);
         void deliver(event);
-      }),
-    );
+      });
+    });
 
     const onClosing = () => stop();
     if (deps.closing.aborted) stop();

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { signToken } from '../../src/http/auth.js';
 import { dataOf, onlyError, startTestApp, TEST_JWT_SECRET, type TestApp } from '../helpers/app.js';
 import { createTestDatabase, testDatabaseKind, type TestDatabase } from '../helpers/database.js';
-import { freePort, spawnService, START_TIMEOUT_MS, type ServiceProcess } from '../helpers/service-process.js';
+import { freePort, spawnService, waitUntilReady, type ServiceProcess } from '../helpers/service-process.js';
 
 const SUBMIT = `mutation ($input: SubmitContentRequestInput!) { submitContentRequest(input: $input) { created request { id } } }`;
 const input = (correlationId: string) => ({ correlationId, topic: 'Magnets', studentQuery: 'Why do they attract?' });
@@ -75,16 +75,7 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('two server processes on one 
       );
       services.push(Object.assign(service, { url: `http://127.0.0.1:${port}` }));
     }
-    for (const service of services) {
-      const deadline = Date.now() + START_TIMEOUT_MS;
-      for (;;) {
-        if (service.hasExited()) throw new Error(`exited while starting: ${service.describe()}`);
-        if (Date.now() > deadline) throw new Error(`not ready: ${service.describe()}`);
-        const ready = await fetch(`${service.url}/ready`).then((r) => r.status === 200, () => false);
-        if (ready) break;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
+    for (const service of services) await waitUntilReady(service, service.url);
   });
   afterAll(async () => {
     for (const service of services) {

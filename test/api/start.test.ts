@@ -13,7 +13,7 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { exitWithin, freePort, spawnService, START_TIMEOUT_MS, type ServiceProcess } from '../helpers/service-process.js';
+import { exitWithin, freePort, graphqlAt as graphql, spawnService, START_TIMEOUT_MS, type ServiceProcess } from '../helpers/service-process.js';
 
 const services: ServiceProcess[] = [];
 
@@ -38,17 +38,6 @@ function printedTokens(stdout: string) {
 }
 
 const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
-
-async function graphql(url: string, token: string, query: string, variables: Record<string, unknown> = {}) {
-  const response = await fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = (await response.json()) as { data?: Record<string, any>; errors?: unknown[] };
-  if (body.errors) throw new Error(`GraphQL errors: ${JSON.stringify(body.errors)}`);
-  return body.data!;
-}
 
 /** Kills whatever a failed test left running, then removes the data folder and its lock. */
 async function cleanUp(dataDir: string | undefined) {

@@ -33,6 +33,7 @@ const SERVICE_SETTINGS = [
   'WS_KEEPALIVE_SECONDS',
   'LIVE_MAX_SUBSCRIPTIONS_PER_SOCKET',
   'LIVE_MAX_SUBSCRIPTIONS_PER_USER',
+  'LIVE_MAX_UNREAD_UPDATES',
   'RATE_LIMIT_MUTATIONS_PER_MINUTE',
 ];
 
@@ -112,4 +113,27 @@ export async function exitWithin(service: ServiceProcess, ms: number): Promise<E
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Resolves once `${url}/ready` answers 200 (migrated, listening, database reachable); fails with what it printed if it exits first or takes too long. */
+export async function waitUntilReady(service: ServiceProcess, url: string, timeoutMs = START_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (service.hasExited()) throw new Error(`exited while starting: ${service.describe()}`);
+    if (Date.now() > deadline) throw new Error(`not ready after ${timeoutMs} ms: ${service.describe()}`);
+    if (await fetch(`${url}/ready`).then((response) => response.status === 200, () => false)) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** A GraphQL operation over HTTP that must succeed: its data (any error fails with the errors). */
+export async function graphqlAt(url: string, token: string, query: string, variables: Record<string, unknown> = {}) {
+  const response = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as { data?: Record<string, any>; errors?: unknown[] };
+  if (body.errors) throw new Error(`${url}: GraphQL errors: ${JSON.stringify(body.errors)}`);
+  return body.data!;
 }

@@ -13,7 +13,7 @@ import { signToken, type TokenClaims } from '../../src/http/auth.js';
 import { TEST_JWT_SECRET } from '../helpers/app.js';
 import { createTestDatabase, testDatabaseKind, type TestDatabase } from '../helpers/database.js';
 import { rawWs, type RawWs } from '../helpers/live.js';
-import { exitWithin, freePort, spawnService, START_TIMEOUT_MS, type ServiceProcess } from '../helpers/service-process.js';
+import { exitWithin, freePort, graphqlAt, spawnService, waitUntilReady, type ServiceProcess } from '../helpers/service-process.js';
 
 type Service = ServiceProcess & { url: string };
 
@@ -53,16 +53,8 @@ async function startService(env: Record<string, string> = {}): Promise<Service> 
   });
   const service = Object.assign(spawned, { url: `http://127.0.0.1:${port}` });
   services.push(service);
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  for (;;) {
-    if (service.hasExited() || Date.now() > deadline) throw new Error(`not ready: ${service.describe()}`);
-    try {
-      if ((await fetch(`${service.url}/ready`)).status === 200) return service;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await waitUntilReady(service, service.url);
+  return service;
 }
 
 async function metric(service: Service, name: string): Promise<number> {
@@ -84,16 +76,8 @@ async function waitForMetric(service: Service, name: string, ok: (value: number)
   }
 }
 
-async function graphql(service: Service, token: string, query: string, variables: Record<string, unknown> = {}) {
-  const response = await fetch(`${service.url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = (await response.json()) as { data?: Record<string, any>; errors?: unknown[] };
-  if (body.errors) throw new Error(`GraphQL errors: ${JSON.stringify(body.errors)}`);
-  return body.data!;
-}
+const graphql = (service: Service, token: string, query: string, variables: Record<string, unknown> = {}) =>
+  graphqlAt(service.url, token, query, variables);
 
 /** The process's resident memory, from the kernel. */
 async function rssBytes(service: Service): Promise<number> {
@@ -134,15 +118,19 @@ async function reportMany(service: Service, workerToken: string, requestId: stri
   }
 }
 
-// Large messages, so a reader that stops reading fills the socket buffers fast.
-const FEED = `subscription { contentRequestUpdates { kind sequence request { studentQuery } } }`;
-const ONE = `subscription ($id: ID!) { contentRequestProgress(id: $id) { kind sequence request { studentQuery } } }`;
+// Large messages (about 180 KB: the request's 9,000-character query 20 times), so a
+// reader that stops reading fills the socket buffers within a few dozen; and a
+// small unread limit (LIVE_MAX_UNREAD_UPDATES), so a few dozen more cut it off.
+const LARGE = Array.from({ length: 20 }, (_, i) => `r${i}: request { studentQuery }`).join(' ');
+const FEED = `subscription { contentRequestUpdates { kind sequence ${LARGE} } }`;
+const ONE = `subscription ($id: ID!) { contentRequestProgress(id: $id) { kind sequence ${LARGE} } }`;
+const UNREAD_LIMIT = '20';
 
 describe('a reader that stops reading', () => {
   let service: Service;
   const tokens = { student: '', admin: '', worker: '' };
   beforeAll(async () => {
-    service = await startService();
+    service = await startService({ LIVE_MAX_UNREAD_UPDATES: UNREAD_LIMIT });
     tokens.student = await sign({ sub: 'slow-student', role: 'student', organization_id: 'slow-org' });
     tokens.admin = await sign({ sub: 'slow-admin', role: 'admin' });
     tokens.worker = await sign({ sub: 'slow-worker', role: 'worker' });
@@ -163,11 +151,11 @@ describe('a reader that stops reading', () => {
     await socket.waitFor((m) => m.id === '1' && m.type === 'next', 'the first message');
     socket.pauseReading();
     for (let round = 0; (await metric(service, 'tracker_live_cutoffs_total')) === cutOffsBefore; round++) {
-      if (round >= 10) throw new Error('the server never cut the reader off');
-      if (which === 'feed') await submitMany(service, tokens.admin, 'slow-student', 400);
+      if (round >= 10) throw new Error(`the server never cut the reader off: ${service.describe()}`);
+      if (which === 'feed') await submitMany(service, tokens.admin, 'slow-student', 60);
       else {
         if (round === 0) await graphql(service, tokens.worker, `mutation { reportStage(input: { requestId: "${requestId}", stage: "validation", status: IN_PROGRESS }) { id } }`);
-        await reportMany(service, tokens.worker, requestId!, 400);
+        await reportMany(service, tokens.worker, requestId!, 60);
       }
     }
     return socket;
@@ -180,7 +168,7 @@ describe('a reader that stops reading', () => {
       socket.resumeReading();
       const error = await socket.waitFor((m) => m.id === '1' && m.type === 'error', 'the cut-off error', 30_000);
       expect(error.payload[0].extensions.code).toBe('CONFLICT');
-      expect(error.payload[0].message).toMatch(/updates unread/);
+      expect(error.payload[0].message).toMatch(/more than 20 updates unread/);
       socket.socket.close();
       await socket.closed;
       await waitForMetric(service, 'tracker_live_subscriptions', (n) => n === 0, 'no open subscription');
@@ -188,7 +176,7 @@ describe('a reader that stops reading', () => {
     },
   );
 
-  test('over WebSocket: cut off, then the client drops the socket without reading; the process stays up', async () => {
+  test('over WebSocket: cut off while its opening snapshot is still going out, then the client drops the socket; the process stays up', async () => {
     const socket = await cutOffOverWebSocket('feed');
     socket.socket.terminate();
     await socket.closed;
@@ -197,14 +185,14 @@ describe('a reader that stops reading', () => {
     expect((await fetch(`${service.url}/health`)).status).toBe(200);
   });
 
-  test('over SSE: cut off, then the client drops the connection; the process stays up', async () => {
+  test('over SSE: cut off while its opening snapshot is still going out, then the client drops the connection; the process stays up', async () => {
     const cutOffsBefore = await metric(service, 'tracker_live_cutoffs_total');
     const stream = await openSse(service, tokens.student, FEED);
     await stream.firstData;
     stream.response.pause();
     for (let round = 0; (await metric(service, 'tracker_live_cutoffs_total')) === cutOffsBefore; round++) {
-      if (round >= 10) throw new Error('the server never cut the reader off');
-      await submitMany(service, tokens.admin, 'slow-student', 400);
+      if (round >= 10) throw new Error(`the server never cut the reader off: ${service.describe()}`);
+      await submitMany(service, tokens.admin, 'slow-student', 60);
     }
     stream.request.destroy();
     await waitForMetric(service, 'tracker_live_subscriptions', (n) => n === 0, 'no open subscription');
@@ -312,7 +300,7 @@ describe('frames too large', () => {
 
 describe('stopping', () => {
   test('SIGTERM with clients that stopped reading and were cut off (WebSocket feed and request, SSE): exit 0 after the grace period', async () => {
-    const service = await startService({ SHUTDOWN_GRACE_SECONDS: '2' });
+    const service = await startService({ SHUTDOWN_GRACE_SECONDS: '2', LIVE_MAX_UNREAD_UPDATES: UNREAD_LIMIT });
     const student = await sign({ sub: 'stuck-student', role: 'student', organization_id: 'stuck-org' });
     const admin = await sign({ sub: 'stuck-admin', role: 'admin' });
     const worker = await sign({ sub: 'stuck-worker', role: 'worker' });
@@ -335,8 +323,8 @@ describe('stopping', () => {
     // Changes to both streams until all three readers are cut off.
     for (let round = 0; (await metric(service, 'tracker_live_cutoffs_total')) < 3; round++) {
       if (round >= 10) throw new Error('the server never cut the readers off');
-      await submitMany(service, admin, 'stuck-student', 200);
-      await reportMany(service, worker, requestId!, 200);
+      await submitMany(service, admin, 'stuck-student', 60);
+      await reportMany(service, worker, requestId!, 60);
     }
 
     service.child.kill('SIGTERM');

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { signToken, type TokenClaims } from '../../src/http/auth.js';
 import { STAGES, TEST_JWT_SECRET } from '../helpers/app.js';
 import { createTestDatabase, testDatabaseKind, waitFor, type TestDatabase } from '../helpers/database.js';
-import { exitWithin, freePort, ROOT, spawnService, START_TIMEOUT_MS, type ServiceProcess } from '../helpers/service-process.js';
+import { exitWithin, freePort, graphqlAt, ROOT, spawnService, START_TIMEOUT_MS, waitUntilReady, type ServiceProcess } from '../helpers/service-process.js';
 import { connectWs, PROGRESS, UPDATES, type LiveMessage, type LiveSubscription, type WsConnection } from '../helpers/live.js';
 
 type Service = ServiceProcess & { name: string; url: string };
@@ -30,32 +30,10 @@ function startService(name: string, port: number, databaseUrl: string): Service 
 
 const describeService = (service: Service) => service.describe();
 
-/** Resolves once /ready answers 200 (migrated, listening, database reachable). */
-async function ready(service: Service): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  for (;;) {
-    if (service.hasExited()) throw new Error(`${service.name} exited while starting: ${describeService(service)}`);
-    if (Date.now() > deadline) throw new Error(`${service.name} not ready after ${START_TIMEOUT_MS} ms: ${describeService(service)}`);
-    try {
-      if ((await fetch(`${service.url}/ready`)).status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+const ready = (service: Service) => waitUntilReady(service, service.url);
 
-/** A GraphQL request over HTTP; fails on any error. */
-async function graphql(service: Service, token: string, query: string, variables: Record<string, unknown> = {}) {
-  const response = await fetch(`${service.url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = (await response.json()) as { data?: Record<string, any>; errors?: unknown[] };
-  if (body.errors) throw new Error(`${service.name}: GraphQL errors: ${JSON.stringify(body.errors)}`);
-  return body.data!;
-}
+const graphql = (service: Service, token: string, query: string, variables: Record<string, unknown> = {}) =>
+  graphqlAt(service.url, token, query, variables);
 
 type SseSubscription = LiveSubscription & {
   /** True once the server sent `event: complete` (a clean end), not just a closed connection. */
