@@ -32,10 +32,25 @@ function present(error: GraphQLError, context: Partial<GraphQLContext>, logger: 
   if (original instanceof ServiceError) return toCodedError(original, error);
   if (!original || original instanceof GraphQLError) {
     // Refused before any resolver ran (a variable of the wrong type or shape): the caller's input.
-    if (!error.path && !error.extensions?.code) return errorAt(error, error.message, { ...error.extensions, code: 'BAD_USER_INPUT' });
+    const code = error.extensions?.code ?? 'BAD_USER_INPUT';
+    if (!error.path && code === 'BAD_USER_INPUT') {
+      const field = error.extensions?.field ?? variableField(error.message);
+      if (!error.extensions?.code || (field && !error.extensions.field)) {
+        return errorAt(error, error.message, { ...error.extensions, code, ...(field ? { field } : {}) });
+      }
+    }
     return error; // parse, validation, coded errors
   }
   return unexpected(original, context.requestId, logger, error);
+}
+
+/**
+ * The variable (and the path inside it) graphql-js names when it refuses a
+ * variable's value: `Variable "$filter" got invalid value … at "filter.createdAfter"; …`.
+ */
+function variableField(message: string): string | undefined {
+  const match = /^Variable "\$(\w+)" got invalid value .*? at "([\w.[\]]+)"; /s.exec(message) ?? /^Variable "\$(\w+)" got invalid value /.exec(message);
+  return match ? (match[2] ?? match[1]) : undefined;
 }
 
 /** Logs an unexpected error once, with the request's id, and returns the masked error the client sees. */
@@ -108,6 +123,35 @@ export function useValidationErrorCodes(): Plugin {
           error.extensions?.code ? error : errorAt(error, error.message, { ...error.extensions, code: 'GRAPHQL_VALIDATION_FAILED' }),
         ),
       );
+    },
+  };
+}
+
+/**
+ * A body, or GET/form parameters, that is not JSON. Yoga's parser keeps
+ * JSON.parse's message (which quotes the input, all 10 MB of it) in the
+ * error's extensions, and a SyntaxError from `variables` in a URL would be
+ * masked and logged as unexpected. Either becomes a short BAD_REQUEST, HTTP
+ * 400, quoting nothing.
+ */
+export function useShortRequestParseErrors(): Plugin {
+  const badRequest = () =>
+    new GraphQLError('The request is not valid JSON (the body, or the variables or extensions parameter).', {
+      extensions: { code: 'BAD_REQUEST', http: { status: 400 } },
+    });
+  return {
+    onRequestParse: ({ requestParser, setRequestParser }) => {
+      if (!requestParser) return;
+      setRequestParser(async (request) => {
+        try {
+          return await requestParser(request);
+        } catch (error) {
+          const fromJsonParse =
+            error instanceof SyntaxError ||
+            (error instanceof GraphQLError && error.extensions?.code === 'BAD_REQUEST' && 'originalError' in error.extensions);
+          throw fromJsonParse ? badRequest() : error;
+        }
+      });
     },
   };
 }

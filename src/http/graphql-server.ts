@@ -20,7 +20,13 @@ import { ProvisionedViewers } from '../services/users.js';
 import type { Role, Viewer } from '../services/viewer.js';
 import type { LiveDependencies } from '../live/subscriptions.js';
 import type { TokenVerifier, VerifiedToken } from './auth.js';
-import { maskError, presentOutsideExecution, useServiceErrors, useValidationErrorCodes } from './errors.js';
+import {
+  maskError,
+  presentOutsideExecution,
+  useServiceErrors,
+  useShortRequestParseErrors,
+  useValidationErrorCodes,
+} from './errors.js';
 import { graphiqlOptions } from './graphiql.js';
 import { createMetricsPlugin } from './metrics.js';
 
@@ -123,6 +129,7 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
     },
     plugins: [
       useRequestIds,
+      useShortRequestParseErrors(),
       useServiceErrors(logger),
       maxTokensPlugin({ n: DOCUMENT_LIMITS.tokens }),
       maxDepthPlugin({ n: DOCUMENT_LIMITS.depth, ignoreIntrospection: true, flattenFragments: true, ...reportRejection }),

@@ -9,7 +9,7 @@ import type { Queryable } from '../db/client.js';
 import { contentRequests, contentRequestStatus, users } from '../db/tables.js';
 import { badInput, notFound, ServiceError } from './errors.js';
 import { inTransaction } from './transaction.js';
-import { metadataObject, optionalText, parseInput, requiredText, uuid } from './validation.js';
+import { isStorableDate, metadataObject, optionalText, parseInput, requiredText, uuid } from './validation.js';
 import { canSeeRequest, withinScope, type Viewer } from './viewer.js';
 
 export type ContentRequest = typeof contentRequests.$inferSelect;
@@ -190,7 +190,8 @@ export async function listRequests(
   };
 }
 
-const cursorShape = z.tuple([z.iso.datetime(), uuid]);
+// A forged cursor's time must be one PostgreSQL can compare (not year 0000).
+const cursorShape = z.tuple([z.iso.datetime().refine((time) => isStorableDate(new Date(time))), uuid]);
 
 function encodeCursor(createdAt: string, id: string): string {
   return Buffer.from(JSON.stringify([createdAt, id])).toString('base64url');
