@@ -75,6 +75,10 @@ export function connectPostgres(options: PostgresOptions): Database {
   // An idle client's error (a server restart, say) must not crash the process;
   // the pool drops that client and the next query opens a new one.
   pool.on('error', () => undefined);
+  // A checked-out client emits its own 'error' (the pool listens only while it
+  // is idle), and an unheard 'error' event ends the process. The statement in
+  // flight is rejected anyway, and the pool discards the dead client on release.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = drizzleNodePg(pool, { schema: tables, ...drizzleLogger(options.onQuery) });
   return {
     kind: 'postgres',

@@ -7,9 +7,9 @@ import { GraphQLError } from 'graphql';
 import { handleStreamOrSingleExecutionResult, type Plugin } from 'graphql-yoga';
 import type { Logger } from '../logger.js';
 import type { GraphQLContext } from '../schema/context.js';
-import { ServiceError, type ErrorCode } from '../services/errors.js';
+import { fromDatabaseError, ServiceError, type ErrorCode } from '../services/errors.js';
 
-const HTTP_STATUS: Partial<Record<ErrorCode, number>> = { UNAUTHENTICATED: 401 };
+const HTTP_STATUS: Partial<Record<ErrorCode, number>> = { UNAUTHENTICATED: 401, SERVICE_UNAVAILABLE: 503 };
 
 /** A new error with `message` and `extensions`, at the place in the document `located` points to. */
 function errorAt(located: GraphQLError | undefined, message: string, extensions: Record<string, unknown>): GraphQLError {
@@ -41,7 +41,21 @@ function present(error: GraphQLError, context: Partial<GraphQLContext>, logger: 
     }
     return error; // parse, validation, coded errors
   }
+  const mapped = fromDatabase(original, context.requestId, logger);
+  if (mapped) return toCodedError(mapped, error);
   return unexpected(original, context.requestId, logger, error);
+}
+
+/**
+ * A database error thrown outside inTransaction (a plain read, the context's
+ * user lookup) that the services' mapping codes: a lost connection is
+ * SERVICE_UNAVAILABLE, not a bug. Logged as a warning, without its values.
+ */
+function fromDatabase(error: unknown, requestId: string | undefined, logger: Logger): ServiceError | undefined {
+  const mapped = fromDatabaseError(error);
+  if (!(mapped instanceof ServiceError)) return undefined;
+  logger.warn({ err: error, requestId, code: mapped.code }, `database error answered as ${mapped.code}`);
+  return mapped;
 }
 
 /**
@@ -74,6 +88,8 @@ function isOriginalGraphQLError(error: unknown): error is GraphQLError {
 export function presentOutsideExecution(error: unknown, requestId: string, logger: Logger): GraphQLError {
   if (error instanceof ServiceError) return toCodedError(error);
   if (isOriginalGraphQLError(error)) return error;
+  const mapped = fromDatabase(error, requestId, logger);
+  if (mapped) return toCodedError(mapped);
   return unexpected(error, requestId, logger);
 }
 
@@ -104,8 +120,11 @@ export function maskError(logger: Logger) {
   return (error: unknown): Error => {
     if (isOriginalGraphQLError(error)) return error;
     const original = error instanceof GraphQLError ? error.originalError : error;
-    if (original instanceof ServiceError) return toCodedError(original, error instanceof GraphQLError ? error : undefined);
-    return unexpected(original, undefined, logger, error instanceof GraphQLError ? error : undefined);
+    const located = error instanceof GraphQLError ? error : undefined;
+    if (original instanceof ServiceError) return toCodedError(original, located);
+    const mapped = fromDatabase(original, undefined, logger);
+    if (mapped) return toCodedError(mapped, located);
+    return unexpected(original, undefined, logger, located);
   };
 }
 
