@@ -18,6 +18,7 @@ import {
   feedEventsAfter,
   feedSnapshot,
   latestPosition,
+  parseFeedFilter,
   requestEventsAfter,
   requestSnapshot,
   TERMINAL,
@@ -205,9 +206,10 @@ function parseCursor(after: string): bigint {
 export async function requestUpdatesStream(
   deps: LiveDependencies,
   viewer: Viewer,
-  filter: FeedFilter,
+  given: FeedFilter,
   after: string | null,
 ): Promise<AsyncIterable<Update>> {
+  const filter = parseFeedFilter(given);
   let lastPosition = after === null ? null : parseCursor(after);
   const held = holdEvents(deps.hub, feedTopic(viewer, filter));
   let snapshot: Awaited<ReturnType<typeof feedSnapshot>> | null = null;

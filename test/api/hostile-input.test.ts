@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { dataOf, onlyError, startTestApp, type TestApp } from '../helpers/app.js';
+import { subscribeSse, UPDATES } from '../helpers/live.js';
 
 let app: TestApp;
 const tokens = { student: '', worker: '', admin: '' };
@@ -103,6 +104,19 @@ describe('hostile input is BAD_USER_INPUT with the field', () => {
       variables: submission({ correlationId: 'hostile-deep-ok', metadata: nested(32) }),
     });
     expect(dataOf(response).submitContentRequest.created).toBe(true);
+  });
+
+  test('none of it was logged as unexpected', () => {
+    expect(app.logs.filter((line) => line.level >= 50)).toEqual([]);
+  });
+});
+
+describe('hostile input to a subscription', () => {
+  test.each(['studentId', 'organizationId'])('NUL in contentRequestUpdates filter %s', async (field) => {
+    const live = await subscribeSse(app.url, tokens.admin, UPDATES, { filter: { [field]: NUL } });
+    await live.ended;
+    const error = live.messages.at(-1)?.errors?.[0];
+    expect(error?.extensions, JSON.stringify(live.messages)).toMatchObject({ code: 'BAD_USER_INPUT', field });
   });
 
   test('none of it was logged as unexpected', () => {
