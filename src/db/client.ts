@@ -3,7 +3,8 @@
  * embedded PGlite persisted in a data folder (or in memory). Both hand out the
  * same Drizzle API and the same notification interface.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { drizzle as drizzlePglite, type PgliteDatabase } from 'drizzle-orm/pglite';
@@ -74,6 +75,10 @@ export function connectPostgres(options: PostgresOptions): Database {
   // An idle client's error (a server restart, say) must not crash the process;
   // the pool drops that client and the next query opens a new one.
   pool.on('error', () => undefined);
+  // A checked-out client emits its own 'error' (the pool listens only while it
+  // is idle), and an unheard 'error' event ends the process. The statement in
+  // flight is rejected anyway, and the pool discards the dead client on release.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = drizzleNodePg(pool, { schema: tables, ...drizzleLogger(options.onQuery) });
   return {
     kind: 'postgres',
@@ -148,22 +153,94 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database>
 /**
  * Two processes writing one PGlite folder silently lose writes, so the second
  * one to open it must fail. proper-lockfile's lock is a sibling directory
- * (`<dataDir>.lock`) refreshed while we run and taken over once stale, so a
- * crashed process does not block the folder for long.
+ * (`<dataDir>.lock`, made atomically, refreshed while we run); we write our
+ * pid and host into it, so a lock whose holder has died (kill -9, a crash) is
+ * taken over at once. One nobody refreshes for 10 s is stale whatever its
+ * owner says (a holder on another host, or a pid reused since).
  */
 async function lockDataDirectory(dataDir: string): Promise<() => Promise<void>> {
   await mkdir(dataDir, { recursive: true });
-  try {
-    return await lockfile.lock(dataDir, { stale: 10_000, update: 2_000, retries: 0 });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ELOCKED') {
-      throw new DataDirectoryLockedError(
-        `the data folder ${dataDir} is in use by another process (lock: ${dataDir}.lock). ` +
-          'Stop that process, or set DATA_DIR to another folder, or DATABASE_URL to use a PostgreSQL server.',
-      );
+  const lockPath = `${dataDir}.lock`;
+  const ownerPath = path.join(lockPath, 'owner.json');
+  const inUse = () =>
+    new DataDirectoryLockedError(
+      `the data folder ${dataDir} is in use by another process (lock: ${lockPath}). ` +
+        'Stop that process, or set DATA_DIR to another folder, or DATABASE_URL to use a PostgreSQL server.',
+    );
+  // proper-lockfile takes a change of the lock's mtime for another process
+  // taking it over, and adding or removing a file inside changes it: so put it back.
+  const keepingLockTime = async (change: () => Promise<void>) => {
+    const { atime, mtime } = await stat(lockPath);
+    await change();
+    await utimes(lockPath, atime, mtime);
+  };
+  const acquire = async () => {
+    const release = await lockfile.lock(dataDir, { stale: 10_000, update: 2_000, retries: 0 });
+    await keepingLockTime(() => writeFile(ownerPath, JSON.stringify({ pid: process.pid, host: hostname() })));
+    return async () => {
+      // proper-lockfile removes the lock with rmdir: empty it first.
+      await keepingLockTime(() => rm(ownerPath, { force: true }));
+      await release();
+    };
+  };
+
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await acquire();
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // ENOTEMPTY: proper-lockfile found it stale by time and could not rmdir our owner file.
+      const stale = code === 'ENOTEMPTY' || (code === 'ELOCKED' && (await holderIsDead(ownerPath)));
+      if (!stale) throw code === 'ELOCKED' ? inUse() : error;
+      if (attempt > 1 || !(await takeOver(lockPath, ownerPath))) throw inUse();
     }
+  }
+}
+
+type LockOwner = { pid: number; host: string };
+
+async function readOwner(ownerPath: string): Promise<LockOwner | undefined> {
+  try {
+    const owner = JSON.parse(await readFile(ownerPath, 'utf8')) as Partial<LockOwner>;
+    return typeof owner.pid === 'number' && typeof owner.host === 'string' ? (owner as LockOwner) : undefined;
+  } catch {
+    return undefined; // none yet (its holder is between mkdir and writing it), or unreadable: treat as alive
+  }
+}
+
+async function holderIsDead(ownerPath: string): Promise<boolean> {
+  const owner = await readOwner(ownerPath);
+  if (!owner || owner.host !== hostname() || owner.pid === process.pid) return false;
+  try {
+    process.kill(owner.pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/**
+ * Moves the dead holder's lock aside (a rename: of two processes taking over
+ * at once, one wins) and removes it. If what was moved turns out not to be a
+ * dead holder's (another process took over and locked in between), it is put
+ * back and the folder is in use.
+ */
+async function takeOver(lockPath: string, ownerPath: string): Promise<boolean> {
+  const seen = await readOwner(ownerPath);
+  const aside = `${lockPath}.stale-${process.pid}-${Date.now()}`;
+  try {
+    await rename(lockPath, aside);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return true; // gone already: just lock
     throw error;
   }
+  const moved = await readOwner(path.join(aside, 'owner.json'));
+  if (moved && (moved.pid !== seen?.pid || moved.host !== seen?.host)) {
+    await rename(aside, lockPath).catch(() => undefined);
+    return false;
+  }
+  await rm(aside, { recursive: true, force: true });
+  return true;
 }
 
 export function openDatabase(config: Config['database']): Promise<Database> {

@@ -7,9 +7,9 @@ import { GraphQLError } from 'graphql';
 import { handleStreamOrSingleExecutionResult, type Plugin } from 'graphql-yoga';
 import type { Logger } from '../logger.js';
 import type { GraphQLContext } from '../schema/context.js';
-import { ServiceError, type ErrorCode } from '../services/errors.js';
+import { fromDatabaseError, ServiceError, type ErrorCode } from '../services/errors.js';
 
-const HTTP_STATUS: Partial<Record<ErrorCode, number>> = { UNAUTHENTICATED: 401, RATE_LIMITED: 429 };
+const HTTP_STATUS: Partial<Record<ErrorCode, number>> = { UNAUTHENTICATED: 401, RATE_LIMITED: 429, SERVICE_UNAVAILABLE: 503 };
 
 /** A new error with `message` and `extensions`, at the place in the document `located` points to. */
 function errorAt(located: GraphQLError | undefined, message: string, extensions: Record<string, unknown>): GraphQLError {
@@ -32,10 +32,39 @@ function present(error: GraphQLError, context: Partial<GraphQLContext>, logger: 
   if (original instanceof ServiceError) return toCodedError(original, error);
   if (!original || original instanceof GraphQLError) {
     // Refused before any resolver ran (a variable of the wrong type or shape): the caller's input.
-    if (!error.path && !error.extensions?.code) return errorAt(error, error.message, { ...error.extensions, code: 'BAD_USER_INPUT' });
+    const code = error.extensions?.code ?? 'BAD_USER_INPUT';
+    if (!error.path && code === 'BAD_USER_INPUT') {
+      const field = error.extensions?.field ?? variableField(error.message);
+      if (!error.extensions?.code || (field && !error.extensions.field)) {
+        return errorAt(error, error.message, { ...error.extensions, code, ...(field ? { field } : {}) });
+      }
+    }
     return error; // parse, validation, coded errors
   }
+  const mapped = fromDatabase(original, context.requestId, logger);
+  if (mapped) return toCodedError(mapped, error);
   return unexpected(original, context.requestId, logger, error);
+}
+
+/**
+ * A database error thrown outside inTransaction (a plain read, the context's
+ * user lookup) that the services' mapping codes: a lost connection is
+ * SERVICE_UNAVAILABLE, not a bug. Logged as a warning, without its values.
+ */
+function fromDatabase(error: unknown, requestId: string | undefined, logger: Logger): ServiceError | undefined {
+  const mapped = fromDatabaseError(error);
+  if (!(mapped instanceof ServiceError)) return undefined;
+  logger.warn({ err: error, requestId, code: mapped.code }, `database error answered as ${mapped.code}`);
+  return mapped;
+}
+
+/**
+ * The variable (and the path inside it) graphql-js names when it refuses a
+ * variable's value: `Variable "$filter" got invalid value … at "filter.createdAfter"; …`.
+ */
+function variableField(message: string): string | undefined {
+  const match = /^Variable "\$(\w+)" got invalid value .*? at "([\w.[\]]+)"; /s.exec(message) ?? /^Variable "\$(\w+)" got invalid value /.exec(message);
+  return match ? (match[2] ?? match[1]) : undefined;
 }
 
 /** Logs an unexpected error once, with the request's id, and returns the masked error the client sees. */
@@ -59,6 +88,8 @@ function isOriginalGraphQLError(error: unknown): error is GraphQLError {
 export function presentOutsideExecution(error: unknown, requestId: string, logger: Logger): GraphQLError {
   if (error instanceof ServiceError) return toCodedError(error);
   if (isOriginalGraphQLError(error)) return error;
+  const mapped = fromDatabase(error, requestId, logger);
+  if (mapped) return toCodedError(mapped);
   return unexpected(error, requestId, logger);
 }
 
@@ -89,8 +120,11 @@ export function maskError(logger: Logger) {
   return (error: unknown): Error => {
     if (isOriginalGraphQLError(error)) return error;
     const original = error instanceof GraphQLError ? error.originalError : error;
-    if (original instanceof ServiceError) return toCodedError(original, error instanceof GraphQLError ? error : undefined);
-    return unexpected(original, undefined, logger, error instanceof GraphQLError ? error : undefined);
+    const located = error instanceof GraphQLError ? error : undefined;
+    if (original instanceof ServiceError) return toCodedError(original, located);
+    const mapped = fromDatabase(original, undefined, logger);
+    if (mapped) return toCodedError(mapped, located);
+    return unexpected(original, undefined, logger, located);
   };
 }
 
@@ -108,6 +142,35 @@ export function useValidationErrorCodes(): Plugin {
           error.extensions?.code ? error : errorAt(error, error.message, { ...error.extensions, code: 'GRAPHQL_VALIDATION_FAILED' }),
         ),
       );
+    },
+  };
+}
+
+/**
+ * A body, or GET/form parameters, that is not JSON. Yoga's parser keeps
+ * JSON.parse's message (which quotes the input, all 10 MB of it) in the
+ * error's extensions, and a SyntaxError from `variables` in a URL would be
+ * masked and logged as unexpected. Either becomes a short BAD_REQUEST, HTTP
+ * 400, quoting nothing.
+ */
+export function useShortRequestParseErrors(): Plugin {
+  const badRequest = () =>
+    new GraphQLError('The request is not valid JSON (the body, or the variables or extensions parameter).', {
+      extensions: { code: 'BAD_REQUEST', http: { status: 400 } },
+    });
+  return {
+    onRequestParse: ({ requestParser, setRequestParser }) => {
+      if (!requestParser) return;
+      setRequestParser(async (request) => {
+        try {
+          return await requestParser(request);
+        } catch (error) {
+          const fromJsonParse =
+            error instanceof SyntaxError ||
+            (error instanceof GraphQLError && error.extensions?.code === 'BAD_REQUEST' && 'originalError' in error.extensions);
+          throw fromJsonParse ? badRequest() : error;
+        }
+      });
     },
   };
 }

@@ -21,7 +21,13 @@ import { ProvisionedViewers } from '../services/users.js';
 import type { Role, Viewer } from '../services/viewer.js';
 import type { LiveDependencies } from '../live/subscriptions.js';
 import type { TokenVerifier, VerifiedToken } from './auth.js';
-import { maskError, presentOutsideExecution, useServiceErrors, useValidationErrorCodes } from './errors.js';
+import {
+  maskError,
+  presentOutsideExecution,
+  useServiceErrors,
+  useShortRequestParseErrors,
+  useValidationErrorCodes,
+} from './errors.js';
 import { graphiqlOptions, graphiqlPage } from './graphiql.js';
 import type { Metrics } from './metrics.js';
 import { useMutationLimits } from './mutation-limits.js';
@@ -193,6 +199,7 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
     plugins: [
       useRequestIds,
       useSecurityHeaders,
+      useShortRequestParseErrors(),
       useServiceErrors(logger),
       maxTokensPlugin({ n: DOCUMENT_LIMITS.tokens, ...rejectAs('tokens') }),
       maxDepthPlugin({ n: DOCUMENT_LIMITS.depth, ignoreIntrospection: true, flattenFragments: true, ...rejectAs('depth') }),

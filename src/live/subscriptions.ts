@@ -18,6 +18,7 @@ import {
   feedEventsAfter,
   feedSnapshot,
   latestPosition,
+  parseFeedFilter,
   requestEventsAfter,
   requestSnapshot,
   TERMINAL,
@@ -324,10 +325,11 @@ function parseCursor(after: string): bigint {
 export async function requestUpdatesStream(
   deps: LiveDependencies,
   subscriber: Subscriber,
-  filter: FeedFilter,
+  given: FeedFilter,
   after: string | null,
 ): Promise<AsyncIterable<Update>> {
   const { viewer } = subscriber;
+  const filter = parseFeedFilter(given);
   let lastPosition = after === null ? null : parseCursor(after);
   const topic = feedTopic(viewer, filter);
   const releaseSlot = deps.streamsPerUser.acquire(viewer.userId);

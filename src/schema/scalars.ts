@@ -1,4 +1,5 @@
 import { GraphQLError, Kind, type ValueNode } from 'graphql';
+import { DATE_RANGE_MESSAGE, isStorableDate } from '../services/validation.js';
 import { builder } from './builder.js';
 
 const badScalar = (message: string) => new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT' } });
@@ -11,6 +12,8 @@ builder.scalarType('DateTime', {
     if (!date || Number.isNaN(date.getTime())) {
       throw badScalar('DateTime: expected an ISO 8601 string with a time zone, e.g. 2026-11-24T10:15:00Z');
     }
+    // Year 0, or ±275760 (JavaScript's limits), would fail in PostgreSQL instead.
+    if (!isStorableDate(date)) throw badScalar(`DateTime: ${DATE_RANGE_MESSAGE}`);
     return date;
   },
 });

@@ -10,6 +10,7 @@ export const errorCodes = [
   'INVALID_TRANSITION',
   'CONFLICT',
   'RATE_LIMITED',
+  'SERVICE_UNAVAILABLE',
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];
 
@@ -49,10 +50,30 @@ function databaseMessage(error: unknown): string {
 }
 
 /**
- * Maps what the database refuses on purpose to a ServiceError; returns
- * anything else unchanged (a bug or an outage, for the caller to surface).
+ * The connection went away under the statement: the server terminated the
+ * backend (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect
+ * now: failover, a pooler restart, pg_terminate_backend), a connection
+ * exception (class 08), or the socket closed with no SQLSTATE at all (pg's
+ * "Connection terminated"). Nothing about the request was wrong: worth retrying.
+ */
+export function isConnectionLost(error: unknown): boolean {
+  const state = sqlState(error);
+  if (state) return state === '57P01' || state === '57P02' || state === '57P03' || state.startsWith('08');
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof Error && /^Connection terminated\b/.test(e.message)) return true;
+  }
+  return false;
+}
+
+/**
+ * Maps what the database refuses on purpose, and a lost connection, to a
+ * ServiceError; returns anything else unchanged (a bug or an outage, for the
+ * caller to surface).
  */
 export function fromDatabaseError(error: unknown): unknown {
+  if (isConnectionLost(error)) {
+    return new ServiceError('SERVICE_UNAVAILABLE', 'the database connection was lost; try again', { retryable: true });
+  }
   switch (sqlState(error)) {
     case 'INVTR': // raised by the lifecycle trigger
       return new ServiceError('INVALID_TRANSITION', databaseMessage(error));

@@ -4,12 +4,13 @@
  * live events (db/notifications.ts), so replayed and live events are one kind.
  */
 import { and, asc, eq, gt, inArray, lte, max, sql, type SQL } from 'drizzle-orm';
+import { z } from 'zod';
 import type { Queryable } from '../db/client.js';
 import type { RequestEventNotification } from '../db/notifications.js';
 import { contentRequests, requestEvents } from '../db/tables.js';
 import { notFound } from './errors.js';
 import { NEWEST_FIRST, type ContentRequest, type RequestStatus } from './requests.js';
-import { parseInput, uuid } from './validation.js';
+import { optionalText, parseInput, uuid } from './validation.js';
 import { withinScope, type Viewer } from './viewer.js';
 
 /** One committed change of one request, live or replayed. */
@@ -89,6 +90,14 @@ export function requestEventsAfter(
 }
 
 export type FeedFilter = { statuses?: readonly RequestStatus[]; studentId?: string; organizationId?: string };
+
+const feedFilterInput = z.object({ studentId: optionalText(100), organizationId: optionalText(100) });
+
+/** The feed filter's ids checked as any other text input (a NUL would fail the snapshot's statement). */
+export function parseFeedFilter(filter: FeedFilter): FeedFilter {
+  const { studentId, organizationId } = parseInput(feedFilterInput, { studentId: filter.studentId, organizationId: filter.organizationId });
+  return { ...filter, studentId: studentId ?? undefined, organizationId: organizationId ?? undefined };
+}
 
 const feedOwnerConditions = (filter: FeedFilter) => [
   filter.studentId ? eq(contentRequests.studentId, filter.studentId) : undefined,

@@ -4,13 +4,13 @@
  * one that does not exist.
  */
 import { createHash } from 'node:crypto';
-import { eq, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
+import { and, eq, gte, inArray, lt, ne, sql, type SQL } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Queryable } from '../db/client.js';
 import { contentRequests, contentRequestStatus, users } from '../db/tables.js';
 import { badInput, notFound, ServiceError } from './errors.js';
 import { inTransaction } from './transaction.js';
-import { metadataObject, optionalText, parseInput, requiredText, uuid } from './validation.js';
+import { isStorableDate, metadataObject, optionalText, parseInput, requiredText, uuid } from './validation.js';
 import { canSeeRequest, withinScope, type Viewer } from './viewer.js';
 
 export type ContentRequest = typeof contentRequests.$inferSelect;
@@ -218,7 +218,8 @@ export async function listRequests(
   };
 }
 
-const cursorShape = z.tuple([z.iso.datetime(), uuid]);
+// A forged cursor's time must be one PostgreSQL can compare (not year 0000).
+const cursorShape = z.tuple([z.iso.datetime().refine((time) => isStorableDate(new Date(time))), uuid]);
 
 function encodeCursor(createdAt: string, id: string): string {
   return Buffer.from(JSON.stringify([createdAt, id])).toString('base64url');
@@ -234,7 +235,7 @@ function decodeCursor(cursor: string): { createdAt: string; id: string } {
 }
 
 // ---------------------------------------------------------------------------
-// Cancel and retry: the lifecycle trigger decides what is allowed
+// Cancel and retry: the lifecycle's own rule (content_request_transition_allowed) decides
 
 export function cancelRequest(db: Queryable, viewer: Viewer, id: string): Promise<ContentRequest> {
   return moveRequest(db, viewer, id, 'cancelled');
@@ -252,6 +253,7 @@ async function moveRequest(
   move: 'cancelled' | 'failed-to-pending',
 ): Promise<ContentRequest> {
   const requestId = parseInput(uuid, id, 'id');
+  const target: RequestStatus = move === 'cancelled' ? 'cancelled' : 'pending';
   return inTransaction(db, async (tx) => {
     const [current] = await tx
       .select()
@@ -262,11 +264,23 @@ async function moveRequest(
     if (move === 'failed-to-pending' && current.status !== 'failed') {
       throw new ServiceError('INVALID_TRANSITION', `only a failed request can be retried; this one is ${current.status}`);
     }
+    // The lifecycle trigger lets a same-status update through (the stage
+    // triggers rewrite the request in place), but a caller asking for a move
+    // must get one: cancelling a cancelled request changes nothing, not even updatedAt.
     const [updated] = await tx
       .update(contentRequests)
-      .set({ status: move === 'cancelled' ? 'cancelled' : 'pending' })
-      .where(eq(contentRequests.id, requestId))
+      .set({ status: target })
+      .where(
+        and(
+          eq(contentRequests.id, requestId),
+          ne(contentRequests.status, target),
+          sql`content_request_transition_allowed(${contentRequests.status}, ${target}, ${contentRequests.retryCount} > 0)`,
+        ),
+      )
       .returning();
-    return updated!;
+    if (!updated) {
+      throw new ServiceError('INVALID_TRANSITION', `content request ${requestId} cannot go from ${current.status} to ${target}`);
+    }
+    return updated;
   });
 }

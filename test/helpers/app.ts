@@ -3,10 +3,10 @@
  * client that speaks plain HTTP to it, as any user's client would.
  */
 import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { createApp, type RunningApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import type { QueryObserver } from '../../src/db/client.js';
+import { createLogger } from '../../src/logger.js';
 import { signToken, type TokenClaims } from '../../src/http/auth.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
@@ -43,8 +43,9 @@ export async function startTestApp(
 ): Promise<TestApp> {
   const testDatabase = await createTestDatabase({ onQuery: options.onQuery });
   const logs: Record<string, any>[] = [];
-  const logger = pino(
-    { level: 'info' },
+  // The service's own logger (its serializers included), writing here.
+  const logger = createLogger(
+    'info',
     new Writable({
       write(chunk, _encoding, done) {
         for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line));
