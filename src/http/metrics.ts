@@ -156,7 +156,9 @@ export function createMetrics(hub: EventHub, options: { knownOperations: readonl
 /** /metrics on a listener of its own (METRICS_PORT), so it can stay off the public edge. */
 export function createMetricsServer(registry: Registry): Server {
   return createServer((request, response) => {
-    if (new URL(request.url ?? '/', 'http://localhost').pathname !== '/metrics' || request.method !== 'GET') {
+    // The request target as sent (it may be any text, even an absolute-form one that is not a URL): only its path counts.
+    const path = (request.url ?? '').split('?')[0];
+    if (path !== '/metrics' || request.method !== 'GET') {
       response.writeHead(404, { 'x-content-type-options': 'nosniff' }).end();
       return;
     }

@@ -1,4 +1,5 @@
 /** /metrics: yoga's request metrics, the process's, and the live hub's, in Prometheus text format. */
+import { connect } from 'node:net';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { dataOf, startTestApp, type TestApp } from '../helpers/app.js';
 import { waitFor } from '../helpers/database.js';
@@ -50,6 +51,30 @@ test('METRICS_PORT: /metrics on its own listener, and not on the main port', asy
     const main = await fetch(`${separate.url}/metrics`);
     expect(main.status).toBe(404);
     expect(await main.text()).not.toContain('tracker_live_subscriptions');
+  } finally {
+    await separate.close();
+  }
+});
+
+/** The status line a raw HTTP/1.1 request gets (the request target as given, not as a client library would fix it). */
+function rawStatusLine(url: string, target: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+    let text = '';
+    socket.on('data', (chunk) => (text += chunk));
+    socket.on('end', () => resolve(text.split('\r\n')[0]!));
+    socket.on('error', reject);
+  });
+}
+
+test('a request target that is not a URL gets a 4xx from either listener, and both go on answering', async () => {
+  const separate = await startTestApp({ env: { METRICS_PORT: '0' } });
+  try {
+    for (const url of [separate.running.metricsUrl, `${separate.url}/graphql`]) {
+      expect(await rawStatusLine(url, 'http://[')).toMatch(/^HTTP\/1\.1 4\d\d /);
+      expect((await fetch(url)).status).toBeLessThan(500);
+    }
   } finally {
     await separate.close();
   }
