@@ -13,6 +13,7 @@ import { createTokenVerifier, developmentSecret, signToken } from './http/auth.j
 import { EXAMPLE_OPERATION_NAMES } from './http/graphiql.js';
 import { createAuthenticator, createGraphQLServer, type GraphQLServer } from './http/graphql-server.js';
 import { createMetrics, createMetricsServer, type ProcessFaults } from './http/metrics.js';
+import { limitRequestBodies } from './http/body-limit.js';
 import { attachWebSocketTransport } from './http/websocket.js';
 import { EventHub } from './live/hub.js';
 import { StreamQuota } from './live/subscriptions.js';
@@ -121,7 +122,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         await graphql.dispose();
       });
 
-      const server = createServer(graphql);
+      const server = createServer(limitRequestBodies(graphql, config.http.maxBodyBytes));
       const drain = closeConnectionsWhenDone(server);
       const websockets = attachWebSocketTransport({
         server,

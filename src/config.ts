@@ -27,6 +27,8 @@ const environmentSchema = z.object({
   HOST: optionalString,
   /** Origins (comma-separated) a browser may call the API from; empty: none (no CORS headers). */
   CORS_ORIGINS: optionalString,
+  /** The largest request body read; a larger one is refused with 413 before it is read. */
+  HTTP_MAX_BODY_BYTES: unsetWhenEmpty(z.coerce.number().int().min(1_024).max(100 * 1024 * 1024).default(1024 * 1024)),
   /** Serve /metrics on this port only (not on PORT); unset: on PORT. */
   METRICS_PORT: unsetWhenEmpty(z.coerce.number().int().min(0).max(65_535).optional()),
   /** HS256 signing secret for bearer tokens. */
@@ -62,7 +64,7 @@ export type Config = {
     | { kind: 'postgres'; url: string; listenUrl: string; poolSize: number }
     | { kind: 'pglite'; dataDir: string };
   logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
-  http: { port: number; host: string; corsOrigins: string[] };
+  http: { port: number; host: string; corsOrigins: string[]; maxBodyBytes: number };
   /** A listener of its own for /metrics; unset: /metrics on the main port. */
   metricsPort?: number;
   auth: AuthConfig;
@@ -134,6 +136,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       port: env.PORT,
       host: env.HOST ?? (env.DATABASE_URL ? '0.0.0.0' : '127.0.0.1'),
       corsOrigins: (env.CORS_ORIGINS ?? '').split(',').map((origin) => origin.trim()).filter(Boolean),
+      maxBodyBytes: env.HTTP_MAX_BODY_BYTES,
     },
     ...(env.METRICS_PORT !== undefined ? { metricsPort: env.METRICS_PORT } : {}),
     auth: {

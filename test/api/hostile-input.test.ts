@@ -125,9 +125,10 @@ describe('hostile input to a subscription', () => {
 });
 
 describe('a body that is not JSON', () => {
-  test('a 10 MB invalid JSON body gets a short coded 400, nothing of it echoed', async () => {
+  test('a 900 KB invalid JSON body (under the body limit) gets a short coded 400, nothing of it echoed', async () => {
     const marker = 'ECHO-MARKER-';
-    const body = `{"query": "${marker}${'x'.repeat(10 * 1024 * 1024)}`; // never closed
+    // A larger one is refused by size before it is read (test/api/body-limit.test.ts).
+    const body = `{"query": "${marker}${'x'.repeat(900 * 1024)}`; // never closed
     const response = await fetch(`${app.url}/graphql`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json' },
