@@ -22,7 +22,7 @@ import { createLogger, type Logger } from './logger.js';
 import { seedDemoData, type DemoUser } from './services/demo.js';
 import { createMutationLimiter } from './services/limits.js';
 import { rollupRequestMetrics } from './services/monitoring.js';
-import type { Role } from './services/viewer.js';
+import type { Role } from './services/access.js';
 
 export type DevelopmentToken = DemoUser & { token: string };
 

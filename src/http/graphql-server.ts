@@ -18,7 +18,7 @@ import { buildSchema } from '../schema/index.js';
 import type { MutationLimiter } from '../services/limits.js';
 import { createLoaders, type Loaders } from '../services/loaders.js';
 import { ProvisionedViewers } from '../services/users.js';
-import type { Role, Viewer } from '../services/viewer.js';
+import type { Role, Viewer } from '../services/access.js';
 import type { LiveDependencies } from '../live/subscriptions.js';
 import type { TokenVerifier, VerifiedToken } from './auth.js';
 import {

@@ -11,7 +11,7 @@ import { contentRequests, requestEvents } from '../db/tables.js';
 import { notFound } from './errors.js';
 import { NEWEST_FIRST, type ContentRequest, type RequestStatus } from './requests.js';
 import { optionalText, parseInput, uuid } from './validation.js';
-import { withinScope, type Viewer } from './viewer.js';
+import { withinScope, type Viewer } from './access.js';
 
 /** One committed change of one request, live or replayed. */
 export type LiveEvent = RequestEventNotification;
