@@ -12,7 +12,7 @@
  */
 import { parseRequestEventNotification, REQUEST_EVENTS_CHANNEL, type NotificationListener } from '../db/notifications.js';
 import type { Logger } from '../logger.js';
-import type { LiveEvent } from '../services/feed.js';
+import type { LiveEvent } from '../services/live-reads.js';
 
 export type Topic = `request:${string}` | `student:${string}` | `organization:${string}` | 'all';
 

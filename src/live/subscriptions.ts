@@ -24,7 +24,7 @@ import {
   TERMINAL,
   type FeedFilter,
   type LiveEvent,
-} from '../services/feed.js';
+} from '../services/live-reads.js';
 import type { ContentRequest } from '../services/requests.js';
 import { canSeeRequest, type Viewer } from '../services/viewer.js';
 import type { EventHub, Topic } from './hub.js';

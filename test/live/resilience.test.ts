@@ -22,7 +22,7 @@ import { testDatabaseKind, waitFor } from '../helpers/database.js';
 import { parseRequestEventNotification, REQUEST_EVENTS_CHANNEL } from '../../src/db/notifications.js';
 import { EventHub } from '../../src/live/hub.js';
 import { silentLogger } from '../../src/logger.js';
-import { eventsAfterPosition, latestPosition as feedLatestPosition } from '../../src/services/feed.js';
+import { eventsAfterPosition, latestPosition as feedLatestPosition } from '../../src/services/live-reads.js';
 import { onServer } from '../helpers/postgres-admin.js';
 import { connectWs, PROGRESS, subscribeSse, UPDATES, type LiveSubscription, type WsConnection } from '../helpers/live.js';
 
