@@ -4,7 +4,7 @@ import { builder } from './builder.js';
 import { requireViewer } from './context.js';
 import { EventTypeEnum, RequestStatusEnum } from './enums.js';
 import { ContentRequestRef } from './objects.js';
-import type { LiveEvent } from '../services/live-reads.js';
+import type { LiveEvent } from '../services/live-events.js';
 
 const UpdateKindEnum = builder.enumType('ContentRequestUpdateKind', {
   values: {
