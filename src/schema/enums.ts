@@ -1,4 +1,4 @@
-/** Database enums as GraphQL enums: UPPER_CASE names, the database's values inside. */
+/** Database enums as GraphQL enums (UPPER_CASE names, the database's values inside); kept together, as several types in types/ share them. */
 import {
   contentRequestStatus,
   contentStageStatus,

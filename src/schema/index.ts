@@ -3,10 +3,17 @@ import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphq
 import { builder } from './builder.js';
 import './scalars.js';
 import './enums.js';
-import './objects.js';
-import './queries.js';
-import './mutations.js';
-import './subscriptions.js';
+import './types/root.js';
+import './types/organization.js';
+import './types/user.js';
+import './types/pipeline-stage.js';
+import './types/request-stage.js';
+import './types/request-event.js';
+import './types/content-request.js';
+import './types/active-request.js';
+import './types/request-metrics-bucket.js';
+import './types/live-request-event.js';
+import './types/content-request-update.js';
 
 let schema: GraphQLSchema | undefined;
 
