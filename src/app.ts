@@ -17,7 +17,7 @@ import { limitRequestBodies } from './http/body-limit.js';
 import { attachWebSocketTransport } from './http/websocket.js';
 import { EventHub } from './live/hub.js';
 import { StreamQuota } from './live/subscriptions.js';
-import { eventsAfterPosition, latestPosition } from './services/feed.js';
+import { eventsAfterPosition, latestPosition } from './services/live-reads.js';
 import { createLogger, type Logger } from './logger.js';
 import { seedDemoData, type DemoUser } from './services/demo.js';
 import { createMutationLimiter } from './services/limits.js';

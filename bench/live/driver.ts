@@ -11,7 +11,7 @@
 import { createClient, type Client } from 'graphql-ws';
 import pg from 'pg';
 import WebSocket from 'ws';
-import { REQUEST_EVENTS_CHANNEL } from '../../src/db/notifications.js';
+import { REQUEST_EVENTS_CHANNEL } from '../../src/services/live-events.js';
 import { now, sleep, until, useClockBase } from '../lib/clock.js';
 import { serveRpc } from '../lib/rpc.js';
 import { round, roundSummary, summarize, type Summary } from '../lib/stats.js';

@@ -27,7 +27,7 @@ import WebSocket from 'ws';
 import { createApp, type RunningApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { signToken } from '../../src/http/auth.js';
-import type { LiveEvent } from '../../src/services/feed.js';
+import type { LiveEvent } from '../../src/services/live-events.js';
 import { clockBase, now, sleep, until } from '../lib/clock.js';
 import { createBenchDatabase, type BenchDatabase } from '../lib/database.js';
 import { settledHeapUsed } from '../lib/heap.js';

@@ -238,7 +238,11 @@ export const requestStages = pgTable(
   ],
 );
 
-/** Append-only. `id` is the global cursor; `sequence` counts 1, 2, 3 … per request. */
+/**
+ * Append-only. `sequence` counts 1, 2, 3 … per request. `id` is taken at
+ * insert, not at commit, so it is not an order across requests: the global
+ * cursor is `feed_position` (drizzle/0005).
+ */
 export const requestEvents = pgTable(
   'request_events',
   {

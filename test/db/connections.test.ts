@@ -12,11 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DataDirectoryLockedError, openPglite, type Database } from '../../src/db/client.js';
-import {
-  parseRequestEventNotification,
-  REQUEST_EVENTS_CHANNEL,
-  type RequestEventNotification,
-} from '../../src/db/notifications.js';
+import { parseLiveEventNotification, REQUEST_EVENTS_CHANNEL, type LiveEvent } from '../../src/services/live-events.js';
 import { silentLogger } from '../../src/logger.js';
 import { createTestDatabase, testDatabaseKind, waitFor, type TestDatabase } from '../helpers/database.js';
 import { insertRequest } from '../helpers/factories.js';
@@ -130,8 +126,8 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('the server listener (pg-list
   test('reconnects after its backend is terminated, tells onReconnect, and receives what is sent afterwards', async () => {
     const listener = await t.database.createNotificationListener(silentLogger);
     try {
-      const received: RequestEventNotification[] = [];
-      await listener.listen(REQUEST_EVENTS_CHANNEL, (payload) => received.push(parseRequestEventNotification(payload)));
+      const received: LiveEvent[] = [];
+      await listener.listen(REQUEST_EVENTS_CHANNEL, (payload) => received.push(parseLiveEventNotification(payload)));
       let reconnects = 0;
       listener.onReconnect(() => reconnects++);
       let removedCalls = 0;
@@ -189,7 +185,7 @@ describe.skipIf(testDatabaseKind() !== 'pglite')('the PGlite listener', () => {
       // The trigger's notification for a write on this instance.
       const request = await insertRequest(t.database.db);
       await waitFor(() => received.length >= 1, 'the trigger notification');
-      expect(parseRequestEventNotification(received[0]!)).toMatchObject({
+      expect(parseLiveEventNotification(received[0]!)).toMatchObject({
         requestId: request.id,
         eventType: 'created',
         newStatus: 'pending',

@@ -19,10 +19,10 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { dataOf, STAGES, startTestApp, type TestApp } from '../helpers/app.js';
 import { testDatabaseKind, waitFor } from '../helpers/database.js';
-import { parseRequestEventNotification, REQUEST_EVENTS_CHANNEL } from '../../src/db/notifications.js';
+import { parseLiveEventNotification, REQUEST_EVENTS_CHANNEL } from '../../src/services/live-events.js';
 import { EventHub } from '../../src/live/hub.js';
 import { silentLogger } from '../../src/logger.js';
-import { eventsAfterPosition, latestPosition as feedLatestPosition } from '../../src/services/feed.js';
+import { eventsAfterPosition, latestPosition as feedLatestPosition } from '../../src/services/live-reads.js';
 import { onServer } from '../helpers/postgres-admin.js';
 import { connectWs, PROGRESS, subscribeSse, UPDATES, type LiveSubscription, type WsConnection } from '../helpers/live.js';
 
@@ -376,7 +376,7 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('live updates under stress (P
     const listener = await database.createNotificationListener(silentLogger);
     // Registered before the hub's own handler, and called with it, for every notification.
     const notified: bigint[] = [];
-    await listener.listen(REQUEST_EVENTS_CHANNEL, (payload) => notified.push(parseRequestEventNotification(payload).position));
+    await listener.listen(REQUEST_EVENTS_CHANNEL, (payload) => notified.push(parseLiveEventNotification(payload).position));
     const id = await submit();
     const change = (stage: string) =>
       pool.query(`insert into request_stages (request_id, stage_name, status) values ($1, $2, 'in_progress')`, [id, stage]);

@@ -1,5 +1,5 @@
 /** LiveRequestEvent: the change a live update reports (ContentRequestUpdate.event), as the live layer carries it. */
-import type { LiveEvent } from '../../services/feed.js';
+import type { LiveEvent } from '../../services/live-events.js';
 import { builder } from '../builder.js';
 import { EventTypeEnum, RequestStatusEnum } from '../enums.js';
 
