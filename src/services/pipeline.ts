@@ -33,9 +33,10 @@ function cachedPerDatabase<T>(load: (db: Queryable) => Promise<T>): (db: Queryab
   };
 }
 
+/** The stages in pipeline order. */
 export const listPipelineStages = cachedPerDatabase(
-  (db): Promise<PipelineStage[]> =>
-    db.select().from(pipelineStageDefinitions).orderBy(asc(pipelineStageDefinitions.stageOrder)).then((rows) => rows),
+  async (db): Promise<PipelineStage[]> =>
+    db.select().from(pipelineStageDefinitions).orderBy(asc(pipelineStageDefinitions.stageOrder)),
 );
 
 // One status a row, in the array's order.
