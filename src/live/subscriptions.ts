@@ -21,10 +21,10 @@ import {
   parseFeedFilter,
   requestEventsAfter,
   requestSnapshot,
-  TERMINAL,
   type FeedFilter,
 } from '../services/live-reads.js';
 import type { LiveEvent } from '../services/live-events.js';
+import { STREAM_ENDING_STATUSES } from '../services/pipeline.js';
 import type { ContentRequest } from '../services/requests.js';
 import { canSeeRequest, type Viewer } from '../services/viewer.js';
 import type { EventHub, Topic } from './hub.js';
@@ -295,9 +295,9 @@ export async function requestProgressStream(
     },
     keep: (event) => canSeeRequest(viewer, event),
     finished: (update) =>
-      TERMINAL.has(update.kind === 'snapshot' ? update.request.status : update.event.newStatus),
+      STREAM_ENDING_STATUSES.has(update.kind === 'snapshot' ? update.request.status : update.event.newStatus),
     // A finished request changes no more: the replay is all there is.
-    endsAfterOpening: resuming && TERMINAL.has(snapshot.request.status),
+    endsAfterOpening: resuming && STREAM_ENDING_STATUSES.has(snapshot.request.status),
   });
 }
 

@@ -9,6 +9,7 @@ import type { Queryable } from '../db/client.js';
 import { contentRequests, requestEvents } from '../db/tables.js';
 import { notFound } from './errors.js';
 import { selectLiveEvents, type LiveEvent } from './live-events.js';
+import { inFlightStatuses } from './pipeline.js';
 import { NEWEST_FIRST, type ContentRequest, type RequestStatus } from './requests.js';
 import { optionalText, parseInput, uuid } from './validation.js';
 import { withinScope, type Viewer } from './viewer.js';
@@ -109,13 +110,13 @@ export async function requestSnapshot(db: Queryable, viewer: Viewer, id: string)
  * filter keeps (in-flight ones by default), newest first, and the feed
  * position they reflect, read in one snapshot (REPEATABLE READ).
  */
-export function feedSnapshot(
+export async function feedSnapshot(
   db: Queryable,
   viewer: Viewer,
   filter: FeedFilter,
   limit: number,
 ): Promise<{ requests: RequestSnapshot[]; position: bigint }> {
-  const statuses = filter.statuses?.length ? filter.statuses : IN_FLIGHT;
+  const statuses = filter.statuses?.length ? filter.statuses : await inFlightStatuses(db);
   return db.transaction(
     async (tx) => {
       const position = await latestPosition(tx);
@@ -139,13 +140,3 @@ export function feedSnapshot(
     { isolationLevel: 'repeatable read', accessMode: 'read only' },
   );
 }
-
-export const IN_FLIGHT: readonly RequestStatus[] = [
-  'pending',
-  'validating',
-  'retrieving',
-  'generating_script',
-  'generating_video',
-  'processing_video',
-];
-export const TERMINAL: ReadonlySet<RequestStatus> = new Set(['completed', 'cancelled']);
