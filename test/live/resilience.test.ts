@@ -17,21 +17,22 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { dataOf, STAGES, startTestApp, type TestApp } from '../helpers/app.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
 import { testDatabaseKind, waitFor } from '../helpers/database.js';
 import { parseRequestEventNotification, REQUEST_EVENTS_CHANNEL } from '../../src/db/notifications.js';
 import { EventHub } from '../../src/live/hub.js';
 import { silentLogger } from '../../src/logger.js';
-import { eventsAfterPosition, latestPosition as feedLatestPosition } from '../../src/services/feed.js';
+import { eventsAfterPosition } from '../../src/services/feed.js';
+import { committedFeedEvents, committedPosition, committedRequestEvents, listenerBackends, type LiveEvent } from '../helpers/committed.js';
 import { onServer } from '../helpers/postgres-admin.js';
 import { connectWs, PROGRESS, subscribeSse, UPDATES, type LiveSubscription, type WsConnection } from '../helpers/live.js';
-
-type EventRow = { request_id: string; sequence: number; position: string; event_id: string; progress: number; event_type: string };
+import { driveTo, submitRequest, type Client } from '../helpers/requests.js';
 
 describe.skipIf(testDatabaseKind() !== 'postgres')('live updates under stress (PostgreSQL)', () => {
   let app: TestApp;
   let pool: pg.Pool;
   const tokens: Record<'student' | 'admin' | 'worker', string> = { student: '', admin: '', worker: '' };
+  const as = (who: keyof typeof tokens): Client => ({ url: app.url, token: tokens[who] });
   const sockets: WsConnection[] = [];
   const open: LiveSubscription[] = [];
 
@@ -83,35 +84,12 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('live updates under stress (P
 
   // ---- writes --------------------------------------------------------------
 
-  let submitted = 0;
-  async function submit(): Promise<string> {
-    const response = await app.graphql(
-      `mutation ($input: SubmitContentRequestInput!) { submitContentRequest(input: $input) { request { id } } }`,
-      {
-        token: tokens.student,
-        variables: { input: { correlationId: `resilience-${++submitted}`, topic: 'Tides', studentQuery: 'Why do tides happen?' } },
-      },
-    );
-    return dataOf(response).submitContentRequest.request.id;
-  }
-
-  async function report(requestId: string, stage: string, status: string) {
-    dataOf(
-      await app.graphql(`mutation ($input: ReportStageInput!) { reportStage(input: $input) { id } }`, {
-        token: tokens.worker,
-        variables: { input: { requestId, stage, status } },
-      }),
-    );
-  }
+  const submit = async () => (await submitRequest(as('student'))).id;
 
   /** A request whose first three stages are done and whose video is being generated. */
   async function requestInVideoGeneration(): Promise<string> {
     const id = await submit();
-    for (const stage of STAGES.slice(0, 3)) {
-      await report(id, stage, 'IN_PROGRESS');
-      await report(id, stage, 'COMPLETED');
-    }
-    await report(id, 'video_generation', 'IN_PROGRESS');
+    await driveTo(as('worker'), id, 'video_generation');
     return id;
   }
 
@@ -144,18 +122,10 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('live updates under stress (P
 
   // ---- the truth -----------------------------------------------------------
 
-  async function eventRows(where: string, params: unknown[]): Promise<EventRow[]> {
-    const { rows } = await pool.query<EventRow>(
-      `select request_id, sequence, feed_position::text as position, id::text as event_id,
-              progress_percentage as progress, event_type::text as event_type
-         from request_events where ${where} order by feed_position`,
-      params,
-    );
-    return rows;
-  }
-  const requestEventsAfter = (requestId: string, sequence: number) =>
-    eventRows('request_id = $1 and sequence > $2', [requestId, sequence]);
-  const feedEventsAfter = (position: string) => eventRows('feed_position > $1::bigint', [position]);
+  const db = () => app.testDatabase.database.db;
+  const requestEventsAfter = (requestId: string, sequence: number) => committedRequestEvents(db(), requestId, sequence);
+  const feedEventsAfter = (position: string) => committedFeedEvents(db(), position);
+  const latestPosition = async () => String(await committedPosition(db()));
 
   async function requestRow(requestId: string) {
     const { rows } = await pool.query<{ progress_percentage: number; status: string }>(
@@ -165,34 +135,23 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('live updates under stress (P
     return rows[0]!;
   }
 
-  async function latestPosition(): Promise<string> {
-    const { rows } = await pool.query<{ position: string }>(
-      'select coalesce(max(feed_position), 0)::text as position from request_events',
-    );
-    return rows[0]!.position;
-  }
-
   /** What a subscription of one request received, as (sequence, progress) pairs to hold against request_events. */
   const asSequenceAndProgress = (payloads: Record<string, any>[]) =>
     payloads.map((p) => ({ sequence: Number(p.sequence), progress: p.progressPercentage, position: p.cursor }));
-  const rowsAsSequenceAndProgress = (rows: EventRow[]) =>
-    rows.map((r) => ({ sequence: r.sequence, progress: r.progress, position: r.position }));
+  const rowsAsSequenceAndProgress = (rows: LiveEvent[]) =>
+    rows.map((r) => ({ sequence: r.sequence, progress: r.progress, position: String(r.position) }));
   const feedView = (payloads: Record<string, any>[]) =>
     payloads.map((p) => ({ position: p.cursor, requestId: p.requestId, sequence: Number(p.sequence) }));
-  const rowsAsFeed = (rows: EventRow[]) =>
-    rows.map((r) => ({ position: r.position, requestId: r.request_id, sequence: r.sequence }));
+  const rowsAsFeed = (rows: LiveEvent[]) =>
+    rows.map((r) => ({ position: String(r.position), requestId: r.requestId, sequence: r.sequence }));
 
   const strictlyIncreasing = (values: (string | number)[]) =>
     values.every((value, i) => i === 0 || BigInt(value) > BigInt(values[i - 1]!));
 
   // ---- the listener's backend ----------------------------------------------
 
-  async function listenerPids(): Promise<number[]> {
-    const { rows } = await pool.query<{ pid: number }>(
-      `select pid from pg_stat_activity where datname = current_database() and application_name like '%:listener'`,
-    );
-    return rows.map((r) => r.pid);
-  }
+  // Through the test's own pool: it stays connected while the database refuses new connections.
+  const listenerPids = async () => (await listenerBackends(pool)).map((backend) => backend.pid);
   const restoredCount = () => app.logs.filter((line) => line.msg === 'notification connection restored').length;
 
   /** Lets the test database take new connections, or not (the existing ones carry on). */
@@ -306,8 +265,7 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('live updates under stress (P
         waitUntil(feedOverSse, (p) => BigInt(p.cursor) >= BigInt(lastFeed.position), `the SSE feed to reach ${lastFeed.position}`),
       ]);
       // Anything doubled or late would show up now.
-      await app.running.hub.settled();
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await app.running.hub.caughtUp();
 
       for (const subscription of [overSse, overWs]) {
         const payloads = subscription.payloads();
@@ -363,10 +321,9 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('live updates under stress (P
     const expectedFeed = await feedEventsAfter(startPosition);
     expect(expected.length).toBeGreaterThan(0);
     await waitUntil(overSse, (p) => Number(p.sequence) >= expected.at(-1)!.sequence, 'the catch-up to reach the subscriber');
-    await waitUntil(feed, (p) => p.cursor === expectedFeed.at(-1)!.position, 'the catch-up to reach the feed');
+    await waitUntil(feed, (p) => p.cursor === String(expectedFeed.at(-1)!.position), 'the catch-up to reach the feed');
     expect(restoredCount()).toBe(restoredBefore + 1);
-    await app.running.hub.settled();
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await app.running.hub.caughtUp();
     expect(asSequenceAndProgress(events(overSse))).toEqual(rowsAsSequenceAndProgress(expected));
     expect(feedView(events(feed))).toEqual(rowsAsFeed(expectedFeed));
   });
@@ -390,7 +347,7 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('live updates under stress (P
           return eventsAfterPosition(database.db, position, limit);
         },
         latestPosition: async () => {
-          startingPoint = await feedLatestPosition(database.db);
+          startingPoint = await committedPosition(database.db);
           // A change commits, and its notification reaches the hub, while it is still starting.
           await change('validation');
           await waitFor(() => notified.some((position) => position > startingPoint), 'the notification during start');
@@ -402,7 +359,7 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('live updates under stress (P
     try {
       // The change made during start is handled once start is done: it was the next position.
       await hub.settled();
-      const duringStart = await feedLatestPosition(database.db);
+      const duringStart = await committedPosition(database.db);
       expect(duringStart).toBe(startingPoint + 1n);
       expect(hub.position).toBe(duringStart);
 
@@ -463,8 +420,7 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('live updates under stress (P
       const feedsBefore = app.running.hub.subscriberCountOf('all');
       beforeA = ws(tokens.admin, UPDATES, { after: bPosition });
       await waitFor(() => app.running.hub.subscriberCountOf('all') === feedsBefore + 1, 'the resumed feed on the hub');
-      await app.running.hub.settled();
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await app.running.hub.caughtUp();
       expect(beforeA.payloads()).toEqual([]); // nothing after B is committed yet
 
       await a.query('commit');
@@ -480,15 +436,14 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('live updates under stress (P
 
     // One more change after both, so each resumed client shows it has nothing doubled or missing before it.
     await pool.query(`insert into request_stages (request_id, stage_name, status) values ($1, 'validation', 'in_progress')`, [z]);
-    const zPosition = (await feedEventsAfter(aPosition))[0]!.position;
+    const zPosition = String((await feedEventsAfter(aPosition))[0]!.position);
     // A client that saw B, left after A committed, and resumes with B's cursor: a replay of A.
     const afterA = await sse(tokens.admin, UPDATES, { after: bPosition });
 
     for (const subscription of [feed, replaying, beforeA!, afterA]) {
       await waitUntil(subscription, (p) => p.requestId === z, "Z's event");
     }
-    await app.running.hub.settled();
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await app.running.hub.caughtUp();
     const viewOf = (subscription: LiveSubscription) => events(subscription).map((p) => [p.requestId, p.cursor]);
     expect(viewOf(feed)).toEqual([[y, bPosition], [x, aPosition], [z, zPosition]]);
     expect(viewOf(replaying)).toEqual([[y, bPosition], [x, aPosition], [z, zPosition]]);
@@ -499,7 +454,7 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('live updates under stress (P
     // The database agrees: A's event has the smaller id and the larger position.
     const rows = await feedEventsAfter(startPosition);
     expect(rowsAsFeed(rows).map((r) => [r.requestId, r.position])).toEqual([[y, bPosition], [x, aPosition], [z, zPosition]]);
-    expect(BigInt(rows[1]!.event_id)).toBeLessThan(BigInt(rows[0]!.event_id));
+    expect(BigInt(rows[1]!.eventId)).toBeLessThan(BigInt(rows[0]!.eventId));
   });
 
   // ---- c -------------------------------------------------------------------
@@ -537,9 +492,8 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('live updates under stress (P
         const expectedFeed = await feedEventsAfter(startPosition);
         const last = expected.at(-1)!;
         await waitUntil(resumed, (p) => Number(p.sequence) >= last.sequence, `the resumed stream to reach ${last.sequence}`);
-        await waitUntil(resumedFeed, (p) => p.cursor === expectedFeed.at(-1)!.position, 'the resumed feed to reach the end');
-        await app.running.hub.settled();
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        await waitUntil(resumedFeed, (p) => p.cursor === String(expectedFeed.at(-1)!.position), 'the resumed feed to reach the end');
+        await app.running.hub.caughtUp();
 
         // Events were committed while the clients were away.
         expect(last.sequence).toBeGreaterThan(Number(lastSequence) + 10);

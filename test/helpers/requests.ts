@@ -1,0 +1,100 @@
+/**
+ * The operations most tests start from, sent as a client sends them: submit
+ * a request, report a stage, drive a request through every stage. They work
+ * against the app under test and against a service process alike (both are
+ * a URL), and fail the test on any GraphQL error.
+ */
+import { STAGES } from './app.js';
+import { graphqlAt } from './service-process.js';
+
+/** Where to send, and as whom. */
+export type Client = { url: string; token: string };
+
+export const SUBMIT_REQUEST = `mutation ($input: SubmitContentRequestInput!) {
+  submitContentRequest(input: $input) { created request { id status studentId organizationId correlationId progressPercentage } }
+}`;
+
+export const REPORT_STAGE = `mutation ($input: ReportStageInput!) {
+  reportStage(input: $input) { id status currentStage progressPercentage errorStage errorMessage completedAt failedAt }
+}`;
+
+export type SubmittedRequest = {
+  id: string;
+  status: string;
+  studentId: string;
+  organizationId: string | null;
+  correlationId: string;
+  progressPercentage: number;
+};
+
+export type ReportedRequest = {
+  id: string;
+  status: string;
+  currentStage: string | null;
+  progressPercentage: number;
+  errorStage: string | null;
+  errorMessage: string | null;
+  completedAt: string | null;
+  failedAt: string | null;
+};
+
+export type StageReportStatus = 'PENDING' | 'IN_PROGRESS' | 'COMPLETED' | 'FAILED' | 'SKIPPED';
+
+let submitted = 0;
+
+/** Submits a request (a fresh correlation id unless `input` names one) and returns it as the mutation does. */
+export async function submitRequest(client: Client, input: Record<string, unknown> = {}): Promise<SubmittedRequest> {
+  const data = await graphqlAt(client.url, client.token, SUBMIT_REQUEST, {
+    input: { correlationId: `submitted-${process.pid}-${++submitted}`, topic: 'Tides', studentQuery: 'Why are there two tides a day?', ...input },
+  });
+  return data.submitContentRequest.request as SubmittedRequest;
+}
+
+/** A worker's stage report; `extra` carries errorMessage or metadata. */
+export async function reportStage(
+  client: Client,
+  requestId: string,
+  stage: string,
+  status: StageReportStatus,
+  progress?: number,
+  extra: { errorMessage?: string; metadata?: Record<string, unknown> } = {},
+): Promise<ReportedRequest> {
+  const data = await graphqlAt(client.url, client.token, REPORT_STAGE, {
+    input: { requestId, stage, status, ...(progress === undefined ? {} : { progress }), ...extra },
+  });
+  return data.reportStage as ReportedRequest;
+}
+
+/**
+ * Reports each stage started, then at each of `progressSteps`, then
+ * completed, in pipeline order from `from` (the first by default): the
+ * request ends completed.
+ */
+export async function driveToCompletion(
+  client: Client,
+  requestId: string,
+  options: { from?: string; progressSteps?: number[] } = {},
+): Promise<ReportedRequest> {
+  let last: ReportedRequest | undefined;
+  for (const stage of STAGES.slice(stageIndex(options.from ?? STAGES[0]))) {
+    await reportStage(client, requestId, stage, 'IN_PROGRESS');
+    for (const progress of options.progressSteps ?? []) await reportStage(client, requestId, stage, 'IN_PROGRESS', progress);
+    last = await reportStage(client, requestId, stage, 'COMPLETED');
+  }
+  return last!;
+}
+
+/** Starts and completes every stage before `stage`, then starts it. */
+export async function driveTo(client: Client, requestId: string, stage: string): Promise<ReportedRequest> {
+  for (const done of STAGES.slice(0, stageIndex(stage))) {
+    await reportStage(client, requestId, done, 'IN_PROGRESS');
+    await reportStage(client, requestId, done, 'COMPLETED');
+  }
+  return reportStage(client, requestId, stage, 'IN_PROGRESS');
+}
+
+function stageIndex(stage: string): number {
+  const index = (STAGES as readonly string[]).indexOf(stage);
+  if (index < 0) throw new Error(`not a pipeline stage: ${stage}`);
+  return index;
+}
