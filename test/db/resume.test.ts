@@ -13,6 +13,8 @@ import { contentRequests, requestEvents, requestStages } from '../../src/db/tabl
 import { createTestDatabase, testDatabaseKind, type TestDatabase } from '../helpers/database.js';
 import { insertRequest, readRequest } from '../helpers/factories.js';
 import { recordRequestEvents, type RequestEventRecorder } from '../helpers/notifications.js';
+import { reportStageIn } from '../helpers/requests.js';
+import type { StageStatus } from '../../src/services/stages.js';
 
 let t: TestDatabase;
 let recorder: RequestEventRecorder;
@@ -25,28 +27,8 @@ afterAll(async () => {
   await t.close();
 });
 
-type StageStatus = (typeof requestStages.$inferInsert)['status'];
-
-/** What a worker writes: upsert the stage row (progress kept unless given). */
-async function reportStage(
-  requestId: string,
-  stageName: string,
-  status: StageStatus,
-  progress?: number,
-  errorMessage?: string,
-) {
-  await t.database.db
-    .insert(requestStages)
-    .values({ requestId, stageName, status, progressPercentage: progress ?? 0, errorMessage })
-    .onConflictDoUpdate({
-      target: [requestStages.requestId, requestStages.stageName],
-      set: {
-        status,
-        ...(progress === undefined ? {} : { progressPercentage: progress }),
-        ...(errorMessage === undefined ? {} : { errorMessage }),
-      },
-    });
-}
+const reportStage = (requestId: string, stage: string, status: StageStatus, progress?: number, errorMessage?: string) =>
+  reportStageIn(t.database.db, requestId, stage, status, progress, errorMessage);
 
 async function readStage(requestId: string, stageName: string) {
   const [row] = await t.database.db

@@ -4,6 +4,8 @@
  * against the app under test and against a service process alike (both are
  * a URL), and fail the test on any GraphQL error.
  */
+import type { Db } from '../../src/db/client.js';
+import { reportStage as reportStageInService, type StageStatus } from '../../src/services/stages.js';
 import { STAGES } from './app.js';
 import { graphqlAt } from './service-process.js';
 
@@ -97,4 +99,22 @@ function stageIndex(stage: string): number {
   const index = (STAGES as readonly string[]).indexOf(stage);
   if (index < 0) throw new Error(`not a pipeline stage: ${stage}`);
   return index;
+}
+
+/** A pipeline worker, as the service sees one. */
+const WORKER: Parameters<typeof reportStageInService>[1] = { userId: 'test-worker', role: 'worker', organizationId: null };
+
+/**
+ * The service's stage report on a database, for tests without a server: the
+ * same checks and the same upsert a worker's reportStage mutation runs.
+ */
+export async function reportStageIn(
+  db: Db,
+  requestId: string,
+  stage: string,
+  status: StageStatus,
+  progress?: number,
+  errorMessage?: string,
+): Promise<void> {
+  await reportStageInService(db, WORKER, { requestId, stage, status, progress, errorMessage });
 }
