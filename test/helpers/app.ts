@@ -3,6 +3,7 @@
  * client that speaks plain HTTP to it, as any user's client would.
  */
 import { Writable } from 'node:stream';
+import { expect } from 'vitest';
 import { createApp, type RunningApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import type { QueryObserver } from '../../src/db/client.js';
@@ -109,6 +110,12 @@ export function onlyError(response: GraphQLResponse) {
     throw new Error(`expected exactly one error, got ${JSON.stringify(response.errors ?? response.data)}`);
   }
   return response.errors[0]!;
+}
+
+/** No stack trace, source path or SQL in anything a client receives. */
+export function expectNothingInternal(response: GraphQLResponse) {
+  const body = JSON.stringify({ data: response.data, errors: response.errors });
+  expect(body).not.toMatch(/stack|node_modules|\.ts:\d+|\bat \w+ \(|relation "|request_stages/i);
 }
 
 /** The data of a response that must have succeeded. */
