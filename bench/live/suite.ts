@@ -22,23 +22,20 @@
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pg from 'pg';
-import { pino } from 'pino';
 import WebSocket from 'ws';
-import { createApp, type RunningApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
-import { signToken } from '../../src/http/auth.js';
+import type { RunningApp } from '../../src/app.js';
 import type { LiveEvent } from '../../src/services/feed.js';
 import { clockBase, now, sleep, until } from '../lib/clock.js';
 import { createBenchDatabase, type BenchDatabase } from '../lib/database.js';
 import { settledHeapUsed } from '../lib/heap.js';
 import { CpuMeter, type CpuShares } from '../lib/cpu.js';
 import { forkRpcChild, type RpcChild } from '../lib/rpc.js';
+import { benchToken, startBenchService } from '../lib/service.js';
 import { round, roundSummary, summarize, type Summary } from '../lib/stats.js';
 import type { FanoutRound, Integrity, LoadParams, LoadResult, Path, PathResult } from './driver.js';
 import { livePlan, type LivePlan, type Mode } from './plan.js';
 import { changeKey } from './writer.js';
 
-const JWT_SECRET = 'benchmark-secret-that-is-at-least-32-characters';
 const SERVICE_PATHS: Path[] = ['progress', 'feed'];
 
 export type Ratio = { p50: number; p95: number; p99: number };
@@ -168,22 +165,10 @@ export async function runLiveBenchmark(options: LiveOptions): Promise<LiveResult
     const bench: Bench = { driver, plan, meter, log };
 
     // The service runs in this process; started twice, so the raw ramp runs with no server at all.
-    const token = await signToken(new TextEncoder().encode(JWT_SECRET), { sub: 'bench-admin', role: 'admin' });
+    const token = await benchToken({ sub: 'bench-admin', role: 'admin' });
     const startService = async () => {
-      const app = createApp(
-        loadConfig({
-          DATABASE_URL: database.url,
-          JWT_SECRET,
-          PORT: '0',
-          HOST: '127.0.0.1',
-          DEMO_DATA: 'false',
-          METRICS_ROLLUP_INTERVAL_SECONDS: '0',
-          LOG_LEVEL: 'warn',
-        }),
-        { logger: pino({ level: 'warn' }, pino.destination(2)) },
-      );
+      const { app, running } = await startBenchService(database.url);
       cleanup.push(() => app.stop());
-      const running = await app.start();
       const openLive = () =>
         driver.call<{ sockets: number; subscriptions: number; ms: number }>('openLive', {
           serverUrl: running.url,

@@ -20,13 +20,11 @@
  */
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { pino } from 'pino';
-import { createApp, type App } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
-import { signToken, type TokenClaims } from '../../src/http/auth.js';
+import type { TokenClaims } from '../../src/http/auth.js';
 import { CpuMeter, type CpuShares } from '../lib/cpu.js';
 import { createBenchDatabase, type BenchDatabase } from '../lib/database.js';
 import { forkRpcChild, type RpcChild } from '../lib/rpc.js';
+import { benchToken, startBenchService } from '../lib/service.js';
 import { round, roundSummary, summarize, type Summary } from '../lib/stats.js';
 import { loadData, type LoadResult } from '../data/load.js';
 import type { Mode } from '../live/plan.js';
@@ -36,9 +34,7 @@ import { scalePlan, type ScalePlan } from './plan.js';
 export const SCALE_SUITES = ['data', 'queries', 'peer', 'writes'] as const;
 export type ScaleSuiteName = (typeof SCALE_SUITES)[number];
 
-const JWT_SECRET = 'benchmark-secret-that-is-at-least-32-characters';
-const secret = new TextEncoder().encode(JWT_SECRET);
-const token = (claims: TokenClaims) => signToken(secret, claims, { expiresIn: '2h' });
+const token = (claims: TokenClaims) => benchToken(claims, { expiresIn: '2h' });
 
 // ---------------------------------------------------------------------------
 // Result shapes
@@ -156,27 +152,14 @@ export async function runScaleBenchmark(options: ScaleOptions): Promise<ScaleRes
     cleanup.push(() => cpu.close());
     const samples = await drawSamples(sql, plan);
 
-    let service: { app: App; url: string } | undefined;
+    let service: { url: string; stop(): Promise<void> } | undefined;
     const startService = async () => {
-      const app = createApp(
-        loadConfig({
-          DATABASE_URL: database!.url,
-          DATABASE_POOL_SIZE: String(plan.poolSize),
-          JWT_SECRET,
-          PORT: '0',
-          HOST: '127.0.0.1',
-          DEMO_DATA: 'false',
-          METRICS_ROLLUP_INTERVAL_SECONDS: '0',
-          LOG_LEVEL: 'warn',
-        }),
-        { logger: pino({ level: 'warn' }, pino.destination(2)) },
-      );
-      const running = await app.start();
-      service = { app, url: `${running.url}/graphql` };
+      const started = await startBenchService(database!.url, { DATABASE_POOL_SIZE: String(plan.poolSize) });
+      service = { url: `${started.running.url}/graphql`, stop: started.stop };
       return service;
     };
     const stopService = async () => {
-      await service?.app.stop();
+      await service?.stop();
       service = undefined;
     };
     cleanup.push(stopService);

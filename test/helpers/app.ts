@@ -4,11 +4,11 @@
  */
 import { Writable } from 'node:stream';
 import { expect } from 'vitest';
-import { createApp, type RunningApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
+import type { RunningApp } from '../../src/app.js';
 import type { QueryObserver } from '../../src/db/client.js';
 import { createLogger } from '../../src/logger.js';
 import { signToken, type TokenClaims } from '../../src/http/auth.js';
+import { startService } from '../../bench/lib/service.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-characters-long';
@@ -54,19 +54,16 @@ export async function startTestApp(
       },
     }),
   );
-  const config = loadConfig({
-    // The database is handed over below; this only satisfies the auth rule for servers.
-    ...(options.development ? { DATA_DIR: 'memory://' } : { DATABASE_URL: 'postgres://unused.invalid/unused', JWT_SECRET: TEST_JWT_SECRET }),
-    PORT: '0',
-    HOST: '127.0.0.1',
-    DEMO_DATA: 'false',
-    METRICS_ROLLUP_INTERVAL_SECONDS: '0',
-    // Tests submit far more than a person would; test/api/rate-limits.test.ts sets a budget.
-    RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
-    ...options.env,
-  });
-  const app = createApp(config, { database: testDatabase.database, logger });
-  const running = await app.start();
+  const { app, running } = await startService(
+    {
+      // The database is handed over below; this only satisfies the auth rule for servers.
+      ...(options.development ? { DATA_DIR: 'memory://' } : { DATABASE_URL: 'postgres://unused.invalid/unused', JWT_SECRET: TEST_JWT_SECRET }),
+      // Tests submit far more than a person would; test/api/rate-limits.test.ts sets a budget.
+      RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
+      ...options.env,
+    },
+    { database: testDatabase.database, logger },
+  );
   const secret = new TextEncoder().encode(TEST_JWT_SECRET);
   let closing: Promise<void> | undefined;
 
