@@ -5,7 +5,7 @@
  * triggers on and off.
  */
 import pg from 'pg';
-import { CpuMeter, type CpuShares } from '../lib/cpu.js';
+import type { CpuMeter, CpuShares } from '../lib/cpu.js';
 import type { RpcChild } from '../lib/rpc.js';
 import { round, roundSummary, summarize, type Summary } from '../lib/stats.js';
 import type { CannonParams, CannonResult, Throughput } from './client.js';
