@@ -44,12 +44,16 @@ export type StageReportStatus = 'PENDING' | 'IN_PROGRESS' | 'COMPLETED' | 'FAILE
 
 let submitted = 0;
 
-/** Submits a request (a fresh correlation id unless `input` names one) and returns it as the mutation does. */
-export async function submitRequest(client: Client, input: Record<string, unknown> = {}): Promise<SubmittedRequest> {
+/**
+ * Submits a request (a fresh correlation id unless `input` names one) and
+ * returns it as the mutation does, with whether this call created it.
+ */
+export async function submitRequest(client: Client, input: Record<string, unknown> = {}): Promise<SubmittedRequest & { created: boolean }> {
   const data = await graphqlAt(client.url, client.token, SUBMIT_REQUEST, {
     input: { correlationId: `submitted-${process.pid}-${++submitted}`, topic: 'Tides', studentQuery: 'Why are there two tides a day?', ...input },
   });
-  return data.submitContentRequest.request as SubmittedRequest;
+  const { created, request } = data.submitContentRequest as { created: boolean; request: SubmittedRequest };
+  return { ...request, created };
 }
 
 /** A worker's stage report; `extra` carries errorMessage or metadata. */
