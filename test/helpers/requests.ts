@@ -12,11 +12,11 @@ import { graphqlAt } from './service-process.js';
 /** Where to send, and as whom. */
 export type Client = { url: string; token: string };
 
-export const SUBMIT_REQUEST = `mutation ($input: SubmitContentRequestInput!) {
+const SUBMIT_REQUEST = `mutation ($input: SubmitContentRequestInput!) {
   submitContentRequest(input: $input) { created request { id status studentId organizationId correlationId progressPercentage } }
 }`;
 
-export const REPORT_STAGE = `mutation ($input: ReportStageInput!) {
+const REPORT_STAGE = `mutation ($input: ReportStageInput!) {
   reportStage(input: $input) { id status currentStage progressPercentage errorStage errorMessage completedAt failedAt }
 }`;
 
