@@ -6,11 +6,10 @@
 import { eq, sql } from 'drizzle-orm';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { StageStatus } from '../../src/services/stages.js';
 import { requestStages } from '../../src/db/tables.js';
 import { createTestDatabase, testDatabaseKind, type TestDatabase } from '../helpers/database.js';
 import { insertRequest, readRequest } from '../helpers/factories.js';
-import { reportStageIn } from '../helpers/requests.js';
+import { reportStageIn, type StageStatus } from '../helpers/requests.js';
 import { calculatedProgress, eventsOf, readStage, stageWeights } from '../helpers/stage-rows.js';
 
 let t: TestDatabase;

@@ -7,8 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { requestStages } from '../../src/db/tables.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { insertRequest, readRequest } from '../helpers/factories.js';
-import { reportStageIn } from '../helpers/requests.js';
-import type { StageStatus } from '../../src/services/stages.js';
+import { reportStageIn, type StageStatus } from '../helpers/requests.js';
 
 let t: TestDatabase;
 beforeAll(async () => {

@@ -8,11 +8,10 @@
  */
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { StageStatus } from '../../src/services/stages.js';
 import { contentRequests, requestStages } from '../../src/db/tables.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { insertRequest, readRequest } from '../helpers/factories.js';
-import { reportStageIn } from '../helpers/requests.js';
+import { reportStageIn, type StageStatus } from '../helpers/requests.js';
 import { calculatedProgress, eventsOf, readStage, stageWeights } from '../helpers/stage-rows.js';
 
 let t: TestDatabase;

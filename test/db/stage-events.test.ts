@@ -4,11 +4,10 @@
  * event log. Weights are read from pipeline_stage_definitions at run time.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { StageStatus } from '../../src/services/stages.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { insertRequest, readRequest } from '../helpers/factories.js';
 import { recordRequestEvents, type RequestEventRecorder } from '../helpers/notifications.js';
-import { reportStageIn } from '../helpers/requests.js';
+import { reportStageIn, type StageStatus } from '../helpers/requests.js';
 import { calculatedProgress, eventsOf, readStage, stageWeights } from '../helpers/stage-rows.js';
 
 let t: TestDatabase;

@@ -9,6 +9,9 @@ import { reportStage as reportStageInService, type StageStatus } from '../../src
 import { STAGES } from './app.js';
 import { graphqlAt } from './service-process.js';
 
+/** The database's stage statuses (lower case), for reportStageIn. */
+export type { StageStatus };
+
 /** Where to send, and as whom. */
 export type Client = { url: string; token: string };
 
