@@ -173,4 +173,18 @@ export class EventHub {
       }
     }
   }
+
+  /**
+   * Resolves once every event committed before the call has been dispatched
+   * to the subscribers, so a caller can check that nothing more arrived
+   * without guessing how long to wait. A notification may still be on its way
+   * when the hub's queue is empty, hence the short polls.
+   */
+  async caughtUp(): Promise<void> {
+    const committed = await this.source.latestPosition();
+    while (this.lastPosition < committed && !this.closed) {
+      await this.work;
+      if (this.lastPosition < committed) await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
 }

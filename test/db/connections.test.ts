@@ -16,6 +16,7 @@ import { parseLiveEventNotification, REQUEST_EVENTS_CHANNEL, type LiveEvent } fr
 import { silentLogger } from '../../src/logger.js';
 import { createTestDatabase, testDatabaseKind, waitFor, type TestDatabase } from '../helpers/database.js';
 import { insertRequest } from '../helpers/factories.js';
+import { listenerBackends as listenerBackendsOn } from '../helpers/committed.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const OPEN_DATA_DIR_FIXTURE = fileURLToPath(new URL('../fixtures/open-pglite-data-dir.ts', import.meta.url));
@@ -115,13 +116,10 @@ describe.skipIf(testDatabaseKind() !== 'pglite')('a PGlite data folder is one pr
 });
 
 describe.skipIf(testDatabaseKind() !== 'postgres')('the server listener (pg-listen)', () => {
-  type ListenerBackend = { pid: number; application_name: string };
-  const listenerBackends = async () =>
-    (
-      await t.database.db.execute<ListenerBackend>(sql`
-        select pid, application_name from pg_stat_activity
-        where datname = current_database() and application_name like '%:listener'`)
-    ).rows;
+  const listenerBackends = () => {
+    if (t.database.kind !== 'postgres') throw new Error('postgres only');
+    return listenerBackendsOn(t.database.pool);
+  };
 
   test('reconnects after its backend is terminated, tells onReconnect, and receives what is sent afterwards', async () => {
     const listener = await t.database.createNotificationListener(silentLogger);
