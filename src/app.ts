@@ -17,11 +17,12 @@ import { limitRequestBodies } from './http/body-limit.js';
 import { attachWebSocketTransport } from './http/websocket.js';
 import { EventHub } from './live/hub.js';
 import { StreamQuota } from './live/subscriptions.js';
-import { eventsAfterPosition, latestPosition } from './services/feed.js';
+import { eventsAfterPosition, latestPosition } from './services/live-reads.js';
 import { createLogger, type Logger } from './logger.js';
 import { seedDemoData, type DemoUser } from './services/demo.js';
 import { createMutationLimiter } from './services/limits.js';
 import { rollupRequestMetrics } from './services/monitoring.js';
+import { requestStatuses } from './services/pipeline.js';
 import type { Role } from './services/access.js';
 
 export type DevelopmentToken = DemoUser & { token: string };
@@ -71,6 +72,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       if (!options.database) closers.push(() => database.close());
       const applied = await migrateUp(database);
       if (applied.length) logger.info({ applied }, 'migrations applied');
+      // The GraphQL enum holds the statuses the migrations defined (a stage is data).
+      const statuses = await requestStatuses(database.db);
 
       const secret =
         config.auth.verify.kind === 'development'
@@ -104,6 +107,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       const authenticate = createAuthenticator(database.db, createTokenVerifier(config.auth, secret));
       const graphql = createGraphQLServer({
         db: database.db,
+        requestStatuses: statuses,
         authenticate,
         live: {
           db: database.db,

@@ -50,6 +50,8 @@ export type LoadResult = {
   sizes: Record<string, string>;
 };
 
+// The history it writes has the seeded pipeline's shape (five stages, these
+// weights), a fixture for the benchmark rather than a reading of the definitions.
 const STAGES = `ARRAY['validation','retrieval','script_generation','video_generation','video_processing']`;
 const STATUSES = `ARRAY['validating','retrieving','generating_script','generating_video','processing_video']::content_request_status[]`;
 /** Request progress when stage k starts (the weights are 5, 15, 25, 45, 10). */

@@ -4,6 +4,7 @@
  * Driven by messages from bench/scale/suite.ts (bench/lib/rpc.ts).
  */
 import autocannon from 'autocannon';
+import type { CpuShares } from '../lib/cpu.js';
 import { serveRpc } from '../lib/rpc.js';
 
 export type GraphQLCase = { query: string; variables: Record<string, unknown>; token?: string };
@@ -35,6 +36,9 @@ export type CannonResult = {
   firstError?: string;
   durationMs: number;
 };
+
+/** A load run, with who used the CPU meanwhile (measured in the parent). */
+export type Throughput = CannonResult & { cpu: CpuShares };
 
 async function post(url: string, body: string, token?: string): Promise<{ status: number; text: string }> {
   const response = await fetch(url, {

@@ -2,47 +2,16 @@
  * One notification interface, two implementations: pg-listen on a dedicated
  * connection to a real server, and PGlite's own listen when embedded.
  *
+ * Transport only: a payload arrives as the text that was sent, on the channel
+ * the caller names; what it means is the caller's to decide.
+ *
  * A NOTIFY is a latency hint; the tables are the truth. Whatever is committed
  * while the listener is disconnected never arrives, so `onReconnect` tells the
  * caller when to catch up from `request_events`.
  */
 import type { PGlite } from '@electric-sql/pglite';
 import createSubscriberModule from 'pg-listen';
-import { z } from 'zod';
 import type { Logger } from '../logger.js';
-import { contentRequestStatus, requestEventType } from './tables.js';
-
-/** The channel `log_status_change()` notifies on. */
-export const REQUEST_EVENTS_CHANNEL = 'content_request_events';
-
-/** The payload `tg_request_events__publish()` sends at commit: one per request_events row. */
-const requestEventNotificationSchema = z.object({
-  // Any UUID PostgreSQL accepts (z.uuid() would insist on an RFC version and drop the rest).
-  requestId: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i),
-  /** request_events.id, as text: a bigint must not pass through a float. */
-  eventId: z.string().regex(/^\d+$/),
-  /** request_events.feed_position: commit order across all requests. */
-  position: z
-    .string()
-    .regex(/^\d+$/)
-    .transform((value) => BigInt(value)),
-  sequence: z.number().int().positive(),
-  eventType: z.enum(requestEventType.enumValues),
-  oldStatus: z.enum(contentRequestStatus.enumValues).nullable(),
-  newStatus: z.enum(contentRequestStatus.enumValues),
-  stage: z.string().nullable(),
-  progress: z.number().int().min(0).max(100),
-  studentId: z.string(),
-  organizationId: z.string().nullable(),
-  createdAt: z.string(),
-});
-
-export type RequestEventNotification = z.output<typeof requestEventNotificationSchema>;
-
-/** Parses one payload; throws on anything that is not the trigger's shape. */
-export function parseRequestEventNotification(payload: string): RequestEventNotification {
-  return requestEventNotificationSchema.parse(JSON.parse(payload));
-}
 
 export type NotificationHandler = (payload: string) => void;
 

@@ -25,7 +25,12 @@ import {
   varchar,
 } from 'drizzle-orm/pg-core';
 
-/** The seed's eight statuses, plus `cancelled`. Order is the pipeline's order. */
+/**
+ * The lifecycle's statuses (pending, completed, failed, cancelled) and one per
+ * pipeline stage: these are the seed's, and a migration that adds a stage adds
+ * its value to the database's enum, not here. Read the statuses from the
+ * database (services/pipeline.ts); this list only types the columns.
+ */
 export const contentRequestStatus = pgEnum('content_request_status', [
   'pending',
   'validating',
@@ -37,6 +42,9 @@ export const contentRequestStatus = pgEnum('content_request_status', [
   'failed',
   'cancelled',
 ]);
+
+/** A content_request_status: one the lifecycle names, or a stage's, which the database defines. */
+export type RequestStatus = 'pending' | 'completed' | 'failed' | 'cancelled' | (string & {});
 
 export const contentStageStatus = pgEnum('content_stage_status', [
   'pending',
@@ -107,7 +115,13 @@ export const pipelineStageDefinitions = pgTable(
     displayName: varchar('display_name', { length: 255 }).notNull(),
     stageOrder: integer('stage_order').notNull(),
     progressWeight: integer('progress_weight').notNull(),
-    requestStatus: contentRequestStatus('request_status').notNull(),
+    /**
+     * The content_request_status value the stage drives, as text: a stage's
+     * migration adds that value and this row in one transaction, and
+     * PostgreSQL refuses to use an enum value before its transaction commits.
+     * A trigger checks the value is one (drizzle/0009).
+     */
+    requestStatus: varchar('request_status', { length: 100 }).$type<RequestStatus>().notNull(),
     expectedDurationSeconds: integer('expected_duration_seconds').notNull(),
     description: text('description'),
   },
@@ -136,7 +150,7 @@ export const contentRequests = pgTable(
     gradeLevel: varchar('grade_level', { length: 50 }),
     metadata: jsonb('metadata').$type<Record<string, unknown>>().notNull().default({}),
     // lifecycle
-    status: contentRequestStatus('status').notNull().default('pending'),
+    status: contentRequestStatus('status').$type<RequestStatus>().notNull().default('pending'),
     currentStage: varchar('current_stage', { length: 100 }),
     progressPercentage: integer('progress_percentage').notNull().default(0),
     retryCount: integer('retry_count').notNull().default(0),
@@ -240,7 +254,11 @@ export const requestStages = pgTable(
   ],
 );
 
-/** Append-only. `id` is the global cursor; `sequence` counts 1, 2, 3 … per request. */
+/**
+ * Append-only. `sequence` counts 1, 2, 3 … per request. `id` is taken at
+ * insert, not at commit, so it is not an order across requests: the global
+ * cursor is `feed_position` (drizzle/0005).
+ */
 export const requestEvents = pgTable(
   'request_events',
   {
@@ -248,8 +266,8 @@ export const requestEvents = pgTable(
     requestId: uuid('request_id').notNull(),
     sequence: integer('sequence').notNull(),
     eventType: requestEventType('event_type').notNull(),
-    oldStatus: contentRequestStatus('old_status'),
-    newStatus: contentRequestStatus('new_status').notNull(),
+    oldStatus: contentRequestStatus('old_status').$type<RequestStatus>(),
+    newStatus: contentRequestStatus('new_status').$type<RequestStatus>().notNull(),
     stage: varchar('stage', { length: 100 }),
     progressPercentage: integer('progress_percentage').notNull(),
     severity: eventSeverity('severity').notNull().default('info'),

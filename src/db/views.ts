@@ -3,7 +3,7 @@
  * keeps drizzle-kit from generating them: the SQL migration owns their definition.
  */
 import { boolean, integer, pgView, timestamp, uuid, varchar } from 'drizzle-orm/pg-core';
-import { contentRequestStatus, contentStageStatus } from './tables.js';
+import { contentRequestStatus, contentStageStatus, type RequestStatus } from './tables.js';
 
 const at = (name: string) => timestamp(name, { withTimezone: true });
 
@@ -16,7 +16,7 @@ export const activeRequestsDashboard = pgView('active_requests_dashboard', {
   organizationName: varchar('organization_name'),
   topic: varchar('topic').notNull(),
   gradeLevel: varchar('grade_level'),
-  status: contentRequestStatus('status').notNull(),
+  status: contentRequestStatus('status').$type<RequestStatus>().notNull(),
   currentStage: varchar('current_stage'),
   currentStageDisplayName: varchar('current_stage_display_name'),
   progressPercentage: integer('progress_percentage').notNull(),

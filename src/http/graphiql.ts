@@ -52,9 +52,9 @@ query MyRequests {
 }`,
   },
   {
-    query: `# A pipeline worker reports a stage. Paste the request's id, then walk the stages:
-# validation, retrieval, script_generation, video_generation, video_processing, each
-# IN_PROGRESS (optionally with progress: 0-100) then COMPLETED. FAILED with an
+    query: `# A pipeline worker reports a stage. Paste the request's id, then walk the stages
+# in order (the admin's tab lists them: pipelineStages), each IN_PROGRESS
+# (optionally with progress: 0-100) then COMPLETED. FAILED with an
 # errorMessage fails the request. Re-run the student's tabs to watch it move.
 # Headers for a worker: ${header(tokens.worker, 'worker')}
 mutation Report {
@@ -77,9 +77,7 @@ subscription Watch {
     query: `# An org admin: the organization's requests in flight, and its hourly metrics.
 # Headers for an org admin: ${header(tokens.org_admin, 'org_admin')}
 query Organization {
-  contentRequests(first: 20, filter: { status: [PENDING, VALIDATING, RETRIEVING, GENERATING_SCRIPT, GENERATING_VIDEO, PROCESSING_VIDEO] }) {
-    edges { node { id topic status progressPercentage student { name } } }
-  }
+  activeRequests(first: 20) { id topic status progressPercentage studentName }
   requestMetrics { hour totalRequests completedRequests failedRequests successRate p95DurationSeconds errorBreakdown }
 }`,
   },

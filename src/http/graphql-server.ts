@@ -16,6 +16,7 @@ import type { Logger } from '../logger.js';
 import type { GraphQLContext } from '../schema/context.js';
 import { buildSchema } from '../schema/index.js';
 import type { MutationLimiter } from '../services/limits.js';
+import type { RequestStatus } from '../services/pipeline.js';
 import { createLoaders, type Loaders } from '../services/loaders.js';
 import { ProvisionedViewers } from '../services/users.js';
 import type { Role, Viewer } from '../services/access.js';
@@ -64,6 +65,8 @@ const rejectAs = (limit: DocumentLimit) => ({
 
 export type GraphQLServerOptions = {
   db: Queryable;
+  /** The database's content_request_status values (services/pipeline.ts requestStatuses): ContentRequestStatus's. */
+  requestStatuses: readonly RequestStatus[];
   authenticate: Authenticator;
   live: LiveDependencies;
   logger: Logger;
@@ -144,7 +147,7 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
   };
 
   return createYoga<Record<string, unknown>, GraphQLContext>({
-    schema: buildSchema(),
+    schema: buildSchema(options.requestStatuses),
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
     landingPage: false,

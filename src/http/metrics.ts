@@ -68,10 +68,11 @@ export function createMetrics(hub: EventHub, options: { knownOperations: readonl
       },
     });
   counter('tracker_live_events_delivered_total', 'Request events the hub fanned out', () => hub.stats.delivered);
-  counter('tracker_live_events_recovered_total', 'Events the hub read back from request_events after a gap or reconnection', () => hub.stats.recovered);
+  counter('tracker_live_events_recovered_total', 'Events the hub read back from request_events after a gap, a reconnection or an unreadable notification', () => hub.stats.recovered);
   counter('tracker_live_cutoffs_total', 'Live streams cut off for falling too far behind', () => hub.stats.cutOffs);
   counter('tracker_unhandled_rejections_total', 'Promise rejections nothing handled (logged; each one is a bug)', () => options.faults.unhandledRejections);
   counter('tracker_listener_reconnects_total', 'Times the notification listener reconnected', () => hub.stats.reconnects);
+  counter('tracker_live_notifications_unreadable_total', 'Notifications the hub could not parse (it caught up from request_events instead)', () => hub.stats.unreadableNotifications);
 
   // The plugin's own metrics, with the same names, but with bounded label values.
   const names = new OperationNames(options.knownOperations);

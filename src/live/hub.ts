@@ -4,15 +4,16 @@
  * (one request, one student, one organization, everything).
  *
  * Order and completeness come from the feed position: the database numbers
- * every event at commit, in commit order (drizzle/0004), so once position P
+ * every event at commit, in commit order (drizzle/0005), so once position P
  * is visible every smaller position is too. The hub delivers positions in
  * order; a jump (a notification lost while the listener was away, or an
  * aborted commit's unused number) is filled from request_events before going
- * on, and after every reconnection the hub catches up the same way.
+ * on. After every reconnection, and after a notification it cannot read, the
+ * hub catches up the same way: the table has whatever the notification said.
  */
-import { parseRequestEventNotification, REQUEST_EVENTS_CHANNEL, type NotificationListener } from '../db/notifications.js';
+import type { NotificationListener } from '../db/notifications.js';
 import type { Logger } from '../logger.js';
-import type { LiveEvent } from '../services/feed.js';
+import { parseLiveEventNotification, REQUEST_EVENTS_CHANNEL, type LiveEvent } from '../services/live-events.js';
 
 export type Topic = `request:${string}` | `student:${string}` | `organization:${string}` | 'all';
 
@@ -43,9 +44,10 @@ export class EventHub {
   private closed = false;
   /**
    * Counters for /metrics: events delivered, of which read back from the
-   * table, listener reconnections, and streams cut off for reading too slowly.
+   * table, listener reconnections, notifications that did not parse, and
+   * streams cut off for reading too slowly.
    */
-  readonly stats = { delivered: 0, recovered: 0, reconnects: 0, cutOffs: 0 };
+  readonly stats = { delivered: 0, recovered: 0, reconnects: 0, unreadableNotifications: 0, cutOffs: 0 };
 
   private constructor(
     private readonly source: HubSource,
@@ -117,9 +119,12 @@ export class EventHub {
   private onNotification(payload: string): void {
     let event: LiveEvent;
     try {
-      event = parseRequestEventNotification(payload);
+      event = parseLiveEventNotification(payload);
     } catch (error) {
-      this.logger.error({ err: error, payload: payload.slice(0, 200) }, 'unreadable notification ignored');
+      // Whatever event it announced (if any) is in the table by now.
+      this.stats.unreadableNotifications++;
+      this.logger.error({ err: error, payload: payload.slice(0, 200) }, 'unreadable notification: catching up from the table');
+      this.enqueue(() => this.catchUp());
       return;
     }
     this.enqueue(async () => {
@@ -166,6 +171,20 @@ export class EventHub {
           this.logger.error({ err: error, topic }, 'subscriber failed on an event');
         }
       }
+    }
+  }
+
+  /**
+   * Resolves once every event committed before the call has been dispatched
+   * to the subscribers, so a caller can check that nothing more arrived
+   * without guessing how long to wait. A notification may still be on its way
+   * when the hub's queue is empty, hence the short polls.
+   */
+  async caughtUp(): Promise<void> {
+    const committed = await this.source.latestPosition();
+    while (this.lastPosition < committed && !this.closed) {
+      await this.work;
+      if (this.lastPosition < committed) await new Promise((resolve) => setTimeout(resolve, 5));
     }
   }
 }

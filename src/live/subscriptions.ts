@@ -21,10 +21,10 @@ import {
   parseFeedFilter,
   requestEventsAfter,
   requestSnapshot,
-  TERMINAL,
   type FeedFilter,
-  type LiveEvent,
-} from '../services/feed.js';
+} from '../services/live-reads.js';
+import type { LiveEvent } from '../services/live-events.js';
+import { STREAM_ENDING_STATUSES } from '../services/pipeline.js';
 import type { ContentRequest } from '../services/requests.js';
 import { assertNever } from '../services/assert-never.js';
 import { canSeeRequest, feedSource, type Viewer } from '../services/access.js';
@@ -296,9 +296,9 @@ export async function requestProgressStream(
     },
     keep: (event) => canSeeRequest(viewer, event),
     finished: (update) =>
-      TERMINAL.has(update.kind === 'snapshot' ? update.request.status : update.event.newStatus),
+      STREAM_ENDING_STATUSES.has(update.kind === 'snapshot' ? update.request.status : update.event.newStatus),
     // A finished request changes no more: the replay is all there is.
-    endsAfterOpening: resuming && TERMINAL.has(snapshot.request.status),
+    endsAfterOpening: resuming && STREAM_ENDING_STATUSES.has(snapshot.request.status),
   });
 }
 

@@ -1,4 +1,4 @@
-/** The one Pothos builder; type files register on it, index.ts prints the schema. */
+/** The one Pothos builder and its settings; it defines no types: types/ registers them, index.ts builds the schema. */
 import SchemaBuilder from '@pothos/core';
 import RelayPlugin from '@pothos/plugin-relay';
 import type { GraphQLContext } from './context.js';
@@ -22,6 +22,3 @@ export const builder = new SchemaBuilder<{
     nodesQueryOptions: false,
   },
 });
-
-builder.queryType({});
-builder.mutationType({});

@@ -1,3 +1,4 @@
+/** The GraphQL context, and the checks resolvers make on it (signed in, forward paging). */
 import type { Queryable } from '../db/client.js';
 import type { LiveDependencies } from '../live/subscriptions.js';
 import type { Logger } from '../logger.js';

@@ -1,3 +1,4 @@
+/** The custom scalars the types use (DateTime, BigInt, JSON), with the checks on their input. */
 import { GraphQLError, Kind, type ValueNode } from 'graphql';
 import { DATE_RANGE_MESSAGE, isStorableDate } from '../services/validation.js';
 import { builder } from './builder.js';

@@ -1,24 +1,56 @@
-/** The pipeline's stages (seeded by a migration, tunable by operators). */
-import { asc } from 'drizzle-orm';
+/**
+ * The pipeline as the database defines it: its stages, in order (a migration
+ * adds one; operators tune only their weights and expected durations), and
+ * the sets of request statuses. Code names only the lifecycle's statuses;
+ * a stage's status is whatever its definition row says.
+ */
+import { asc, sql, type SQL } from 'drizzle-orm';
 import type { Queryable } from '../db/client.js';
-import { pipelineStageDefinitions } from '../db/tables.js';
+import { pipelineStageDefinitions, type RequestStatus } from '../db/tables.js';
 
+export type { RequestStatus } from '../db/tables.js';
 export type PipelineStage = typeof pipelineStageDefinitions.$inferSelect;
 
-// Five rows that change only by an operator's hand: a short-lived cache keeps
-// them off every stage report without making an edit wait for a restart.
-const CACHE_TTL_MS = 30_000;
-const cache = new WeakMap<Queryable, { loadedAt: number; stages: Promise<PipelineStage[]> }>();
+/** Nothing follows these (a failed request may be retried): a live stream of the request ends there. */
+export const STREAM_ENDING_STATUSES: ReadonlySet<RequestStatus> = new Set(['completed', 'cancelled']);
 
-export function listPipelineStages(db: Queryable): Promise<PipelineStage[]> {
-  const cached = cache.get(db);
-  if (cached && Date.now() - cached.loadedAt < CACHE_TTL_MS) return cached.stages;
-  const stages = db
-    .select()
-    .from(pipelineStageDefinitions)
-    .orderBy(asc(pipelineStageDefinitions.stageOrder));
-  const entry = { loadedAt: Date.now(), stages: Promise.resolve(stages) };
-  cache.set(db, entry);
-  entry.stages.catch(() => cache.delete(db));
-  return entry.stages;
+/** A stage report on a request in one of these is refused: it is over, or failed until retried. */
+export const REPORT_REFUSING_STATUSES: ReadonlySet<RequestStatus> = new Set(['completed', 'failed', 'cancelled']);
+
+// Rows that change only by a migration or an operator's hand: a short-lived
+// cache keeps them off every stage report without making an edit wait for a restart.
+const CACHE_TTL_MS = 30_000;
+
+function cachedPerDatabase<T>(load: (db: Queryable) => Promise<T>): (db: Queryable) => Promise<T> {
+  const cache = new WeakMap<Queryable, { loadedAt: number; value: Promise<T> }>();
+  return (db) => {
+    const cached = cache.get(db);
+    if (cached && Date.now() - cached.loadedAt < CACHE_TTL_MS) return cached.value;
+    const entry = { loadedAt: Date.now(), value: load(db) };
+    cache.set(db, entry);
+    entry.value.catch(() => cache.delete(db));
+    return entry.value;
+  };
+}
+
+/** The stages in pipeline order. */
+export const listPipelineStages = cachedPerDatabase(
+  async (db): Promise<PipelineStage[]> =>
+    db.select().from(pipelineStageDefinitions).orderBy(asc(pipelineStageDefinitions.stageOrder)),
+);
+
+// One status a row, in the array's order.
+const statusesIn = (db: Queryable, array: SQL) =>
+  db
+    .select({ status: sql<RequestStatus>`s.status::text` })
+    .from(sql`unnest(${array}) with ordinality as s(status, position)`)
+    .orderBy(sql`s.position`)
+    .then((rows) => rows.map((row) => row.status));
+
+/** pending, then each stage's status in stage order: the database's pipeline_in_flight_statuses() (drizzle/0009). */
+export const inFlightStatuses = cachedPerDatabase((db) => statusesIn(db, sql`pipeline_in_flight_statuses()`));
+
+/** Every value of content_request_status, in the enum's order (lifecycle and stages): read at start-up. */
+export function requestStatuses(db: Queryable): Promise<RequestStatus[]> {
+  return statusesIn(db, sql`enum_range(null::content_request_status)`);
 }

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import type { Queryable } from '../db/client.js';
 import { contentRequests, contentStageStatus, pipelineStageDefinitions, requestStages } from '../db/tables.js';
 import { badInput, notFound, ServiceError } from './errors.js';
-import { listPipelineStages } from './pipeline.js';
+import { listPipelineStages, REPORT_REFUSING_STATUSES } from './pipeline.js';
 import type { ContentRequest } from './requests.js';
 import { inTransaction } from './transaction.js';
 import { metadataObject, optionalText, parseInput, requiredText, uuid } from './validation.js';
@@ -32,8 +32,6 @@ const reportInput = z.object({
 });
 export type ReportStageInput = z.input<typeof reportInput>;
 
-const FINISHED: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled']);
-
 export async function reportStage(
   db: Queryable,
   viewer: Viewer,
@@ -55,7 +53,7 @@ export async function reportStage(
       .where(eq(contentRequests.id, report.requestId))
       .for('no key update');
     if (!request) throw notFound('content request', report.requestId);
-    if (FINISHED.has(request.status)) {
+    if (REPORT_REFUSING_STATUSES.has(request.status)) {
       throw new ServiceError(
         'INVALID_TRANSITION',
         `content request ${report.requestId} is ${request.status}; no stage can be reported on it` +

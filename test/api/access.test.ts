@@ -6,6 +6,7 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { contentRequests } from '../../src/db/tables.js';
 import { dataOf, onlyError, startTestApp, type TestApp } from '../helpers/app.js';
+import { submitRequest } from '../helpers/requests.js';
 
 let app: TestApp;
 const tokens: Record<string, string> = {};
@@ -26,11 +27,8 @@ beforeAll(async () => {
   for (const [name, claims] of Object.entries(people)) tokens[name] = await app.token(claims);
   for (const student of ['ana', 'ben', 'cho']) {
     const correlationId = `access-${student}`;
-    const response = await app.graphql(
-      `mutation ($input: SubmitContentRequestInput!) { submitContentRequest(input: $input) { request { id } } }`,
-      { token: tokens[student], variables: { input: { correlationId, topic: `${student}'s topic`, studentQuery: 'q' } } },
-    );
-    requestOf[student] = { id: dataOf(response).submitContentRequest.request.id, correlationId };
+    const { id } = await submitRequest({ url: app.url, token: tokens[student]! }, { correlationId, topic: `${student}'s topic`, studentQuery: 'q' });
+    requestOf[student] = { id, correlationId };
   }
 });
 afterAll(() => app?.close());

@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { dataOf, onlyError, startTestApp, type TestApp } from '../helpers/app.js';
 import { subscribeSse, UPDATES } from '../helpers/live.js';
+import { submitRequest } from '../helpers/requests.js';
 
 let app: TestApp;
 const tokens = { student: '', worker: '', admin: '' };
@@ -79,9 +80,7 @@ beforeAll(async () => {
   tokens.student = await app.token({ sub: 'hostile-student', role: 'student', organization_id: 'hostile-org' });
   tokens.worker = await app.token({ sub: 'hostile-worker', role: 'worker' });
   tokens.admin = await app.token({ sub: 'hostile-admin', role: 'admin' });
-  requestId = dataOf(
-    await app.graphql(SUBMIT, { token: tokens.student, variables: submission({ correlationId: 'hostile-seed' }) }),
-  ).submitContentRequest.request.id;
+  requestId = (await submitRequest({ url: app.url, token: tokens.student }, { correlationId: 'hostile-seed' })).id;
 });
 afterAll(() => app?.close());
 

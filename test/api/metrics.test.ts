@@ -1,9 +1,10 @@
 /** /metrics: yoga's request metrics, the process's, and the live hub's, in Prometheus text format. */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { dataOf, startTestApp, type TestApp } from '../helpers/app.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
 import { waitFor } from '../helpers/database.js';
 import { subscribeSse, UPDATES } from '../helpers/live.js';
+import { submitRequest } from '../helpers/requests.js';
 
 let app: TestApp;
 beforeAll(async () => {
@@ -26,11 +27,7 @@ test('counts GraphQL requests, open subscriptions and delivered events', async (
   expect(valueOf(before, 'tracker_live_subscriptions')).toBe(1);
   const deliveredBefore = valueOf(before, 'tracker_live_events_delivered_total');
 
-  dataOf(
-    await app.graphql(`mutation { submitContentRequest(input: { correlationId: "metrics-1", topic: "t", studentQuery: "q" }) { created } }`, {
-      token,
-    }),
-  );
+  await submitRequest({ url: app.url, token }, { correlationId: 'metrics-1' });
   await live.waitForPayloads(1);
   const after = await scrape();
   expect(valueOf(after, 'tracker_live_events_delivered_total')).toBe(deliveredBefore + 1);

@@ -7,6 +7,7 @@ import { count, eq, or } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { contentRequests, requestEvents } from '../../src/db/tables.js';
 import { dataOf, onlyError, startTestApp, type TestApp } from '../helpers/app.js';
+import { driveToCompletion } from '../helpers/requests.js';
 
 let app: TestApp;
 let studentToken: string;
@@ -166,17 +167,7 @@ describe('cancel and retry', () => {
 
   test('a completed request cannot be cancelled', async () => {
     const { id } = dataOf(await submit(input('cancel-2'))).submitContentRequest.request;
-    const workerToken = await app.token({ sub: 'req-worker', role: 'worker' });
-    for (const stage of ['validation', 'retrieval', 'script_generation', 'video_generation', 'video_processing']) {
-      for (const status of ['IN_PROGRESS', 'COMPLETED']) {
-        dataOf(
-          await app.graphql(`mutation ($input: ReportStageInput!) { reportStage(input: $input) { id } }`, {
-            token: workerToken,
-            variables: { input: { requestId: id, stage, status } },
-          }),
-        );
-      }
-    }
+    await driveToCompletion({ url: app.url, token: await app.token({ sub: 'req-worker', role: 'worker' }) }, id);
     const response = await app.graphql(CANCEL, { token: studentToken, variables: { id } });
     const error = onlyError(response);
     expect(error.extensions?.code).toBe('INVALID_TRANSITION');

@@ -7,6 +7,7 @@ import { asc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { contentRequests, requestEvents } from '../../src/db/tables.js';
 import { dataOf, onlyError, startTestApp, type TestApp } from '../helpers/app.js';
+import { reportStage, submitRequest, type Client } from '../helpers/requests.js';
 
 let app: TestApp;
 let studentToken: string;
@@ -18,16 +19,11 @@ beforeAll(async () => {
 });
 afterAll(() => app?.close());
 
-const SUBMIT = `mutation ($input: SubmitContentRequestInput!) { submitContentRequest(input: $input) { request { id } } }`;
 const CANCEL = `mutation ($id: ID!) { cancelContentRequest(id: $id) { id status updatedAt } }`;
 const RETRY = `mutation ($id: ID!) { retryContentRequest(id: $id) { id status } }`;
-const REPORT = `mutation ($input: ReportStageInput!) { reportStage(input: $input) { id status } }`;
 
-async function submit(correlationId: string): Promise<string> {
-  return dataOf(
-    await app.graphql(SUBMIT, { token: studentToken, variables: { input: { correlationId, topic: 'Tides', studentQuery: 'Why are there two tides a day?' } } }),
-  ).submitContentRequest.request.id;
-}
+const submit = async (correlationId: string) => (await submitRequest({ url: app.url, token: studentToken }, { correlationId })).id;
+const worker = (): Client => ({ url: app.url, token: workerToken });
 
 async function rowAndEvents(id: string) {
   const db = app.testDatabase.database.db;
@@ -53,7 +49,7 @@ describe('same-status writes through the API', () => {
 
   test('cancelling a completed or failed request is INVALID_TRANSITION too', async () => {
     const failed = await submit('same-status-failed');
-    dataOf(await app.graphql(REPORT, { token: workerToken, variables: { input: { requestId: failed, stage: 'validation', status: 'FAILED', errorMessage: 'bad' } } }));
+    await reportStage(worker(), failed, 'validation', 'FAILED', undefined, { errorMessage: 'bad' });
     const before = await rowAndEvents(failed);
     expect(before.row!.status).toBe('failed');
     const error = onlyError(await app.graphql(CANCEL, { token: studentToken, variables: { id: failed } }));
@@ -71,7 +67,7 @@ describe('same-status writes through the API', () => {
 
   test('cancelling an in-flight request still works', async () => {
     const id = await submit('same-status-inflight');
-    dataOf(await app.graphql(REPORT, { token: workerToken, variables: { input: { requestId: id, stage: 'validation', status: 'IN_PROGRESS' } } }));
+    await reportStage(worker(), id, 'validation', 'IN_PROGRESS');
     expect(dataOf(await app.graphql(CANCEL, { token: studentToken, variables: { id } })).cancelContentRequest.status).toBe('CANCELLED');
   });
 });

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { exitWithin, freePort, graphqlAt as graphql, spawnService, START_TIMEOUT_MS, type ServiceProcess } from '../helpers/service-process.js';
+import { reportStage, submitRequest } from '../helpers/requests.js';
 
 const services: ServiceProcess[] = [];
 
@@ -111,23 +112,15 @@ describe.skipIf(inject('testDatabase').kind === 'postgres')('npm start', () => {
     const viewer = (await graphql(url, tokenOf.student!, '{ viewer { id role organization { id name } } }')).viewer;
     expect(viewer).toEqual({ id: 'demo-student', role: 'STUDENT', organization: { id: 'demo-school', name: 'Demo School' } });
 
-    const submitted = (
-      await graphql(
-        url,
-        tokenOf.student!,
-        `mutation ($input: SubmitContentRequestInput!) { submitContentRequest(input: $input) { created request { id status } } }`,
-        { input: { correlationId: 'start-test-1', topic: 'Photosynthesis', studentQuery: 'Explain photosynthesis', gradeLevel: '8' } },
-      )
-    ).submitContentRequest;
-    expect(submitted).toMatchObject({ created: true, request: { status: 'PENDING' } });
-    requestId = submitted.request.id;
+    const submitted = await submitRequest(
+      { url, token: tokenOf.student! },
+      { correlationId: 'start-test-1', topic: 'Photosynthesis', studentQuery: 'Explain photosynthesis', gradeLevel: '8' },
+    );
+    expect(submitted).toMatchObject({ created: true, status: 'PENDING' });
+    requestId = submitted.id;
 
-    const reported = (
-      await graphql(url, tokenOf.worker!, `mutation ($input: ReportStageInput!) { reportStage(input: $input) { status currentStage progressPercentage } }`, {
-        input: { requestId, stage: 'validation', status: 'IN_PROGRESS', progress: 60 },
-      })
-    ).reportStage;
-    expect(reported).toEqual({ status: 'VALIDATING', currentStage: 'validation', progressPercentage: 3 });
+    const reported = await reportStage({ url, token: tokenOf.worker! }, requestId, 'validation', 'IN_PROGRESS', 60);
+    expect(reported).toMatchObject({ status: 'VALIDATING', currentStage: 'validation', progressPercentage: 3 });
 
     const read = (
       await graphql(

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { dataOf, startTestApp, type TestApp } from '../helpers/app.js';
+import { submitRequest } from '../helpers/requests.js';
 
 let app: TestApp;
 beforeAll(async () => {
@@ -12,18 +13,9 @@ beforeAll(async () => {
 });
 afterAll(() => app?.close());
 
-const SUBMIT = `mutation ($input: SubmitContentRequestInput!) {
-  submitContentRequest(input: $input) { request { id organizationId } }
-}`;
 const LIST = `{ contentRequests(first: 100) { edges { node { id } } } }`;
 
-async function submitAs(token: string, correlationId: string) {
-  const response = await app.graphql(SUBMIT, {
-    token,
-    variables: { input: { correlationId, topic: 'Tides', studentQuery: 'Why two a day?' } },
-  });
-  return dataOf(response).submitContentRequest.request as { id: string; organizationId: string };
-}
+const submitAs = (token: string, correlationId: string) => submitRequest({ url: app.url, token }, { correlationId });
 
 const listedFor = async (token: string) =>
   (dataOf(await app.graphql(LIST, { token })).contentRequests.edges as { node: { id: string } }[]).map((e) => e.node.id);
@@ -47,9 +39,6 @@ test('an admin submitting for a student files it under the student’s stored or
   const student = await app.token({ sub: 'stored-student', role: 'student', organization_id: 'org-three' });
   const admin = await app.token({ sub: 'platform-admin', role: 'admin' });
   await submitAs(student, 'stored-1');
-  const response = await app.graphql(SUBMIT, {
-    token: admin,
-    variables: { input: { correlationId: 'stored-2', topic: 'Tides', studentQuery: 'q', studentId: 'stored-student' } },
-  });
-  expect(dataOf(response).submitContentRequest.request.organizationId).toBe('org-three');
+  const submitted = await submitRequest({ url: app.url, token: admin }, { correlationId: 'stored-2', studentId: 'stored-student' });
+  expect(submitted.organizationId).toBe('org-three');
 });

@@ -8,6 +8,7 @@ import { asc, count } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { contentRequests, organizations, requestEvents, requestStages, users } from '../../src/db/tables.js';
 import { dataOf, startTestApp, type GraphQLResponse, type TestApp } from '../helpers/app.js';
+import { reportStage } from '../helpers/requests.js';
 
 let app: TestApp;
 const tokens: Record<'student' | 'worker' | 'admin', string> = { student: '', worker: '', admin: '' };
@@ -181,9 +182,8 @@ beforeAll(async () => {
   requestId = dataOf(
     await app.graphql(SUBMIT, { token: tokens.student, variables: submission({ correlationId: 'validation-seed-1' }) }),
   ).submitContentRequest.request.id;
-  for (const status of ['IN_PROGRESS', 'COMPLETED']) {
-    dataOf(await app.graphql(REPORT, { token: tokens.worker, variables: { input: { requestId, stage: 'validation', status } } }));
-  }
+  await reportStage({ url: app.url, token: tokens.worker }, requestId, 'validation', 'IN_PROGRESS');
+  await reportStage({ url: app.url, token: tokens.worker }, requestId, 'validation', 'COMPLETED');
   before = await snapshot();
   expect(before.counts.content_requests).toBe(1);
   expect(before.counts.request_stages).toBe(1);

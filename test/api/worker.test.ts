@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { dataOf, onlyError, STAGES, startTestApp, type TestApp } from '../helpers/app.js';
+import { submitRequest } from '../helpers/requests.js';
 
 let app: TestApp;
 let studentToken: string;
@@ -16,9 +17,6 @@ beforeAll(async () => {
 });
 afterAll(() => app?.close());
 
-const SUBMIT = `mutation ($input: SubmitContentRequestInput!) {
-  submitContentRequest(input: $input) { created request { id status progressPercentage } }
-}`;
 const REPORT = `mutation ($input: ReportStageInput!) {
   reportStage(input: $input) { id status currentStage progressPercentage errorStage errorMessage completedAt failedAt }
 }`;
@@ -30,13 +28,8 @@ const READ = `query ($id: ID!) {
   }
 }`;
 
-async function submit(correlationId: string) {
-  const response = await app.graphql(SUBMIT, {
-    token: studentToken,
-    variables: { input: { correlationId, topic: 'Photosynthesis', studentQuery: 'How do plants eat?', gradeLevel: '8' } },
-  });
-  return dataOf(response).submitContentRequest.request as { id: string; status: string };
-}
+const submit = (correlationId: string) =>
+  submitRequest({ url: app.url, token: studentToken }, { correlationId, topic: 'Photosynthesis', studentQuery: 'How do plants eat?', gradeLevel: '8' });
 
 const report = (input: Record<string, unknown>, token = workerToken) =>
   app.graphql(REPORT, { token, variables: { input } });

@@ -6,8 +6,9 @@
  */
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { dataOf, STAGES, startTestApp, type TestApp } from '../helpers/app.js';
+import { STAGES, startTestApp, type TestApp } from '../helpers/app.js';
 import { testDatabaseKind } from '../helpers/database.js';
+import { driveToCompletion } from '../helpers/requests.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -84,16 +85,7 @@ describe.skipIf(testDatabaseKind() !== 'pglite')('GraphiQL in a browser', () => 
     await expect.poll(async () => (await updates()).length).toBe(1); // the snapshot
 
     const workerToken = app.running.developmentTokens.find((t) => t.role === 'worker')!.token;
-    for (const stage of STAGES) {
-      for (const status of ['IN_PROGRESS', 'COMPLETED']) {
-        dataOf(
-          await app.graphql(`mutation ($input: ReportStageInput!) { reportStage(input: $input) { id } }`, {
-            token: workerToken,
-            variables: { input: { requestId: id, stage, status } },
-          }),
-        );
-      }
-    }
+    await driveToCompletion({ url: app.url, token: workerToken }, id);
     await expect.poll(async () => (await updates()).at(-1), { timeout: 10_000 }).toMatchObject({ status: 'COMPLETED', progressPercentage: 100 });
     const progress = (await updates()).map((u) => u.progressPercentage);
     expect(progress).toEqual([...progress].sort((a, b) => a - b)); // the bar only moves forward

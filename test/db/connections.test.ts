@@ -12,14 +12,11 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DataDirectoryLockedError, openPglite, type Database } from '../../src/db/client.js';
-import {
-  parseRequestEventNotification,
-  REQUEST_EVENTS_CHANNEL,
-  type RequestEventNotification,
-} from '../../src/db/notifications.js';
+import { parseLiveEventNotification, REQUEST_EVENTS_CHANNEL, type LiveEvent } from '../../src/services/live-events.js';
 import { silentLogger } from '../../src/logger.js';
 import { createTestDatabase, testDatabaseKind, waitFor, type TestDatabase } from '../helpers/database.js';
 import { insertRequest } from '../helpers/factories.js';
+import { listenerBackends as listenerBackendsOn } from '../helpers/committed.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const OPEN_DATA_DIR_FIXTURE = fileURLToPath(new URL('../fixtures/open-pglite-data-dir.ts', import.meta.url));
@@ -119,19 +116,16 @@ describe.skipIf(testDatabaseKind() !== 'pglite')('a PGlite data folder is one pr
 });
 
 describe.skipIf(testDatabaseKind() !== 'postgres')('the server listener (pg-listen)', () => {
-  type ListenerBackend = { pid: number; application_name: string };
-  const listenerBackends = async () =>
-    (
-      await t.database.db.execute<ListenerBackend>(sql`
-        select pid, application_name from pg_stat_activity
-        where datname = current_database() and application_name like '%:listener'`)
-    ).rows;
+  const listenerBackends = () => {
+    if (t.database.kind !== 'postgres') throw new Error('postgres only');
+    return listenerBackendsOn(t.database.pool);
+  };
 
   test('reconnects after its backend is terminated, tells onReconnect, and receives what is sent afterwards', async () => {
     const listener = await t.database.createNotificationListener(silentLogger);
     try {
-      const received: RequestEventNotification[] = [];
-      await listener.listen(REQUEST_EVENTS_CHANNEL, (payload) => received.push(parseRequestEventNotification(payload)));
+      const received: LiveEvent[] = [];
+      await listener.listen(REQUEST_EVENTS_CHANNEL, (payload) => received.push(parseLiveEventNotification(payload)));
       let reconnects = 0;
       listener.onReconnect(() => reconnects++);
       let removedCalls = 0;
@@ -189,7 +183,7 @@ describe.skipIf(testDatabaseKind() !== 'pglite')('the PGlite listener', () => {
       // The trigger's notification for a write on this instance.
       const request = await insertRequest(t.database.db);
       await waitFor(() => received.length >= 1, 'the trigger notification');
-      expect(parseRequestEventNotification(received[0]!)).toMatchObject({
+      expect(parseLiveEventNotification(received[0]!)).toMatchObject({
         requestId: request.id,
         eventType: 'created',
         newStatus: 'pending',

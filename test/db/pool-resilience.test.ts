@@ -13,6 +13,7 @@ import { signToken } from '../../src/http/auth.js';
 import { TEST_JWT_SECRET } from '../helpers/app.js';
 import { createTestDatabase, testDatabaseKind, type TestDatabase } from '../helpers/database.js';
 import { exitWithin, freePort, spawnService, type ServiceProcess } from '../helpers/service-process.js';
+import { submitRequest } from '../helpers/requests.js';
 
 const SERVICE_APPLICATION = 'content-request-tracker';
 
@@ -69,11 +70,7 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('a pool connection terminated
     ).rows.map((row) => row.pid);
 
   test('the request fails SERVICE_UNAVAILABLE (retryable), the process stays up, the next requests succeed', async () => {
-    const submitted = await graphql(
-      `mutation ($input: SubmitContentRequestInput!) { submitContentRequest(input: $input) { request { id } } }`,
-      { input: { correlationId: 'pool-1', topic: 'Glaciers', studentQuery: 'How do glaciers move?' } },
-    );
-    const id = submitted.data!.submitContentRequest.request.id as string;
+    const { id } = await submitRequest({ url, token }, { correlationId: 'pool-1', topic: 'Glaciers', studentQuery: 'How do glaciers move?' });
 
     // Hold the row, so the service's cancel waits on it inside its transaction (a checked-out client).
     await admin.query('begin');

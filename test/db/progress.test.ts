@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { requestStages } from '../../src/db/tables.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { insertRequest, readRequest } from '../helpers/factories.js';
+import { reportStageIn, type StageStatus } from '../helpers/requests.js';
 
 let t: TestDatabase;
 beforeAll(async () => {
@@ -14,18 +15,8 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-type StageStatus = (typeof requestStages.$inferInsert)['status'];
-
-/** What a worker writes: upsert the stage row. */
-async function reportStage(requestId: string, stageName: string, status: StageStatus, progress?: number) {
-  await t.database.db
-    .insert(requestStages)
-    .values({ requestId, stageName, status, progressPercentage: progress ?? 0 })
-    .onConflictDoUpdate({
-      target: [requestStages.requestId, requestStages.stageName],
-      set: { status, ...(progress === undefined ? {} : { progressPercentage: progress }) },
-    });
-}
+const reportStage = (requestId: string, stage: string, status: StageStatus, progress?: number) =>
+  reportStageIn(t.database.db, requestId, stage, status, progress);
 
 async function weights(): Promise<Record<string, number>> {
   const result = await t.database.db.execute<{ stage_name: string; progress_weight: number }>(
@@ -137,7 +128,10 @@ describe('progress follows the stage weights', () => {
 
   test('an unknown stage is refused by its foreign key', async () => {
     const request = await insertRequest(t.database.db);
-    await expect(reportStage(request.id, 'teleportation', 'in_progress')).rejects.toMatchObject({
+    // Straight to the table: the service would refuse the stage before the database sees it.
+    await expect(
+      t.database.db.insert(requestStages).values({ requestId: request.id, stageName: 'teleportation', status: 'in_progress' }),
+    ).rejects.toMatchObject({
       cause: expect.objectContaining({ code: '23503' }),
     });
     expect((await readRequest(t.database.db, request.id)).status).toBe('pending');

@@ -3,11 +3,12 @@
  * client that speaks plain HTTP to it, as any user's client would.
  */
 import { Writable } from 'node:stream';
-import { createApp, type RunningApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
+import { expect } from 'vitest';
+import type { RunningApp } from '../../src/app.js';
 import type { QueryObserver } from '../../src/db/client.js';
 import { createLogger } from '../../src/logger.js';
 import { signToken, type TokenClaims } from '../../src/http/auth.js';
+import { startService } from '../../bench/lib/service.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-characters-long';
@@ -53,19 +54,16 @@ export async function startTestApp(
       },
     }),
   );
-  const config = loadConfig({
-    // The database is handed over below; this only satisfies the auth rule for servers.
-    ...(options.development ? { DATA_DIR: 'memory://' } : { DATABASE_URL: 'postgres://unused.invalid/unused', JWT_SECRET: TEST_JWT_SECRET }),
-    PORT: '0',
-    HOST: '127.0.0.1',
-    DEMO_DATA: 'false',
-    METRICS_ROLLUP_INTERVAL_SECONDS: '0',
-    // Tests submit far more than a person would; test/api/rate-limits.test.ts sets a budget.
-    RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
-    ...options.env,
-  });
-  const app = createApp(config, { database: testDatabase.database, logger });
-  const running = await app.start();
+  const { app, running } = await startService(
+    {
+      // The database is handed over below; this only satisfies the auth rule for servers.
+      ...(options.development ? { DATA_DIR: 'memory://' } : { DATABASE_URL: 'postgres://unused.invalid/unused', JWT_SECRET: TEST_JWT_SECRET }),
+      // Tests submit far more than a person would; test/api/rate-limits.test.ts sets a budget.
+      RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
+      ...options.env,
+    },
+    { database: testDatabase.database, logger },
+  );
   const secret = new TextEncoder().encode(TEST_JWT_SECRET);
   let closing: Promise<void> | undefined;
 
@@ -109,6 +107,12 @@ export function onlyError(response: GraphQLResponse) {
     throw new Error(`expected exactly one error, got ${JSON.stringify(response.errors ?? response.data)}`);
   }
   return response.errors[0]!;
+}
+
+/** No stack trace, source path or SQL in anything a client receives. */
+export function expectNothingInternal(response: GraphQLResponse) {
+  const body = JSON.stringify({ data: response.data, errors: response.errors });
+  expect(body).not.toMatch(/stack|node_modules|\.ts:\d+|\bat \w+ \(|relation "|request_stages/i);
 }
 
 /** The data of a response that must have succeeded. */

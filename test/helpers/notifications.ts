@@ -1,15 +1,11 @@
 import type { Database } from '../../src/db/client.js';
-import {
-  parseRequestEventNotification,
-  REQUEST_EVENTS_CHANNEL,
-  type NotificationListener,
-  type RequestEventNotification,
-} from '../../src/db/notifications.js';
+import type { NotificationListener } from '../../src/db/notifications.js';
+import { parseLiveEventNotification, REQUEST_EVENTS_CHANNEL, type LiveEvent } from '../../src/services/live-events.js';
 import { silentLogger } from '../../src/logger.js';
 import { waitFor } from './database.js';
 
 export type RequestEventRecorder = {
-  received: RequestEventNotification[];
+  received: LiveEvent[];
   listener: NotificationListener;
   /** Waits until `count` notifications in all have arrived. */
   waitForCount(count: number, timeoutMs?: number): Promise<void>;
@@ -19,9 +15,9 @@ export type RequestEventRecorder = {
 /** Listens on the request-events channel through the database's own listener and parses every payload. */
 export async function recordRequestEvents(database: Database): Promise<RequestEventRecorder> {
   const listener = await database.createNotificationListener(silentLogger);
-  const received: RequestEventNotification[] = [];
+  const received: LiveEvent[] = [];
   await listener.listen(REQUEST_EVENTS_CHANNEL, (payload) => {
-    received.push(parseRequestEventNotification(payload));
+    received.push(parseLiveEventNotification(payload));
   });
   return {
     received,

@@ -14,6 +14,7 @@ import { TEST_JWT_SECRET } from '../helpers/app.js';
 import { createTestDatabase, testDatabaseKind, type TestDatabase } from '../helpers/database.js';
 import { rawWs, type RawWs } from '../helpers/live.js';
 import { exitWithin, freePort, graphqlAt, spawnService, waitUntilReady, type ServiceProcess } from '../helpers/service-process.js';
+import { submitRequest } from '../helpers/requests.js';
 
 type Service = ServiceProcess & { url: string };
 
@@ -237,7 +238,7 @@ describe('subscriptions that end before they begin', () => {
   beforeAll(async () => {
     service = await startService();
     token = await sign({ sub: 'quick-student', role: 'student', organization_id: 'quick-org' });
-    await graphql(service, token, `mutation { submitContentRequest(input: { correlationId: "quick-1", topic: "t", studentQuery: "q" }) { created } }`);
+    await submitRequest({ url: service.url, token }, { correlationId: 'quick-1' });
   });
 
   test('subscribe then complete at once, 500 times on one socket: nothing stays subscribed', async () => {

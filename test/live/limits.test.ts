@@ -6,9 +6,10 @@
  * real clients send, with a refusal that says why.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { dataOf, startTestApp, type TestApp } from '../helpers/app.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
 import { waitFor } from '../helpers/database.js';
 import { connectWs, PROGRESS, rawWs, subscribeSse, UPDATES, type LiveSubscription, type RawWs, type WsConnection } from '../helpers/live.js';
+import { reportStage, submitRequest } from '../helpers/requests.js';
 
 let app: TestApp;
 const tokens = { student: '', other: '', worker: '' };
@@ -26,27 +27,16 @@ afterAll(async () => {
   await app?.close();
 });
 
-let counter = 0;
-async function submit(token = tokens.student): Promise<string> {
-  const response = await app.graphql(
-    `mutation ($input: SubmitContentRequestInput!) { submitContentRequest(input: $input) { request { id } } }`,
-    { token, variables: { input: { correlationId: `limits-${++counter}`, topic: 'Tides', studentQuery: 'Why?' } } },
-  );
-  return dataOf(response).submitContentRequest.request.id;
-}
-
+const submit = async (token = tokens.student) => (await submitRequest({ url: app.url, token })).id;
 const reportProgress = (requestId: string, progress: number) =>
-  app.graphql(`mutation ($input: ReportStageInput!) { reportStage(input: $input) { id } }`, {
-    token: tokens.worker,
-    variables: { input: { requestId, stage: 'validation', status: 'IN_PROGRESS', progress } },
-  });
+  reportStage({ url: app.url, token: tokens.worker }, requestId, 'validation', 'IN_PROGRESS', progress);
 
 describe.each(['SSE', 'WebSocket'] as const)('a token that expires, over %s', (transport) => {
   test.each(['contentRequestProgress', 'contentRequestUpdates'] as const)(
     '%s ends with UNAUTHENTICATED at expiry and delivers nothing committed after it',
     async (field) => {
       const requestId = await submit();
-      dataOf(await reportProgress(requestId, 10));
+      await reportProgress(requestId, 10);
       // The worker's view of the same request: shows when a change has been fanned out.
       const control = await subscribeSse(app.url, tokens.worker, PROGRESS, { id: requestId });
       await control.waitForPayloads(1);
@@ -66,7 +56,7 @@ describe.each(['SSE', 'WebSocket'] as const)('a token that expires, over %s', (t
       }
       await stream.waitForPayloads(1);
       // A change before expiry arrives.
-      dataOf(await reportProgress(requestId, 50));
+      await reportProgress(requestId, 50);
       await stream.waitForPayloads(2);
 
       await stream.ended; // at expiry, without the client doing anything
@@ -81,7 +71,7 @@ describe.each(['SSE', 'WebSocket'] as const)('a token that expires, over %s', (t
       // The stream has left the hub: on the request only the worker's is left; the student's feed has none.
       if (field === 'contentRequestProgress') expect(app.running.hub.subscriberCountOf(`request:${requestId}`)).toBe(1);
       else expect(app.running.hub.subscriberCountOf('student:limits-student')).toBe(0);
-      dataOf(await reportProgress(requestId, 90));
+      await reportProgress(requestId, 90);
       await control.waitForPayloads(3);
       expect(stream.payloads()).toHaveLength(delivered);
       await control.close();

@@ -15,8 +15,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { signToken, type TokenClaims } from '../../src/http/auth.js';
 import { STAGES, TEST_JWT_SECRET } from '../helpers/app.js';
 import { createTestDatabase, testDatabaseKind, waitFor, type TestDatabase } from '../helpers/database.js';
-import { exitWithin, freePort, graphqlAt, ROOT, spawnService, START_TIMEOUT_MS, waitUntilReady, type ServiceProcess } from '../helpers/service-process.js';
+import { exitWithin, freePort, ROOT, spawnService, START_TIMEOUT_MS, waitUntilReady, type ServiceProcess } from '../helpers/service-process.js';
 import { connectWs, PROGRESS, UPDATES, type LiveMessage, type LiveSubscription, type WsConnection } from '../helpers/live.js';
+import { reportStage, submitRequest } from '../helpers/requests.js';
 
 type Service = ServiceProcess & { name: string; url: string };
 
@@ -31,9 +32,6 @@ function startService(name: string, port: number, databaseUrl: string): Service 
 const describeService = (service: Service) => service.describe();
 
 const ready = (service: Service) => waitUntilReady(service, service.url);
-
-const graphql = (service: Service, token: string, query: string, variables: Record<string, unknown> = {}) =>
-  graphqlAt(service.url, token, query, variables);
 
 type SseSubscription = LiveSubscription & {
   /** True once the server sent `event: complete` (a clean end), not just a closed connection. */
@@ -121,8 +119,6 @@ async function within<T>(promise: Promise<T>, ms: number, what: string): Promise
   }
 }
 
-const SUBMIT = `mutation ($input: SubmitContentRequestInput!) { submitContentRequest(input: $input) { request { id status } } }`;
-const REPORT = `mutation ($input: ReportStageInput!) { reportStage(input: $input) { status progressPercentage } }`;
 
 type EventRow = { request_id: string; sequence: number; position: string; event_type: string; new_status: string; progress: number };
 
@@ -205,11 +201,10 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('two server processes on one 
     feedOnA = wsSubscribe(a, tokens.admin, UPDATES, { after: '0' });
     feedOnB = await subscribeSse(b, tokens.admin, UPDATES, { after: '0' });
 
-    const submitted = (
-      await graphql(a, tokens.student, SUBMIT, {
-        input: { correlationId: 'replicas-1', topic: 'Volcanoes', studentQuery: 'Why do volcanoes erupt?' },
-      })
-    ).submitContentRequest.request;
+    const submitted = await submitRequest(
+      { url: a.url, token: tokens.student },
+      { correlationId: 'replicas-1', topic: 'Volcanoes', studentQuery: 'Why do volcanoes erupt?' },
+    );
     expect(submitted.status).toBe('PENDING');
     const id = submitted.id as string;
 
@@ -222,11 +217,13 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('two server processes on one 
 
     // Every report through the other process than the one before.
     const reports = STAGES.flatMap((stage) => [
-      { requestId: id, stage, status: 'IN_PROGRESS' },
-      { requestId: id, stage, status: 'IN_PROGRESS', progress: 50 },
-      { requestId: id, stage, status: 'COMPLETED' },
+      { stage, status: 'IN_PROGRESS' as const },
+      { stage, status: 'IN_PROGRESS' as const, progress: 50 },
+      { stage, status: 'COMPLETED' as const },
     ]);
-    for (const [i, input] of reports.entries()) await graphql(i % 2 === 0 ? a : b, tokens.worker, REPORT, { input });
+    for (const [i, { stage, status, progress }] of reports.entries()) {
+      await reportStage({ url: (i % 2 === 0 ? a : b).url, token: tokens.worker }, id, stage, status, progress);
+    }
 
     // The request completed: its progress streams end, on both processes.
     await within(Promise.all([progressOnA.ended, progressOnB.ended]), 10_000, 'the progress streams to end with the request');
@@ -262,12 +259,11 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('two server processes on one 
 
   test('SIGTERM to both: open subscriptions complete (SSE and WebSocket), and each process exits 0', async () => {
     // One more request in flight, followed on each process over the other transport.
-    const id = (
-      await graphql(b, tokens.student, SUBMIT, {
-        input: { correlationId: 'replicas-2', topic: 'Glaciers', studentQuery: 'How do glaciers move?' },
-      })
-    ).submitContentRequest.request.id as string;
-    await graphql(a, tokens.worker, REPORT, { input: { requestId: id, stage: 'validation', status: 'IN_PROGRESS' } });
+    const { id } = await submitRequest(
+      { url: b.url, token: tokens.student },
+      { correlationId: 'replicas-2', topic: 'Glaciers', studentQuery: 'How do glaciers move?' },
+    );
+    await reportStage({ url: a.url, token: tokens.worker }, id, 'validation', 'IN_PROGRESS');
     const progressOnA = await subscribeSse(a, tokens.student, PROGRESS, { id });
     const progressOnB = wsSubscribe(b, tokens.student, PROGRESS, { id });
     await progressOnA.waitForPayloads(1);

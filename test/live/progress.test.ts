@@ -6,9 +6,10 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { contentRequests } from '../../src/db/tables.js';
-import { dataOf, STAGES, startTestApp, type TestApp } from '../helpers/app.js';
+import { dataOf, startTestApp, type TestApp } from '../helpers/app.js';
 import { waitFor } from '../helpers/database.js';
 import { connectWs, PROGRESS, subscribeSse, UPDATES, type WsConnection } from '../helpers/live.js';
+import { driveToCompletion as driveAll, reportStage, submitRequest, type Client, type StageReportStatus } from '../helpers/requests.js';
 
 let app: TestApp;
 const tokens: Record<string, string> = {};
@@ -22,31 +23,11 @@ beforeAll(async () => {
 });
 afterAll(() => app?.close());
 
-let counter = 0;
-async function submit(student: 'ana' | 'ben'): Promise<string> {
-  const response = await app.graphql(
-    `mutation ($input: SubmitContentRequestInput!) { submitContentRequest(input: $input) { request { id } } }`,
-    { token: tokens[student], variables: { input: { correlationId: `live-${student}-${++counter}`, topic: 'Tides', studentQuery: 'Why?' } } },
-  );
-  return dataOf(response).submitContentRequest.request.id;
-}
-
-async function report(requestId: string, stage: string, status: string, progress?: number) {
-  return dataOf(
-    await app.graphql(`mutation ($input: ReportStageInput!) { reportStage(input: $input) { status progressPercentage } }`, {
-      token: tokens.worker,
-      variables: { input: { requestId, stage, status, ...(progress === undefined ? {} : { progress }) } },
-    }),
-  ).reportStage;
-}
-
-async function driveToCompletion(requestId: string) {
-  for (const stage of STAGES) {
-    await report(requestId, stage, 'IN_PROGRESS');
-    await report(requestId, stage, 'IN_PROGRESS', 50);
-    await report(requestId, stage, 'COMPLETED');
-  }
-}
+const as = (who: string): Client => ({ url: app.url, token: tokens[who]! });
+const submit = async (student: 'ana' | 'ben') => (await submitRequest(as(student))).id;
+const report = (requestId: string, stage: string, status: StageReportStatus, progress?: number) =>
+  reportStage(as('worker'), requestId, stage, status, progress);
+const driveToCompletion = (requestId: string) => driveAll(as('worker'), requestId, { progressSteps: [50] });
 
 /** The event log as the database has it, in the shape the subscription sends. */
 async function eventLog(requestId: string) {
@@ -191,10 +172,7 @@ describe('the many-request feed', () => {
 
     const bens = await submit('ben');
     await report(bens, 'validation', 'IN_PROGRESS');
-    await app.graphql(`mutation ($input: ReportStageInput!) { reportStage(input: $input) { id } }`, {
-      token: tokens.worker,
-      variables: { input: { requestId: bens, stage: 'validation', status: 'FAILED', errorMessage: 'unanswerable' } },
-    });
+    await reportStage(as('worker'), bens, 'validation', 'FAILED', undefined, { errorMessage: 'unanswerable' });
     await waitFor(() => failureFeed.payloads().length > openingFailures, 'the failure');
     expect(failureFeed.payloads().slice(openingFailures)).toEqual([
       expect.objectContaining({ kind: 'EVENT', requestId: bens, status: 'FAILED', event: { eventType: 'FAILURE' } }),

@@ -1,59 +1,18 @@
 /**
- * Reads behind the live subscriptions: snapshots, and replays of what a
- * subscriber missed, in the same shape as the notifications that carry the
- * live events (db/notifications.ts), so replayed and live events are one kind.
+ * The live layer's reads: snapshots, and replays of what a subscriber missed
+ * in the form the notifications carry (services/live-events.ts), so replayed
+ * and live events are one kind.
  */
-import { and, asc, eq, gt, inArray, lte, max, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, lte, max, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Queryable } from '../db/client.js';
-import type { RequestEventNotification } from '../db/notifications.js';
 import { contentRequests, requestEvents } from '../db/tables.js';
 import { notFound } from './errors.js';
+import { selectLiveEvents, type LiveEvent } from './live-events.js';
+import { inFlightStatuses } from './pipeline.js';
 import { NEWEST_FIRST, type ContentRequest, type RequestStatus } from './requests.js';
 import { optionalText, parseInput, uuid } from './validation.js';
 import { withinScope, type Viewer } from './access.js';
-
-/** One committed change of one request, live or replayed. */
-export type LiveEvent = RequestEventNotification;
-
-const liveEventColumns = {
-  requestId: requestEvents.requestId,
-  eventId: sql<string>`${requestEvents.id}::text`,
-  position: requestEvents.feedPosition,
-  sequence: requestEvents.sequence,
-  eventType: requestEvents.eventType,
-  oldStatus: requestEvents.oldStatus,
-  newStatus: requestEvents.newStatus,
-  stage: requestEvents.stage,
-  progress: requestEvents.progressPercentage,
-  studentId: contentRequests.studentId,
-  organizationId: contentRequests.organizationId,
-  createdAt: requestEvents.createdAt,
-};
-
-type LiveEventRow = {
-  [K in keyof typeof liveEventColumns]: unknown;
-};
-
-function toLiveEvent(row: LiveEventRow): LiveEvent {
-  return {
-    ...(row as Omit<LiveEvent, 'position' | 'createdAt'>),
-    position: row.position as bigint,
-    createdAt: (row.createdAt as Date).toISOString(),
-  };
-}
-
-// Feed position order; within one request that is also sequence order.
-function selectLiveEvents(db: Queryable, where: SQL | undefined, limit: number, order = asc(requestEvents.feedPosition)) {
-  return db
-    .select(liveEventColumns)
-    .from(requestEvents)
-    .innerJoin(contentRequests, eq(contentRequests.id, requestEvents.requestId))
-    .where(where)
-    .orderBy(order)
-    .limit(limit)
-    .then((rows) => rows.map(toLiveEvent));
-}
 
 /** Every event committed after `position`, for the hub's catch-up. */
 export function eventsAfterPosition(db: Queryable, position: bigint, limit: number): Promise<LiveEvent[]> {
@@ -151,13 +110,13 @@ export async function requestSnapshot(db: Queryable, viewer: Viewer, id: string)
  * filter keeps (in-flight ones by default), newest first, and the feed
  * position they reflect, read in one snapshot (REPEATABLE READ).
  */
-export function feedSnapshot(
+export async function feedSnapshot(
   db: Queryable,
   viewer: Viewer,
   filter: FeedFilter,
   limit: number,
 ): Promise<{ requests: RequestSnapshot[]; position: bigint }> {
-  const statuses = filter.statuses?.length ? filter.statuses : IN_FLIGHT;
+  const statuses = filter.statuses?.length ? filter.statuses : await inFlightStatuses(db);
   return db.transaction(
     async (tx) => {
       const position = await latestPosition(tx);
@@ -181,13 +140,3 @@ export function feedSnapshot(
     { isolationLevel: 'repeatable read', accessMode: 'read only' },
   );
 }
-
-export const IN_FLIGHT: readonly RequestStatus[] = [
-  'pending',
-  'validating',
-  'retrieving',
-  'generating_script',
-  'generating_video',
-  'processing_video',
-];
-export const TERMINAL: ReadonlySet<RequestStatus> = new Set(['completed', 'cancelled']);

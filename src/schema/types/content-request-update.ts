@@ -1,30 +1,21 @@
-import { requestProgressStream, requestUpdatesStream, type Update } from '../live/subscriptions.js';
-import { getRequest } from '../services/requests.js';
-import { builder } from './builder.js';
-import { requireViewer } from './context.js';
-import { EventTypeEnum, RequestStatusEnum } from './enums.js';
-import { ContentRequestRef } from './objects.js';
-import type { LiveEvent } from '../services/feed.js';
+/**
+ * ContentRequestUpdate, one message of a live stream, and the two
+ * subscriptions that send them: contentRequestProgress (one request) and
+ * contentRequestUpdates (every request in the viewer's reach).
+ */
+import { requestProgressStream, requestUpdatesStream, type Update } from '../../live/subscriptions.js';
+import { getRequest } from '../../services/requests.js';
+import { builder } from '../builder.js';
+import { requireViewer } from '../context.js';
+import { RequestStatusEnum } from '../enums.js';
+import { ContentRequestRef } from './content-request.js';
+import { LiveRequestEventRef } from './live-request-event.js';
 
 const UpdateKindEnum = builder.enumType('ContentRequestUpdateKind', {
   values: {
     SNAPSHOT: { value: 'snapshot', description: 'The request as it stood when you subscribed.' },
     EVENT: { value: 'event', description: 'A committed change.' },
   } as const,
-});
-
-const LiveEventRef = builder.objectRef<LiveEvent>('LiveRequestEvent').implement({
-  description: 'The change a live update reports: one row of the request’s event log.',
-  fields: (t) => ({
-    id: t.field({ type: 'BigInt', resolve: (event) => BigInt(event.eventId) }),
-    sequence: t.field({ type: 'BigInt', resolve: (event) => event.sequence }),
-    eventType: t.expose('eventType', { type: EventTypeEnum }),
-    oldStatus: t.expose('oldStatus', { type: RequestStatusEnum, nullable: true }),
-    newStatus: t.expose('newStatus', { type: RequestStatusEnum }),
-    stage: t.exposeString('stage', { nullable: true }),
-    progressPercentage: t.exposeInt('progress'),
-    createdAt: t.field({ type: 'DateTime', resolve: (event) => event.createdAt }),
-  }),
 });
 
 const UpdateRef = builder.objectRef<Update>('ContentRequestUpdate').implement({
@@ -54,7 +45,7 @@ const UpdateRef = builder.objectRef<Update>('ContentRequestUpdate').implement({
       resolve: (update) => (update.kind === 'event' ? update.event.progress : update.request.progressPercentage),
     }),
     event: t.field({
-      type: LiveEventRef,
+      type: LiveRequestEventRef,
       nullable: true,
       resolve: (update) => (update.kind === 'event' ? update.event : null),
     }),
@@ -78,8 +69,6 @@ const UpdatesFilter = builder.inputType('ContentRequestUpdatesFilter', {
     organizationId: t.id({ required: false }),
   }),
 });
-
-builder.subscriptionType({});
 
 builder.subscriptionFields((t) => ({
   contentRequestProgress: t.field({

@@ -1,0 +1,189 @@
+/**
+ * ContentRequest, with the queries that read requests (contentRequest,
+ * contentRequestByCorrelationId, contentRequests) and the mutations a
+ * submitter uses (submit, cancel, retry). Nested fields go through the
+ * per-operation DataLoaders.
+ */
+import { checkEventPage } from '../../services/events.js';
+import {
+  cancelRequest,
+  getRequest,
+  getRequestByCorrelationId,
+  listRequests,
+  retryRequest,
+  submitRequest,
+  type ContentRequest,
+} from '../../services/requests.js';
+import { builder } from '../builder.js';
+import { requireForwardPaging, requireViewer } from '../context.js';
+import { RequestStatusEnum } from '../enums.js';
+import { OrganizationRef } from './organization.js';
+import { RequestEventRef } from './request-event.js';
+import { RequestStageRef } from './request-stage.js';
+import { UserRef } from './user.js';
+
+export const ContentRequestRef = builder.objectRef<ContentRequest>('ContentRequest').implement({
+  description: 'A student’s request for learning content, and where the pipeline stands on it.',
+  fields: (t) => ({
+    id: t.exposeID('id', { description: 'The request’s UUID, as workers pass it around.' }),
+    correlationId: t.string({
+      description: 'The idempotency key as its submitter gave it.',
+      resolve: (request) => request.submittedCorrelationId ?? request.correlationId,
+    }),
+    studentId: t.exposeID('studentId'),
+    organizationId: t.exposeID('organizationId', { nullable: true }),
+    topic: t.exposeString('topic'),
+    studentQuery: t.exposeString('studentQuery'),
+    gradeLevel: t.exposeString('gradeLevel', { nullable: true }),
+    metadata: t.expose('metadata', { type: 'JSON' }),
+    status: t.expose('status', { type: RequestStatusEnum }),
+    currentStage: t.exposeString('currentStage', { nullable: true }),
+    progressPercentage: t.exposeInt('progressPercentage'),
+    retryCount: t.exposeInt('retryCount'),
+    result: t.expose('result', { type: 'JSON', nullable: true }),
+    errorMessage: t.exposeString('errorMessage', { nullable: true }),
+    errorStage: t.exposeString('errorStage', { nullable: true }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
+    completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),
+    failedAt: t.expose('failedAt', { type: 'DateTime', nullable: true }),
+
+    stages: t.field({
+      type: [RequestStageRef],
+      description: 'The stages reported so far, in pipeline order.',
+      resolve: (request, _args, ctx) => ctx.loaders.stagesByRequest.load(request.id),
+    }),
+    events: t.connection({
+      type: RequestEventRef,
+      description: 'The event log, oldest first. The cursor is the event’s sequence number.',
+      resolve: async (request, args, ctx) => {
+        requireForwardPaging(args, 'events');
+        const afterSequence = args.after == null ? 0 : Number(args.after);
+        const page = checkEventPage(args.first, Number.isFinite(afterSequence) ? afterSequence : -1);
+        const { rows, hasNextPage } = await ctx.loaders.eventPages.load({ requestId: request.id, ...page });
+        return {
+          edges: rows.map((event) => ({ cursor: String(event.sequence), node: event })),
+          pageInfo: {
+            hasNextPage,
+            hasPreviousPage: page.afterSequence > 0,
+            startCursor: rows[0] ? String(rows[0].sequence) : null,
+            endCursor: rows.at(-1) ? String(rows.at(-1)!.sequence) : null,
+          },
+        };
+      },
+    }),
+    student: t.field({
+      type: UserRef,
+      nullable: true,
+      resolve: (request, _args, ctx) => ctx.loaders.users.load(request.studentId),
+    }),
+    organization: t.field({
+      type: OrganizationRef,
+      nullable: true,
+      resolve: (request, _args, ctx) =>
+        request.organizationId ? ctx.loaders.organizations.load(request.organizationId) : null,
+    }),
+  }),
+});
+
+const ContentRequestFilter = builder.inputType('ContentRequestFilter', {
+  fields: (t) => ({
+    status: t.field({ type: [RequestStatusEnum], required: false, description: 'Any of these statuses.' }),
+    studentId: t.id({ required: false }),
+    organizationId: t.id({ required: false }),
+    errorStage: t.string({ required: false }),
+    createdAfter: t.field({ type: 'DateTime', required: false, description: 'Inclusive.' }),
+    createdBefore: t.field({ type: 'DateTime', required: false, description: 'Exclusive.' }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  contentRequest: t.field({
+    type: ContentRequestRef,
+    nullable: true,
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args, ctx) => getRequest(ctx.db, requireViewer(ctx), String(args.id)),
+  }),
+
+  contentRequestByCorrelationId: t.field({
+    type: ContentRequestRef,
+    nullable: true,
+    args: { correlationId: t.arg.string({ required: true }) },
+    resolve: (_root, args, ctx) => getRequestByCorrelationId(ctx.db, requireViewer(ctx), args.correlationId),
+  }),
+
+  contentRequests: t.connection({
+    type: ContentRequestRef,
+    nullable: true,
+    description: 'Requests you can see, newest first, in keyset pages (forward only: first and after).',
+    args: { filter: t.arg({ type: ContentRequestFilter, required: false }) },
+    resolve: async (_root, args, ctx) => {
+      const viewer = requireViewer(ctx);
+      requireForwardPaging(args, 'requests');
+      const page = await listRequests(ctx.db, viewer, {
+        filter: args.filter ? { ...args.filter, studentId: args.filter.studentId?.toString(), organizationId: args.filter.organizationId?.toString() } : null,
+        first: args.first,
+        after: args.after,
+      });
+      return {
+        edges: page.rows.map((row) => ({ cursor: row.cursor, node: row })),
+        pageInfo: {
+          hasNextPage: page.hasNextPage,
+          hasPreviousPage: args.after != null,
+          startCursor: page.rows[0]?.cursor ?? null,
+          endCursor: page.rows.at(-1)?.cursor ?? null,
+        },
+      };
+    },
+  }),
+}));
+
+const SubmitContentRequestInput = builder.inputType('SubmitContentRequestInput', {
+  fields: (t) => ({
+    correlationId: t.string({ required: true, description: 'Your idempotency key (up to 255 characters): resubmitting it returns the same request.' }),
+    topic: t.string({ required: true, description: 'Up to 500 characters.' }),
+    studentQuery: t.string({ required: true, description: 'Up to 10,000 characters.' }),
+    gradeLevel: t.string({ required: false, description: 'Up to 50 characters.' }),
+    studentId: t.id({ required: false, description: 'Whom the request is for; yourself by default. Students may only submit for themselves.' }),
+    metadata: t.field({ type: 'JSON', required: false, description: 'A JSON object, up to 16 KB.' }),
+  }),
+});
+
+const SubmitContentRequestPayload = builder
+  .objectRef<{ request: Awaited<ReturnType<typeof submitRequest>>['request']; created: boolean }>('SubmitContentRequestPayload')
+  .implement({
+    fields: (t) => ({
+      request: t.field({ type: ContentRequestRef, resolve: (payload) => payload.request }),
+      created: t.exposeBoolean('created', { description: 'False when the correlation id was already submitted.' }),
+    }),
+  });
+
+builder.mutationFields((t) => ({
+  submitContentRequest: t.field({
+    type: SubmitContentRequestPayload,
+    nullable: true,
+    args: { input: t.arg({ type: SubmitContentRequestInput, required: true }) },
+    resolve: (_root, { input }, ctx) =>
+      submitRequest(ctx.db, requireViewer(ctx), {
+        ...input,
+        studentId: input.studentId?.toString(),
+        metadata: input.metadata as Record<string, unknown> | null | undefined,
+      }),
+  }),
+
+  cancelContentRequest: t.field({
+    type: ContentRequestRef,
+    nullable: true,
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args, ctx) => cancelRequest(ctx.db, requireViewer(ctx), String(args.id)),
+  }),
+
+  retryContentRequest: t.field({
+    type: ContentRequestRef,
+    nullable: true,
+    description: 'Sends a failed request back to pending; the retry count goes up and a retry event is logged.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args, ctx) => retryRequest(ctx.db, requireViewer(ctx), String(args.id)),
+  }),
+}));

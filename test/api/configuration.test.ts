@@ -1,0 +1,68 @@
+/**
+ * The configuration refuses to start with a bad value, naming every bad
+ * variable at once; empty variables mean unset.
+ */
+import { describe, expect, test } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+describe('configuration', () => {
+  const refused = (environment: Record<string, string>) => {
+    try {
+      loadConfig(environment);
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      return (error as Error).message;
+    }
+    throw new Error(`loadConfig accepted ${JSON.stringify(environment)}`);
+  };
+  const secret = 'x'.repeat(32);
+
+  test.each([
+    [{ PORT: 'abc' }, /PORT: .*expected number/],
+    [{ PORT: '70000' }, /PORT: .*65535/],
+    [{ PORT: '80.5' }, /PORT: .*int/],
+    [{ DATABASE_POOL_SIZE: '0' }, /DATABASE_POOL_SIZE: .*1/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL: .*"info"/],
+    [{ DATABASE_URL: 'mysql://localhost/tracker', JWT_SECRET: secret }, /DATABASE_URL: must be a postgres:\/\/ or postgresql:\/\/ URL/],
+    [{ LISTEN_DATABASE_URL: 'localhost:5432' }, /LISTEN_DATABASE_URL: must be a postgres/],
+    [{ JWT_SECRET: 'too-short' }, /JWT_SECRET: must be at least 32 characters/],
+    [{ JWKS_URL: 'not a url' }, /JWKS_URL: must be an http\(s\) URL/],
+    [{ JWKS_URL: 'file:///etc/passwd' }, /JWKS_URL: must be an http\(s\) URL/],
+    [{ DEMO_DATA: 'yes' }, /DEMO_DATA: must be true or false/],
+    [{ METRICS_ROLLUP_INTERVAL_SECONDS: '-1' }, /METRICS_ROLLUP_INTERVAL_SECONDS: .*0/],
+    [{ JWT_SECRET: secret, JWKS_URL: 'https://auth.example.test/jwks.json' }, /set JWT_SECRET or JWKS_URL, not both/],
+  ] as [Record<string, string>, RegExp][])('%j is refused with a message naming it', (environment, message) => {
+    expect(refused(environment)).toMatch(message);
+  });
+
+  test('every bad variable is named at once', () => {
+    const message = refused({ PORT: 'abc', DEMO_DATA: 'maybe' });
+    expect(message).toMatch(/PORT: /);
+    expect(message).toMatch(/DEMO_DATA: /);
+  });
+
+  test('a server database needs JWT_SECRET or JWKS_URL; an empty one counts as unset', () => {
+    for (const environment of [
+      { DATABASE_URL: 'postgres://db.example.test/tracker' } as Record<string, string>,
+      { DATABASE_URL: 'postgres://db.example.test/tracker', JWT_SECRET: '', JWKS_URL: '' },
+    ]) {
+      const message = refused(environment);
+      expect(message).toMatch(/JWT_SECRET or JWKS_URL is required with DATABASE_URL/);
+    }
+  });
+
+  test('empty variables mean unset: the defaults apply', () => {
+    const config = loadConfig({ PORT: '', LOG_LEVEL: '', METRICS_ROLLUP_INTERVAL_SECONDS: '', DATABASE_URL: '', JWT_SECRET: '', JWKS_URL: '' });
+    expect(config).toMatchObject({
+      http: { port: 4000 },
+      logLevel: 'info',
+      metricsRollupIntervalMs: 300_000,
+      database: { kind: 'pglite' },
+      auth: { verify: { kind: 'development' } },
+    });
+    expect(loadConfig({ JWT_SECRET: '', JWKS_URL: 'https://auth.example.test/jwks.json' }).auth.verify).toEqual({
+      kind: 'jwks',
+      url: 'https://auth.example.test/jwks.json',
+    });
+  });
+});

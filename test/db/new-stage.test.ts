@@ -1,0 +1,182 @@
+/**
+ * A pipeline stage is data: one migration (its enum value and its definition
+ * row) and nothing else. On a freshly migrated database, one more migration
+ * adds a stage between script_generation and video_generation and another
+ * after video_processing; the real service, started on it, drives a request
+ * through all seven stages over GraphQL.
+ */
+import { Writable } from 'node:stream';
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createApp, type App } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+import { signToken } from '../../src/http/auth.js';
+import { createLogger } from '../../src/logger.js';
+import { inFlightStatuses } from '../../src/services/pipeline.js';
+import { dataOf, onlyError, TEST_JWT_SECRET, type GraphQLResponse } from '../helpers/app.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { subscribeSse, UPDATES } from '../helpers/live.js';
+
+// As an operator would write it. Drizzle's migrator runs it in one transaction,
+// as below: the rows may name the new values (they are text, checked by name).
+const ADD_STAGES_MIGRATION = [
+  `ALTER TYPE content_request_status ADD VALUE 'reviewing_script' AFTER 'generating_script'`,
+  `ALTER TYPE content_request_status ADD VALUE 'publishing' AFTER 'processing_video'`,
+  // Room between the seeded orders (1..5 become 10..50).
+  `UPDATE pipeline_stage_definitions SET stage_order = stage_order * 10`,
+  `INSERT INTO pipeline_stage_definitions
+     (stage_name, display_name, stage_order, progress_weight, request_status, expected_duration_seconds, description)
+   VALUES
+     ('script_review', 'Reviewing the script', 35, 10, 'reviewing_script', 600, 'A teacher reviews the script'),
+     ('publishing', 'Publishing', 60, 5, 'publishing', 60, 'Publishes the video to the catalogue')`,
+];
+
+const STAGES = [
+  ['validation', 'VALIDATING'],
+  ['retrieval', 'RETRIEVING'],
+  ['script_generation', 'GENERATING_SCRIPT'],
+  ['script_review', 'REVIEWING_SCRIPT'],
+  ['video_generation', 'GENERATING_VIDEO'],
+  ['video_processing', 'PROCESSING_VIDEO'],
+  ['publishing', 'PUBLISHING'],
+] as const;
+
+let testDatabase: TestDatabase;
+let app: App;
+let url: string;
+const tokens = { student: '', worker: '', admin: '' };
+
+beforeAll(async () => {
+  testDatabase = await createTestDatabase();
+  await testDatabase.database.db.transaction(async (tx) => {
+    for (const statement of ADD_STAGES_MIGRATION) await tx.execute(sql.raw(statement));
+  });
+  const config = loadConfig({
+    DATABASE_URL: 'postgres://unused.invalid/unused', // the database is handed over below
+    JWT_SECRET: TEST_JWT_SECRET,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DEMO_DATA: 'false',
+    METRICS_ROLLUP_INTERVAL_SECONDS: '0',
+    RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
+  });
+  const quiet = new Writable({ write: (_chunk, _encoding, done) => done() });
+  app = createApp(config, { database: testDatabase.database, logger: createLogger('info', quiet) });
+  url = (await app.start()).url;
+  const secret = new TextEncoder().encode(TEST_JWT_SECRET);
+  tokens.student = await signToken(secret, { sub: 'stage-student', role: 'student', organization_id: 'stage-org' });
+  tokens.worker = await signToken(secret, { sub: 'stage-worker', role: 'worker' });
+  tokens.admin = await signToken(secret, { sub: 'stage-admin', role: 'admin' });
+});
+afterAll(async () => {
+  await app?.stop();
+  await testDatabase?.close();
+});
+
+async function graphql(query: string, token: string, variables: Record<string, unknown> = {}): Promise<GraphQLResponse> {
+  const response = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  return { status: response.status, headers: response.headers, ...((await response.json()) as object) };
+}
+
+const SUBMIT = `mutation ($input: SubmitContentRequestInput!) { submitContentRequest(input: $input) { request { id status } } }`;
+const REPORT = `mutation ($input: ReportStageInput!) { reportStage(input: $input) { status currentStage progressPercentage } }`;
+const DASHBOARD = `{ activeRequests { id status currentStage currentStageDisplayName } }`;
+
+async function submit(correlationId: string): Promise<string> {
+  const input = { correlationId, topic: 'Volcanoes', studentQuery: 'Why do volcanoes erupt?', gradeLevel: '6' };
+  return dataOf(await graphql(SUBMIT, tokens.student, { input })).submitContentRequest.request.id;
+}
+
+const report = (requestId: string, stage: string, status: 'IN_PROGRESS' | 'COMPLETED') =>
+  graphql(REPORT, tokens.worker, { input: { requestId, stage, status } });
+
+describe('a stage added by one migration', () => {
+  test('is a value of ContentRequestStatus', async () => {
+    const type = dataOf(await graphql(`{ __type(name: "ContentRequestStatus") { enumValues { name } } }`, tokens.student)).__type;
+    expect(type.enumValues.map((value: { name: string }) => value.name).sort()).toEqual(
+      [
+        'PENDING', 'VALIDATING', 'RETRIEVING', 'GENERATING_SCRIPT', 'REVIEWING_SCRIPT', 'GENERATING_VIDEO',
+        'PROCESSING_VIDEO', 'PUBLISHING', 'COMPLETED', 'FAILED', 'CANCELLED',
+      ].sort(),
+    );
+  });
+
+  test('is in flight, in stage order', async () => {
+    expect(await inFlightStatuses(testDatabase.database.db)).toEqual([
+      'pending', 'validating', 'retrieving', 'generating_script', 'reviewing_script',
+      'generating_video', 'processing_video', 'publishing',
+    ]);
+  });
+
+  test('a request goes through every stage, the new ones included, to COMPLETED at 100%', async () => {
+    const id = await submit('new-stage-through');
+    let lastProgress = 0;
+    for (const [stage, status] of STAGES) {
+      const started = dataOf(await report(id, stage, 'IN_PROGRESS')).reportStage;
+      expect(started).toMatchObject({ status, currentStage: stage });
+      const completed = dataOf(await report(id, stage, 'COMPLETED')).reportStage;
+      expect(completed.progressPercentage).toBeGreaterThan(lastProgress);
+      lastProgress = completed.progressPercentage;
+      if (stage !== 'publishing') expect(completed.status).toBe(status);
+    }
+    // Completing the new last stage, not video_processing, completes the request.
+    expect(lastProgress).toBe(100);
+    const read = dataOf(await graphql(`query ($id: ID!) { contentRequest(id: $id) { status progressPercentage } }`, tokens.student, { id }));
+    expect(read.contentRequest).toEqual({ status: 'COMPLETED', progressPercentage: 100 });
+  });
+
+  test('completing video_processing no longer completes the request', async () => {
+    const id = await submit('new-stage-not-last');
+    for (const [stage] of STAGES.slice(0, 6)) {
+      dataOf(await report(id, stage, 'IN_PROGRESS'));
+      dataOf(await report(id, stage, 'COMPLETED'));
+    }
+    const read = dataOf(await graphql(`query ($id: ID!) { contentRequest(id: $id) { status progressPercentage } }`, tokens.student, { id }));
+    expect(read.contentRequest.status).toBe('PROCESSING_VIDEO');
+    expect(read.contentRequest.progressPercentage).toBeLessThan(100);
+  });
+
+  test('a request in the new stage is on the dashboard and in the default feed snapshot', async () => {
+    const id = await submit('new-stage-in-flight');
+    for (const [stage] of STAGES.slice(0, 3)) {
+      dataOf(await report(id, stage, 'IN_PROGRESS'));
+      dataOf(await report(id, stage, 'COMPLETED'));
+    }
+    dataOf(await report(id, 'script_review', 'IN_PROGRESS'));
+
+    const dashboard = dataOf(await graphql(DASHBOARD, tokens.admin)).activeRequests;
+    expect(dashboard).toContainEqual({ id, status: 'REVIEWING_SCRIPT', currentStage: 'script_review', currentStageDisplayName: 'Reviewing the script' });
+
+    const feed = await subscribeSse(url, tokens.admin, UPDATES);
+    try {
+      const snapshots = await feed.waitForPayloads(1);
+      expect(snapshots.find((update) => update.requestId === id)).toMatchObject({ kind: 'SNAPSHOT', status: 'REVIEWING_SCRIPT', stage: 'script_review' });
+    } finally {
+      await feed.close();
+    }
+  });
+
+  test('skipping the new stage is refused', async () => {
+    const id = await submit('new-stage-skip');
+    for (const [stage] of STAGES.slice(0, 3)) {
+      dataOf(await report(id, stage, 'IN_PROGRESS'));
+      dataOf(await report(id, stage, 'COMPLETED'));
+    }
+    const skipped = onlyError(await report(id, 'video_generation', 'IN_PROGRESS'));
+    expect(skipped.extensions?.code).toBe('INVALID_TRANSITION');
+    expect(skipped.message).toMatch(/generating_script to generating_video/);
+  });
+});
+
+test('a stage row must drive a stage status the enum has', async () => {
+  const insert = (status: string) =>
+    testDatabase.database.db.execute(sql`
+      insert into pipeline_stage_definitions (stage_name, display_name, stage_order, progress_weight, request_status, expected_duration_seconds)
+      values ('bogus', 'Bogus', 99, 0, ${status}, 1)`);
+  await expect(insert('translating')).rejects.toMatchObject({ cause: expect.objectContaining({ code: '23514' }) });
+  await expect(insert('completed')).rejects.toMatchObject({ cause: expect.objectContaining({ code: '23514' }) });
+});
