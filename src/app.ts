@@ -23,7 +23,7 @@ import { seedDemoData, type DemoUser } from './services/demo.js';
 import { createMutationLimiter } from './services/limits.js';
 import { rollupRequestMetrics } from './services/monitoring.js';
 import { requestStatuses } from './services/pipeline.js';
-import type { Role } from './services/viewer.js';
+import type { Role } from './services/access.js';
 
 export type DevelopmentToken = DemoUser & { token: string };
 

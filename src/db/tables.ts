@@ -70,6 +70,8 @@ export const requestEventType = pgEnum('request_event_type', [
 export const eventSeverity = pgEnum('event_severity', ['debug', 'info', 'warning', 'error']);
 
 export const userRoles = ['student', 'org_admin', 'admin', 'worker'] as const;
+/** The list as SQL literals, for users_role_check: the constraint follows the list (a new role is a new migration). */
+const roleLiterals = sql.raw(userRoles.map((role) => `'${role}'`).join(', '));
 
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow();
@@ -100,7 +102,7 @@ export const users = pgTable(
       columns: [t.organizationId],
       foreignColumns: [organizations.organizationId],
     }).onDelete('set null'),
-    check('users_role_check', sql`${t.role} in ('student', 'org_admin', 'admin', 'worker')`),
+    check('users_role_check', sql`${t.role} in (${roleLiterals})`),
     index('idx_users_organization').on(t.organizationId),
   ],
 );

@@ -9,7 +9,7 @@ import { createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTV
 import { z } from 'zod';
 import type { AuthConfig } from '../config.js';
 import { ServiceError } from '../services/errors.js';
-import { userRoles, type Viewer } from '../services/viewer.js';
+import { userRoles, type Viewer } from '../services/access.js';
 
 const claimsSchema = z.object({
   sub: z.string().min(1).max(100),

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import type { GraphiQLOptions } from 'graphql-yoga';
-import type { Role } from '../services/viewer.js';
+import type { Role } from '../services/access.js';
 
 type Tab = { query: string };
 

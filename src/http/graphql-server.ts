@@ -19,7 +19,7 @@ import type { MutationLimiter } from '../services/limits.js';
 import type { RequestStatus } from '../services/pipeline.js';
 import { createLoaders, type Loaders } from '../services/loaders.js';
 import { ProvisionedViewers } from '../services/users.js';
-import type { Role, Viewer } from '../services/viewer.js';
+import type { Role, Viewer } from '../services/access.js';
 import type { LiveDependencies } from '../live/subscriptions.js';
 import type { TokenVerifier, VerifiedToken } from './auth.js';
 import {

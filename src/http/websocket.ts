@@ -12,7 +12,7 @@ import type { ExecutionArgs, GraphQLError } from 'graphql';
 import { WebSocketServer } from 'ws';
 import type { Logger } from '../logger.js';
 import { ServiceError } from '../services/errors.js';
-import type { Viewer } from '../services/viewer.js';
+import type { Viewer } from '../services/access.js';
 import { toCodedError } from './errors.js';
 import type { Authenticator, GraphQLServer, SocketContext } from './graphql-server.js';
 

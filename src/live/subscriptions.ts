@@ -26,7 +26,8 @@ import {
 import type { LiveEvent } from '../services/live-events.js';
 import { STREAM_ENDING_STATUSES } from '../services/pipeline.js';
 import type { ContentRequest } from '../services/requests.js';
-import { canSeeRequest, type Viewer } from '../services/viewer.js';
+import { assertNever } from '../services/assert-never.js';
+import { canSeeRequest, feedSource, type Viewer } from '../services/access.js';
 import type { EventHub, Topic } from './hub.js';
 
 export type Update =
@@ -301,18 +302,18 @@ export async function requestProgressStream(
   });
 }
 
-/** Which hub topic serves a viewer's feed: the narrowest that holds everything they may see. */
+/** Which hub topic serves a viewer's feed (access.ts decides which requests it covers). */
 function feedTopic(viewer: Viewer, filter: FeedFilter): Topic {
-  switch (viewer.role) {
-    case 'student':
-      return `student:${viewer.userId}`;
-    case 'org_admin':
-      if (!viewer.organizationId) throw new ServiceError('FORBIDDEN', 'an org admin without an organization has no feed');
-      return `organization:${viewer.organizationId}`;
-    default:
-      if (filter.studentId) return `student:${filter.studentId}`;
-      if (filter.organizationId) return `organization:${filter.organizationId}`;
+  const source = feedSource(viewer, filter);
+  switch (source.kind) {
+    case 'all':
       return 'all';
+    case 'organization':
+      return `organization:${source.organizationId}`;
+    case 'student':
+      return `student:${source.studentId}`;
+    default:
+      return assertNever(source);
   }
 }
 

@@ -4,7 +4,7 @@ import type { LiveDependencies } from '../live/subscriptions.js';
 import type { Logger } from '../logger.js';
 import { badInput, ServiceError } from '../services/errors.js';
 import type { Loaders } from '../services/loaders.js';
-import type { Viewer } from '../services/viewer.js';
+import type { Viewer } from '../services/access.js';
 
 /** What every resolver gets; built once per GraphQL operation. */
 export type GraphQLContext = {

@@ -1,7 +1,7 @@
 /** The embedded mode's demo organization and users, one per role. */
 import type { Queryable } from '../db/client.js';
 import { organizations, users } from '../db/tables.js';
-import type { Role } from './viewer.js';
+import type { Role } from './access.js';
 
 export const DEMO_ORGANIZATION = { organizationId: 'demo-school', name: 'Demo School', domain: 'demo-school.example' };
 

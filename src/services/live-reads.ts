@@ -12,7 +12,7 @@ import { selectLiveEvents, type LiveEvent } from './live-events.js';
 import { inFlightStatuses } from './pipeline.js';
 import { NEWEST_FIRST, type ContentRequest, type RequestStatus } from './requests.js';
 import { optionalText, parseInput, uuid } from './validation.js';
-import { withinScope, type Viewer } from './viewer.js';
+import { withinScope, type Viewer } from './access.js';
 
 /** Every event committed after `position`, for the hub's catch-up. */
 export function eventsAfterPosition(db: Queryable, position: bigint, limit: number): Promise<LiveEvent[]> {

@@ -9,7 +9,7 @@ import { requestMetrics } from '../db/tables.js';
 import { activeRequestsDashboard } from '../db/views.js';
 import { badInput } from './errors.js';
 import { optionalText, parseInput } from './validation.js';
-import { assertCanReadMetrics, requestScope, type Viewer } from './viewer.js';
+import { metricsOrganization, requestScope, type Viewer } from './access.js';
 
 export type ActiveRequest = typeof activeRequestsDashboard.$inferSelect;
 
@@ -54,8 +54,7 @@ export async function listRequestMetrics(
   input: z.input<typeof metricsInput>,
 ): Promise<MetricsBucket[]> {
   const args = parseInput(metricsInput, input);
-  const organizationId = args.organizationId ?? (viewer.role === 'org_admin' ? viewer.organizationId : null);
-  assertCanReadMetrics(viewer, organizationId);
+  const organizationId = metricsOrganization(viewer, args.organizationId ?? null);
   const to = args.to ?? new Date();
   const from = args.from ?? new Date(to.getTime() - 24 * HOUR_MS);
   if (from >= to) throw badInput('from', 'must be before to');

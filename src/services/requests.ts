@@ -1,6 +1,6 @@
 /**
  * Content requests: submit, read, list, cancel, retry. Every read is scoped
- * to the viewer (viewer.ts); a request out of reach is NOT_FOUND, exactly like
+ * to the viewer (access.ts); a request out of reach is NOT_FOUND, exactly like
  * one that does not exist.
  */
 import { createHash } from 'node:crypto';
@@ -11,7 +11,14 @@ import { contentRequests, users } from '../db/tables.js';
 import { badInput, notFound, ServiceError } from './errors.js';
 import { inTransaction } from './transaction.js';
 import { isStorableDate, metadataObject, optionalText, parseInput, requiredText, uuid } from './validation.js';
-import { canSeeRequest, withinScope, type Viewer } from './viewer.js';
+import {
+  assertMaySubmitFor,
+  canSeeRequest,
+  canSubmitFor,
+  idempotencyKeyScope,
+  withinScope,
+  type Viewer,
+} from './access.js';
 
 export type ContentRequest = typeof contentRequests.$inferSelect;
 import type { RequestStatus } from './pipeline.js';
@@ -38,18 +45,16 @@ export function getRequestByCorrelationId(
 }
 
 /**
- * What content_requests.correlation_id holds for a caller's key. Workers and
- * admins keep global keys, stored as given: the original system's worker
- * checks idempotency by correlation id. Everyone else's key is scoped to them,
- * `user:` + sha256 of (user id, key), bounded whatever the key's length, so
- * one user's key can neither reveal nor block another's request. The key as
- * given is kept beside it for display.
+ * What content_requests.correlation_id holds for a caller's key: a global key
+ * as given; a key scoped to its user (access.ts decides whose are) as
+ * `user:` + sha256 of (user id, key), bounded whatever the key's length. The
+ * key as given is kept beside it for display.
  */
 export function storedCorrelationId(
   viewer: Viewer,
   key: string,
 ): { correlationId: string; submittedCorrelationId: string | null } {
-  if (viewer.role === 'worker' || viewer.role === 'admin') return { correlationId: key, submittedCorrelationId: null };
+  if (idempotencyKeyScope(viewer) === 'global') return { correlationId: key, submittedCorrelationId: null };
   const scoped = createHash('sha256').update(JSON.stringify([viewer.userId, key])).digest('hex');
   return { correlationId: `user:${scoped}`, submittedCorrelationId: key };
 }
@@ -125,22 +130,17 @@ export async function submitRequest(
 }
 
 /**
- * Students submit for themselves; org admins for their organization's students; admins and workers for anyone.
+ * The student a request is submitted for, if the viewer may (access.ts).
  * Submitting for yourself, the organization is your token's claim: the stored user row keeps whichever
  * organization was provisioned last, which with two tokens for one user need not be this one's.
  */
 async function findStudentFor(db: Queryable, viewer: Viewer, studentId: string) {
-  if (viewer.role === 'student' && studentId !== viewer.userId) {
-    throw new ServiceError('FORBIDDEN', 'a student can submit requests only for themselves');
-  }
+  assertMaySubmitFor(viewer, studentId);
   const [student] = await db
     .select({ userId: users.userId, organizationId: users.organizationId })
     .from(users)
     .where(eq(users.userId, studentId));
-  const reachable =
-    student &&
-    (viewer.role !== 'org_admin' || (viewer.organizationId !== null && student.organizationId === viewer.organizationId));
-  if (!reachable) throw badInput('studentId', 'is not a student you can submit for');
+  if (!student || !canSubmitFor(viewer, student)) throw badInput('studentId', 'is not a student you can submit for');
   return studentId === viewer.userId ? { ...student, organizationId: viewer.organizationId } : student;
 }
 

@@ -12,7 +12,7 @@ import { listPipelineStages, REPORT_REFUSING_STATUSES } from './pipeline.js';
 import type { ContentRequest } from './requests.js';
 import { inTransaction } from './transaction.js';
 import { metadataObject, optionalText, parseInput, requiredText, uuid } from './validation.js';
-import { assertCanReportStages, type Viewer } from './viewer.js';
+import { assertCanReportStages, type Viewer } from './access.js';
 
 export type RequestStage = typeof requestStages.$inferSelect;
 export type StageStatus = (typeof contentStageStatus.enumValues)[number];

@@ -8,7 +8,7 @@
 import { inArray, or, sql } from 'drizzle-orm';
 import type { Queryable } from '../db/client.js';
 import { organizations, users } from '../db/tables.js';
-import type { Viewer } from './viewer.js';
+import type { Viewer } from './access.js';
 
 export type User = typeof users.$inferSelect;
 export type Organization = typeof organizations.$inferSelect;
