@@ -28,7 +28,7 @@ import {
   useServiceErrors,
   useShortRequestParseErrors,
   useValidationErrorCodes,
-} from './errors.js';
+} from './error-responses.js';
 import { graphiqlOptions, graphiqlPage } from './graphiql.js';
 import type { Metrics } from './metrics.js';
 import { useMutationLimits } from './mutation-limits.js';

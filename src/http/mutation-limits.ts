@@ -8,7 +8,7 @@ import type { Plugin } from 'graphql-yoga';
 import type { GraphQLContext } from '../schema/context.js';
 import { ServiceError } from '../services/errors.js';
 import type { MutationLimiter } from '../services/limits.js';
-import { toCodedError } from './errors.js';
+import { toCodedError } from './error-responses.js';
 
 export function useMutationLimits(limiter: MutationLimiter): Plugin<GraphQLContext> {
   return {

@@ -13,7 +13,7 @@ import { WebSocketServer } from 'ws';
 import type { Logger } from '../logger.js';
 import { ServiceError } from '../services/errors.js';
 import type { Viewer } from '../services/access.js';
-import { toCodedError } from './errors.js';
+import { toCodedError } from './error-responses.js';
 import type { Authenticator, GraphQLServer, SocketContext } from './graphql-server.js';
 
 type ConnectionExtra = { viewer?: Viewer; expiresAt?: Date | null; expiryTimer?: NodeJS.Timeout };
