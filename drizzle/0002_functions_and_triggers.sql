@@ -28,7 +28,7 @@ CREATE OR REPLACE TRIGGER set_updated_at BEFORE UPDATE ON request_metrics
   FOR EACH ROW EXECUTE FUNCTION tg__set_updated_at();
 --> statement-breakpoint
 
--- The status lifecycle (DESIGN.md §5): forward one stage at a time, any
+-- The status lifecycle (docs/data-model.md): forward one stage at a time, any
 -- non-terminal status to failed or cancelled, failed back to pending on retry.
 -- A retried request (resuming) may go from pending straight to the stage it
 -- resumes at: the stages before it were done on an earlier attempt.

@@ -1,6 +1,6 @@
 /**
  * The data model, as specified by the original system's migration report
- * (shared/reference): table, column, index and constraint names are the seed's.
+ * (docs/data-model.md): table, column, index and constraint names are the seed's.
  *
  * drizzle-kit generates the table migrations from this file. Functions,
  * triggers, views and seed rows live in custom SQL migrations under drizzle/,
@@ -202,7 +202,7 @@ export const contentRequests = pgTable(
     index('idx_content_requests_failed_debugging')
       .on(t.status, t.errorStage, t.failedAt.desc())
       .where(sql`status = 'failed'::content_request_status`),
-    // Added for the query patterns measured at a million rows (shared/STACK.md):
+    // Added for the query patterns measured at a million rows (bench/README.md):
     // a student's history in keyset pages, and the newest failures first.
     index('idx_content_requests_student_history').on(
       t.studentId,

@@ -33,4 +33,4 @@ export function implementRequestStatusEnum(statuses: readonly RequestStatus[]): 
 export const StageStatusEnum = upperCaseEnum('StageStatus', contentStageStatus.enumValues, 'A pipeline stage’s state for one request.');
 export const EventTypeEnum = upperCaseEnum('RequestEventType', requestEventType.enumValues, 'What an event records.');
 export const SeverityEnum = upperCaseEnum('EventSeverity', eventSeverity.enumValues, 'How much an event matters.');
-export const RoleEnum = upperCaseEnum('Role', userRoles, 'What a user may do (DESIGN.md §7).');
+export const RoleEnum = upperCaseEnum('Role', userRoles, 'What a user may do: a student reaches their own requests, an org admin their organization’s, an admin and a worker everything; only workers and admins report stages.');

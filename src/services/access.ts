@@ -1,5 +1,5 @@
 /**
- * Who is asking, and what they may reach (DESIGN.md §7). Every decision that
+ * Who is asking, and what they may reach (docs/access.md). Every decision that
  * depends on the viewer's role lives here, once, for queries, mutations and
  * subscriptions alike. Each rule is an exhaustive switch over the roles, so a
  * role added to `userRoles` fails the type check here until every rule has

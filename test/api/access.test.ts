@@ -1,5 +1,5 @@
 /**
- * Who sees what (DESIGN.md §7), through real HTTP: a request out of reach
+ * Who sees what (docs/access.md), through real HTTP: a request out of reach
  * answers exactly like one that does not exist, for reads, lists and writes.
  */
 import { eq } from 'drizzle-orm';

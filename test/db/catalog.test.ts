@@ -1,6 +1,6 @@
 /**
  * The migrated schema, read back from PostgreSQL's catalogs (not from our own
- * code), against the seed's migration report (shared/reference).
+ * code), against the seed's migration report (docs/data-model.md).
  */
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';

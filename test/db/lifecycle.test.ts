@@ -1,5 +1,5 @@
 /**
- * The status lifecycle (DESIGN.md §5), enforced by the database itself: every
+ * The status lifecycle (docs/data-model.md), enforced by the database itself: every
  * pair of statuses tried through a real UPDATE.
  */
 import { count, eq } from 'drizzle-orm';
