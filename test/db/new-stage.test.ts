@@ -15,7 +15,7 @@ import { createLogger } from '../../src/logger.js';
 import { inFlightStatuses } from '../../src/services/pipeline.js';
 import { dataOf, onlyError, TEST_JWT_SECRET, type GraphQLResponse } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { subscribeSse, UPDATES } from '../helpers/live.js';
+import { PROGRESS, subscribeSse, UPDATES } from '../helpers/live.js';
 
 // As an operator would write it. Drizzle's migrator runs it in one transaction,
 // as below: the rows may name the new values (they are text, checked by name).
@@ -112,8 +112,10 @@ describe('a stage added by one migration', () => {
     ]);
   });
 
-  test('a request goes through every stage, the new ones included, to COMPLETED at 100%', async () => {
+  test('a request goes through every stage, the new ones included, to COMPLETED at 100%, live', async () => {
     const id = await submit('new-stage-through');
+    const live = await subscribeSse(url, tokens.student, PROGRESS, { id });
+    await live.waitForPayloads(1);
     let lastProgress = 0;
     for (const [stage, status] of STAGES) {
       const started = dataOf(await report(id, stage, 'IN_PROGRESS')).reportStage;
@@ -127,6 +129,19 @@ describe('a stage added by one migration', () => {
     expect(lastProgress).toBe(100);
     const read = dataOf(await graphql(`query ($id: ID!) { contentRequest(id: $id) { status progressPercentage } }`, tokens.student, { id }));
     expect(read.contentRequest).toEqual({ status: 'COMPLETED', progressPercentage: 100 });
+
+    // The live stream carried the new statuses as they happened (the live-event
+    // contract takes any status the database defines), in sequence, then ended.
+    await live.ended;
+    expect(live.completed()).toBe(true);
+    const events = live.payloads().filter((update) => update.kind === 'EVENT');
+    expect(events.map((update) => update.sequence)).toEqual(events.map((_, i) => String(i + 2)));
+    expect(events.map((update) => update.event.newStatus)).toEqual(
+      expect.arrayContaining(['REVIEWING_SCRIPT', 'PUBLISHING', 'COMPLETED']),
+    );
+    expect(events.at(-1)).toMatchObject({ status: 'COMPLETED', progressPercentage: 100 });
+    const { hub } = await app.start(); // already started: the running app
+    expect(hub.stats.unreadableNotifications).toBe(0);
   });
 
   test('completing video_processing no longer completes the request', async () => {
