@@ -5,16 +5,10 @@
  * after video_processing; the real service, started on it, drives a request
  * through all seven stages over GraphQL.
  */
-import { Writable } from 'node:stream';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createApp, type App } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
-import { signToken } from '../../src/http/auth.js';
-import { createLogger } from '../../src/logger.js';
 import { inFlightStatuses } from '../../src/services/pipeline.js';
-import { dataOf, onlyError, TEST_JWT_SECRET, type GraphQLResponse } from '../helpers/app.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { dataOf, onlyError, startTestApp, type TestApp } from '../helpers/app.js';
 import { PROGRESS, subscribeSse, UPDATES } from '../helpers/live.js';
 
 // As an operator would write it. Drizzle's migrator runs it in one transaction,
@@ -41,46 +35,24 @@ const STAGES = [
   ['publishing', 'PUBLISHING'],
 ] as const;
 
-let testDatabase: TestDatabase;
-let app: App;
-let url: string;
+let app: TestApp;
 const tokens = { student: '', worker: '', admin: '' };
 
 beforeAll(async () => {
-  testDatabase = await createTestDatabase();
-  await testDatabase.database.db.transaction(async (tx) => {
-    for (const statement of ADD_STAGES_MIGRATION) await tx.execute(sql.raw(statement));
+  app = await startTestApp({
+    // Drizzle's migrator would run it in one transaction too.
+    prepare: (testDatabase) =>
+      testDatabase.database.db.transaction(async (tx) => {
+        for (const statement of ADD_STAGES_MIGRATION) await tx.execute(sql.raw(statement));
+      }),
   });
-  const config = loadConfig({
-    DATABASE_URL: 'postgres://unused.invalid/unused', // the database is handed over below
-    JWT_SECRET: TEST_JWT_SECRET,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    DEMO_DATA: 'false',
-    METRICS_ROLLUP_INTERVAL_SECONDS: '0',
-    RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
-  });
-  const quiet = new Writable({ write: (_chunk, _encoding, done) => done() });
-  app = createApp(config, { database: testDatabase.database, logger: createLogger('info', quiet) });
-  url = (await app.start()).url;
-  const secret = new TextEncoder().encode(TEST_JWT_SECRET);
-  tokens.student = await signToken(secret, { sub: 'stage-student', role: 'student', organization_id: 'stage-org' });
-  tokens.worker = await signToken(secret, { sub: 'stage-worker', role: 'worker' });
-  tokens.admin = await signToken(secret, { sub: 'stage-admin', role: 'admin' });
+  tokens.student = await app.token({ sub: 'stage-student', role: 'student', organization_id: 'stage-org' });
+  tokens.worker = await app.token({ sub: 'stage-worker', role: 'worker' });
+  tokens.admin = await app.token({ sub: 'stage-admin', role: 'admin' });
 });
-afterAll(async () => {
-  await app?.stop();
-  await testDatabase?.close();
-});
+afterAll(() => app?.close());
 
-async function graphql(query: string, token: string, variables: Record<string, unknown> = {}): Promise<GraphQLResponse> {
-  const response = await fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  return { status: response.status, headers: response.headers, ...((await response.json()) as object) };
-}
+const graphql = (query: string, token: string, variables: Record<string, unknown> = {}) => app.graphql(query, { token, variables });
 
 const SUBMIT = `mutation ($input: SubmitContentRequestInput!) { submitContentRequest(input: $input) { request { id status } } }`;
 const REPORT = `mutation ($input: ReportStageInput!) { reportStage(input: $input) { status currentStage progressPercentage } }`;
@@ -106,7 +78,7 @@ describe('a stage added by one migration', () => {
   });
 
   test('is in flight, in stage order', async () => {
-    expect(await inFlightStatuses(testDatabase.database.db)).toEqual([
+    expect(await inFlightStatuses(app.testDatabase.database.db)).toEqual([
       'pending', 'validating', 'retrieving', 'generating_script', 'reviewing_script',
       'generating_video', 'processing_video', 'publishing',
     ]);
@@ -114,7 +86,7 @@ describe('a stage added by one migration', () => {
 
   test('a request goes through every stage, the new ones included, to COMPLETED at 100%, live', async () => {
     const id = await submit('new-stage-through');
-    const live = await subscribeSse(url, tokens.student, PROGRESS, { id });
+    const live = await subscribeSse(app.url, tokens.student, PROGRESS, { id });
     await live.waitForPayloads(1);
     let lastProgress = 0;
     for (const [stage, status] of STAGES) {
@@ -140,8 +112,7 @@ describe('a stage added by one migration', () => {
       expect.arrayContaining(['REVIEWING_SCRIPT', 'PUBLISHING', 'COMPLETED']),
     );
     expect(events.at(-1)).toMatchObject({ status: 'COMPLETED', progressPercentage: 100 });
-    const { hub } = await app.start(); // already started: the running app
-    expect(hub.stats.unreadableNotifications).toBe(0);
+    expect(app.running.hub.stats.unreadableNotifications).toBe(0);
   });
 
   test('completing video_processing no longer completes the request', async () => {
@@ -166,7 +137,7 @@ describe('a stage added by one migration', () => {
     const dashboard = dataOf(await graphql(DASHBOARD, tokens.admin)).activeRequests;
     expect(dashboard).toContainEqual({ id, status: 'REVIEWING_SCRIPT', currentStage: 'script_review', currentStageDisplayName: 'Reviewing the script' });
 
-    const feed = await subscribeSse(url, tokens.admin, UPDATES);
+    const feed = await subscribeSse(app.url, tokens.admin, UPDATES);
     try {
       const snapshots = await feed.waitForPayloads(1);
       expect(snapshots.find((update) => update.requestId === id)).toMatchObject({ kind: 'SNAPSHOT', status: 'REVIEWING_SCRIPT', stage: 'script_review' });
@@ -189,7 +160,7 @@ describe('a stage added by one migration', () => {
 
 test('a stage row must drive a stage status the enum has', async () => {
   const insert = (status: string) =>
-    testDatabase.database.db.execute(sql`
+    app.testDatabase.database.db.execute(sql`
       insert into pipeline_stage_definitions (stage_name, display_name, stage_order, progress_weight, request_status, expected_duration_seconds)
       values ('bogus', 'Bogus', 99, 0, ${status}, 1)`);
   await expect(insert('translating')).rejects.toMatchObject({ cause: expect.objectContaining({ code: '23514' }) });

@@ -40,9 +40,12 @@ export async function startTestApp(
     env?: Record<string, string>;
     /** The embedded development mode (no DATABASE_URL, no JWT_SECRET: a generated secret, demo tokens); `token()` does not apply. */
     development?: boolean;
+    /** Runs on the fresh migrated database before the service starts on it (a test's own migration, say). */
+    prepare?: (testDatabase: TestDatabase) => Promise<void>;
   } = {},
 ): Promise<TestApp> {
   const testDatabase = await createTestDatabase({ onQuery: options.onQuery });
+  await options.prepare?.(testDatabase);
   const logs: Record<string, any>[] = [];
   // The service's own logger (its serializers included), writing here.
   const logger = createLogger(
