@@ -31,7 +31,7 @@ const worker = () => ({ url: app.url, token: tokens.worker });
 // No stream on the hub, and no connection through the proxy: an idle keep-alive connection in
 // fetch's pool closes at the server's keep-alive timeout, a stream left open never would.
 const noSubscriptionLeft = () =>
-  waitFor(() => app.running.hub.subscriberCount === 0 && proxy.openConnections() === 0, 'no subscription or connection left');
+  waitFor(() => app.running.hub.subscriberCount === 0 && proxy.openConnections() === 0, 'no subscription or connection left', 10_000);
 
 describe.each(['ws', 'sse'] as const)('over %s', (transport) => {
   test('a token that expires: getToken() is asked again and the stream goes on, every sequence once', async () => {
