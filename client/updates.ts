@@ -69,7 +69,7 @@ export function requestProgress(id: string, afterSequence?: number): Resumable<R
       return true;
     },
     isLast: (update) => FINISHED_STATUSES.has(update.status),
-    // Resuming on a request that had finished: the service replays what is left (here, nothing) and completes.
+    // Resuming on a request that had finished, the service replays what is left (here, nothing) and completes.
     isOverWhenCompletedEmpty: () => lastSequence !== undefined,
   };
 }

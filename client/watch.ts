@@ -22,7 +22,7 @@ export type Resumable<T> = {
   advance(update: T): boolean;
   /** The last update a stream will send (a finished request). */
   isLast(update: T): boolean;
-  /** The server completed a stream that sent nothing new: true when nothing more can come (so do not resubscribe). */
+  /** True when a stream the server completed twice in a row without anything new can have nothing more to send. */
   isOverWhenCompletedEmpty(): boolean;
 };
 
@@ -65,12 +65,15 @@ async function resumeForever<T>(
   signal: AbortSignal,
 ): Promise<void> {
   let failures = 0;
+  let emptyCompletions = 0;
   for (let attempt = 0; !signal.aborted; attempt++) {
     deps.onState(attempt === 0 ? 'connecting' : 'reconnecting');
     const outcome = await subscribeOnce(deps, resumable, push, signal);
     if (outcome.yielded) failures = 0;
     if (signal.aborted || outcome.kind === 'over') return;
-    if (outcome.kind === 'completed' && !outcome.yielded && resumable.isOverWhenCompletedEmpty()) return;
+    // A stopping service completes streams too: only a second empty completion in a row says the stream is over.
+    emptyCompletions = outcome.kind === 'completed' && !outcome.yielded ? emptyCompletions + 1 : 0;
+    if (emptyCompletions >= 2 && resumable.isOverWhenCompletedEmpty()) return;
     if (outcome.kind === 'failed' && isFinal(outcome.error)) throw outcome.error;
     // Completed without finishing (the service is stopping), cut off, expired or dropped: resume.
     await sleep(backoffDelay(failures++, deps.retry), signal);

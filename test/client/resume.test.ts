@@ -94,6 +94,21 @@ describe.each(['ws', 'sse'] as const)('over %s', (transport) => {
     }
   });
 
+  test('watchRequest resumed at the end of a finished request: nothing more, and the watch ends', async () => {
+    const client = trackerClient(proxy.url, transport, () => tokens.student);
+    try {
+      const { id } = await submitRequest({ url: app.url, token: tokens.student });
+      await reportStage(worker(), id, 'validation', 'IN_PROGRESS');
+      await client.query('mutation ($id: ID!) { cancelContentRequest(id: $id) { id } }', { id });
+      const last = (await sequencesOf(id)).at(-1)!;
+      const watched = collect(client.watchRequest(id, { afterSequence: last }));
+      expect(await watched.ended).toEqual({});
+      expect(watched.updates).toEqual([]);
+    } finally {
+      await client.close();
+    }
+  });
+
   test('watchUpdates: every sequence of every request in the feed exactly once, in order, with growing cursors, across cut connections', async () => {
     const studentId = `resume-feed-${transport}`;
     const studentToken = await app.token({ sub: studentId, role: 'student', organization_id: 'resume-org' });
