@@ -13,11 +13,13 @@ export type TcpProxy = {
   openConnections(): number;
   /** Destroys every open connection (both sides); new ones are accepted. */
   cut(): void;
+  /** Sends new connections to another server from now on (a restarted service on a new port). */
+  retarget(url: string): void;
   close(): Promise<void>;
 };
 
 export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
-  const target = new URL(targetUrl);
+  let target = new URL(targetUrl);
   const pairs = new Set<[Socket, Socket]>();
   const server = createServer((client) => {
     const upstream = connect(Number(target.port), target.hostname);
@@ -48,6 +50,9 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
     url: `http://127.0.0.1:${port}`,
     openConnections: () => pairs.size,
     cut,
+    retarget: (url) => {
+      target = new URL(url);
+    },
     async close() {
       cut();
       await new Promise<void>((resolve) => server.close(() => resolve()));
