@@ -95,7 +95,8 @@ export function createTrackerClient(options: TrackerClientOptions): TrackerClien
 
     async close() {
       closing.abort();
-      await Promise.all([...running.values()].map((iterator) => iterator.return?.()));
+      // A watch that has just ended with an error may reject return(): it is over either way.
+      await Promise.all([...running.values()].map((iterator) => iterator.return?.().catch(() => undefined)));
       running.clear();
       states.close();
     },
