@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { migrateUp } from './db/migrate.js';
+import { runDemoPipeline } from './demo/pipeline.js';
 import { createTokenVerifier, developmentSecret, signToken } from './http/auth.js';
 import { EXAMPLE_OPERATION_NAMES } from './http/graphiql.js';
 import { createAuthenticator, createGraphQLServer, type GraphQLServer } from './http/graphql-server.js';
@@ -19,7 +20,7 @@ import { EventHub } from './live/hub.js';
 import { StreamQuota } from './live/subscriptions.js';
 import { eventsAfterPosition, latestPosition } from './services/live-reads.js';
 import { createLogger, type Logger } from './logger.js';
-import { seedDemoData, type DemoUser } from './services/demo.js';
+import { DEMO_USERS, seedDemoData, type DemoUser } from './services/demo.js';
 import { createMutationLimiter } from './services/limits.js';
 import { rollupRequestMetrics } from './services/monitoring.js';
 import { requestStatuses } from './services/pipeline.js';
@@ -174,6 +175,27 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         void rollup();
       }
 
+      if (config.demoPipeline) {
+        const token =
+          developmentTokens.find((user) => user.role === 'worker')?.token ?? (await signDemoWorkerToken(config));
+        // The demo users are seeded (loadConfig lets the pipeline run only with them).
+        const studentIds = DEMO_USERS.filter((user) => user.role === 'student').map((user) => user.userId);
+        const stopPipeline = new AbortController();
+        const pipeline = runDemoPipeline({
+          url,
+          token,
+          studentIds,
+          signal: stopPipeline.signal,
+          log: (message, fields) => logger.debug(fields, message),
+        }).catch((error: unknown) => logger.error({ err: error }, 'the demo pipeline stopped'));
+        // Pushed last, so it runs first on stop: no report is cut off by the server closing.
+        closers.push(async () => {
+          stopPipeline.abort();
+          await pipeline;
+        });
+        logger.info({ students: studentIds }, 'demo pipeline running');
+      }
+
       const app = { url, metricsUrl, database, graphql, hub, developmentTokens };
       // A client that stopped reading would keep its connection (and stop()) open forever.
       const cutConnections = () => {
@@ -227,6 +249,21 @@ async function seedDemoUsers(config: Config, database: Database, developmentSecr
     tokens.push({ ...user, token });
   }
   return tokens;
+}
+
+/**
+ * The demo pipeline's worker token with a configured JWT_SECRET (loadConfig
+ * lets DEMO_PIPELINE=true through only with one or in the embedded mode).
+ * Kept in the process: never printed, never served.
+ */
+async function signDemoWorkerToken(config: Config): Promise<string> {
+  if (config.auth.verify.kind !== 'hs256') throw new Error('the demo pipeline needs a secret to sign its worker token');
+  const worker = DEMO_USERS.find((user) => user.role === 'worker')!;
+  return signToken(
+    new TextEncoder().encode(config.auth.verify.secret),
+    { sub: worker.userId, role: worker.role, organization_id: worker.organizationId },
+    { issuer: config.auth.issuer, audience: config.auth.audience, expiresIn: `${config.auth.maxLifetimeSeconds}s` },
+  );
 }
 
 /** A listening server's address as a URL a local client can use. */
