@@ -35,10 +35,12 @@ async function demoWorkerToken(config: Config): Promise<string> {
   if (config.database.kind !== 'pglite' || config.auth.verify.kind !== 'development') {
     fail('set TOKEN to a worker token: only the embedded development mode lets this script sign one');
   }
-  if (config.database.dataDir.startsWith('memory://')) {
-    fail('set TOKEN to the demo worker token the service printed: an in-memory service keeps its secret to itself');
+  let secret: Uint8Array;
+  try {
+    secret = await developmentSecret(config.database.dataDir, { create: false });
+  } catch (error) {
+    fail(`set TOKEN to the worker token the service printed: ${(error as Error).message}`);
   }
-  const secret = await developmentSecret(config.database.dataDir, { create: false });
   const worker = DEMO_USERS.find((user) => user.role === 'worker')!;
   return signToken(
     secret,
@@ -66,6 +68,8 @@ if (parsed.help) {
   console.log(USAGE);
   process.exit(0);
 }
+const concurrency = positive('concurrency', parsed.concurrency, true);
+const speed = positive('speed', parsed.speed, false);
 
 let config: Config;
 try {
@@ -90,17 +94,17 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-console.log(`demo pipeline: ${url}, ${parsed.concurrency} at once, speed ${parsed.speed}${parsed.once ? ', one batch' : ' (Ctrl-C stops it)'}`);
+console.log(`demo pipeline: ${url}, ${concurrency} at once, speed ${speed}${parsed.once ? ', one batch' : ' (Ctrl-C stops it)'}`);
 try {
   const outcomes = await runDemoPipeline({
     url,
     token,
     studentIds,
-    concurrency: positive('concurrency', parsed.concurrency, true),
-    speed: positive('speed', parsed.speed, false),
+    concurrency,
+    speed,
     once: parsed.once,
     signal: stop.signal,
-    log: (message, fields) => console.log(`${message} ${JSON.stringify(fields)}`),
+    log: (level, message, fields) => (level === 'warn' ? console.warn : console.log)(`${message} ${JSON.stringify(fields)}`),
   });
   const count = (status: string) => outcomes.filter((outcome) => outcome.status === status).length;
   console.log(`done: ${count('COMPLETED')} completed, ${count('FAILED')} failed, ${outcomes.filter((o) => o.retried).length} retried`);

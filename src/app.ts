@@ -186,7 +186,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           token,
           studentIds,
           signal: stopPipeline.signal,
-          log: (message, fields) => logger.debug(fields, message),
+          // Its steps are a demo's noise (LOG_LEVEL=debug shows them); a request that broke off is worth a warning.
+          log: (level, message, fields) => (level === 'warn' ? logger.warn(fields, message) : logger.debug(fields, message)),
         }).catch((error: unknown) => logger.error({ err: error }, 'the demo pipeline stopped'));
         // Pushed last, so it runs first on stop: no report is cut off by the server closing.
         closers.push(async () => {

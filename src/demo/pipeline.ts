@@ -23,7 +23,8 @@ export type DemoPipelineOptions = {
   once?: boolean;
   /** Stops the run: each slot finishes the report it is sending and sends no more. */
   signal?: AbortSignal;
-  log?: (message: string, fields: Record<string, unknown>) => void;
+  /** Each step (`info`), and a request that broke off on an error (`warn`). */
+  log?: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
 };
 
 /** How a request the demo drove ended; `stopped` when the run was stopped first. */
@@ -79,10 +80,10 @@ export async function runDemoPipeline(options: DemoPipelineOptions): Promise<Dem
       try {
         const outcome = await driveOne(number);
         outcomes.push(outcome);
-        log(`demo request ${outcome.status.toLowerCase()}`, { requestId: outcome.id, retried: outcome.retried });
+        log('info', `demo request ${outcome.status.toLowerCase()}`, { requestId: outcome.id, retried: outcome.retried });
       } catch (error) {
         if (once) throw error;
-        log('demo request broke off; starting another', { error: (error as Error).message });
+        log('warn', 'demo request broke off; starting another', { error: (error as Error).message });
         await sleep(2_000, signal); // not divided by speed: a service that is down is not asked faster
       }
       if (once) return;
@@ -98,7 +99,7 @@ export async function runDemoPipeline(options: DemoPipelineOptions): Promise<Dem
     const input = { ...subject, studentId, correlationId: `demo-${crypto.randomUUID()}` };
     const submitted = await call<{ submitContentRequest: { request: { id: string } } }>(SUBMIT, { input });
     const id = submitted.submitContentRequest.request.id;
-    log('demo request submitted', { requestId: id, topic: subject.topic, studentId, plan });
+    log('info', 'demo request submitted', { requestId: id, topic: subject.topic, studentId, plan });
     const report = async (stage: string, status: string, extra: Record<string, unknown> = {}) =>
       (await call<{ reportStage: { status: string } }>(REPORT, { input: { requestId: id, stage, status, ...extra } })).reportStage.status;
 

@@ -106,8 +106,11 @@ export async function signToken(
  */
 export async function developmentSecret(dataDir: string | undefined, options: { create?: boolean } = {}): Promise<Uint8Array> {
   const { create = true } = options;
-  if (create && (!dataDir || dataDir.startsWith('memory://'))) return randomBytes(32);
-  const file = path.join(path.resolve(dataDir ?? '.'), 'development-jwt-secret');
+  if (!dataDir || dataDir.startsWith('memory://')) {
+    if (create) return randomBytes(32);
+    throw new Error('an in-memory service keeps its development secret to itself');
+  }
+  const file = path.join(path.resolve(dataDir), 'development-jwt-secret');
   try {
     return Buffer.from((await readFile(file, 'utf8')).trim(), 'base64url');
   } catch (error) {

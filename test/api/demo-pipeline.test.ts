@@ -99,7 +99,7 @@ describe('the demo pipeline', () => {
       concurrency: 3,
       speed: 200,
       signal: stop.signal,
-      log: (message, fields) => {
+      log: (_level, message, fields) => {
         if (message === 'demo request submitted') submitted.push(fields.requestId as string);
         // Stop as soon as one request has finished: the others are mid-stage.
         if (message === 'demo request completed' || message === 'demo request failed') stop.abort();
