@@ -7,9 +7,10 @@
  * the development secret the service keeps in its data folder.
  */
 import { parseArgs } from 'node:util';
+import { signDemoUserToken } from '../src/app.js';
 import { ConfigError, loadConfig, type Config } from '../src/config.js';
 import { runDemoPipeline } from '../src/demo/pipeline.js';
-import { developmentSecret, signToken } from '../src/http/auth.js';
+import { developmentSecret } from '../src/http/auth.js';
 import { DEMO_USERS } from '../src/services/demo.js';
 
 const USAGE = `usage: npm run demo -- [--concurrency N] [--speed F] [--once] [--url URL] [--students id,id]
@@ -41,12 +42,7 @@ async function demoWorkerToken(config: Config): Promise<string> {
   } catch (error) {
     fail(`set TOKEN to the worker token the service printed: ${(error as Error).message}`);
   }
-  const worker = DEMO_USERS.find((user) => user.role === 'worker')!;
-  return signToken(
-    secret,
-    { sub: worker.userId, role: worker.role, organization_id: worker.organizationId },
-    { issuer: config.auth.issuer, audience: config.auth.audience, expiresIn: '1d' },
-  );
+  return signDemoUserToken(secret, DEMO_USERS.find((user) => user.role === 'worker')!, config.auth, '1d');
 }
 
 let parsed;

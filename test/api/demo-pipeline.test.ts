@@ -122,6 +122,27 @@ describe('the demo pipeline', () => {
   });
 });
 
+describe('DEMO_PIPELINE=true with a configured JWT_SECRET and DEMO_DATA=true', () => {
+  test('the service signs its own worker token and drives requests for the demo students; stopping it stops the pipeline without an error', async () => {
+    const app = await startTestApp({ env: { DEMO_DATA: 'true', DEMO_PIPELINE: 'true' } });
+    try {
+      const admin = await app.token({ sub: 'demo-admin', role: 'admin' });
+      let requests: { studentId: string }[] = [];
+      // Until the pipeline's first request is there (the test's own timeout bounds the wait).
+      while (!requests.length) {
+        requests = dataOf(await app.graphql('{ contentRequests(first: 5) { edges { node { studentId } } } }', { token: admin }))
+          .contentRequests.edges.map((edge: { node: { studentId: string } }) => edge.node);
+        if (!requests.length) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      for (const request of requests) expect(STUDENTS).toContain(request.studentId);
+    } finally {
+      await app.close();
+    }
+    expect(app.logs.filter((line) => line.level >= 40).map((line) => line.msg)).toEqual([]);
+    expect(app.logs.map((line) => line.msg)).toContain('demo pipeline running');
+  });
+});
+
 describe.skipIf(inject('testDatabase').kind === 'postgres')('DEMO_PIPELINE=true with npm start (embedded)', () => {
   test('starts the pipeline: requests for the demo students appear, and SIGTERM still stops the service cleanly', async () => {
     const port = await freePort();
