@@ -6,9 +6,10 @@
 import { setMaxListeners } from 'node:events';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Config } from './config.js';
+import type { AuthConfig, Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { migrateUp } from './db/migrate.js';
+import { runDemoPipeline } from './demo/pipeline.js';
 import { createTokenVerifier, developmentSecret, signToken } from './http/auth.js';
 import { EXAMPLE_OPERATION_NAMES } from './http/graphiql.js';
 import { createAuthenticator, createGraphQLServer, type GraphQLServer } from './http/graphql-server.js';
@@ -19,7 +20,7 @@ import { EventHub } from './live/hub.js';
 import { StreamQuota } from './live/subscriptions.js';
 import { eventsAfterPosition, latestPosition } from './services/live-reads.js';
 import { createLogger, type Logger } from './logger.js';
-import { seedDemoData, type DemoUser } from './services/demo.js';
+import { DEMO_USERS, seedDemoData, type DemoUser } from './services/demo.js';
 import { createMutationLimiter } from './services/limits.js';
 import { rollupRequestMetrics } from './services/monitoring.js';
 import { requestStatuses } from './services/pipeline.js';
@@ -174,6 +175,9 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         void rollup();
       }
 
+      // Pushed last, so it stops first: no report is cut off by the server closing.
+      if (config.demoPipeline) closers.push(await startDemoPipeline(config, url, developmentTokens, logger));
+
       const app = { url, metricsUrl, database, graphql, hub, developmentTokens };
       // A client that stopped reading would keep its connection (and stop()) open forever.
       const cutConnections = () => {
@@ -218,15 +222,50 @@ async function seedDemoUsers(config: Config, database: Database, developmentSecr
   const demoUsers = await seedDemoData(database.db);
   if (!developmentSecret) return [];
   const tokens: DevelopmentToken[] = [];
-  for (const user of demoUsers) {
-    const token = await signToken(
-      developmentSecret,
-      { sub: user.userId, role: user.role, organization_id: user.organizationId },
-      { issuer: config.auth.issuer, audience: config.auth.audience },
-    );
-    tokens.push({ ...user, token });
-  }
+  for (const user of demoUsers) tokens.push({ ...user, token: await signDemoUserToken(developmentSecret, user, config.auth) });
   return tokens;
+}
+
+/** The demo pipeline against this instance's own URL, as the demo worker; returns what stops it. */
+async function startDemoPipeline(config: Config, url: string, developmentTokens: DevelopmentToken[], logger: Logger) {
+  const token = developmentTokens.find((user) => user.role === 'worker')?.token ?? (await signDemoWorkerToken(config));
+  // The demo users are seeded (loadConfig lets the pipeline run only with them).
+  const studentIds = DEMO_USERS.filter((user) => user.role === 'student').map((user) => user.userId);
+  const stopPipeline = new AbortController();
+  const pipeline = runDemoPipeline({
+    url,
+    token,
+    studentIds,
+    signal: stopPipeline.signal,
+    // Its steps are a demo's noise (LOG_LEVEL=debug shows them); a request that broke off is worth a warning.
+    log: (level, message, fields) => (level === 'warn' ? logger.warn(fields, message) : logger.debug(fields, message)),
+  }).catch((error: unknown) => logger.error({ err: error }, 'the demo pipeline stopped'));
+  logger.info({ students: studentIds }, 'demo pipeline running');
+  return async () => {
+    stopPipeline.abort();
+    await pipeline;
+  };
+}
+
+/**
+ * The demo pipeline's worker token with a configured JWT_SECRET (loadConfig
+ * lets DEMO_PIPELINE=true through only with one or in the embedded mode).
+ * Kept in the process: never printed, never served.
+ */
+async function signDemoWorkerToken(config: Config): Promise<string> {
+  if (config.auth.verify.kind !== 'hs256') throw new Error('the demo pipeline needs a secret to sign its worker token');
+  const worker = DEMO_USERS.find((user) => user.role === 'worker')!;
+  const secret = new TextEncoder().encode(config.auth.verify.secret);
+  return signDemoUserToken(secret, worker, config.auth, `${config.auth.maxLifetimeSeconds}s`);
+}
+
+/** A demo user's token, with the issuer and audience this service checks (30 days unless `expiresIn`). */
+export function signDemoUserToken(secret: Uint8Array, user: DemoUser, auth: AuthConfig, expiresIn?: string): Promise<string> {
+  return signToken(
+    secret,
+    { sub: user.userId, role: user.role, organization_id: user.organizationId },
+    { issuer: auth.issuer, audience: auth.audience, ...(expiresIn ? { expiresIn } : {}) },
+  );
 }
 
 /** A listening server's address as a URL a local client can use. */

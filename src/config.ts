@@ -43,6 +43,8 @@ const environmentSchema = z.object({
   JWT_AUDIENCE: optionalString,
   /** Create the demo organization and users (and print their tokens); on by default when embedded. */
   DEMO_DATA: unsetWhenEmpty(z.enum(['true', 'false'], 'must be true or false').optional()),
+  /** Run the demo pipeline inside the service (needs the demo users and a way to sign a worker token); off by default. */
+  DEMO_PIPELINE: unsetWhenEmpty(z.enum(['true', 'false'], 'must be true or false').default('false')),
   /** How often the hourly metrics rollup runs; 0 turns it off. */
   METRICS_ROLLUP_INTERVAL_SECONDS: unsetWhenEmpty(z.coerce.number().int().min(0).default(300)),
   /** On SIGTERM, how long open connections get to finish before they are cut. */
@@ -69,6 +71,7 @@ export type Config = {
   metricsPort?: number;
   auth: AuthConfig;
   demoData: boolean;
+  demoPipeline: boolean;
   metricsRollupIntervalMs: number;
   shutdownGraceMs: number;
   websocket: { maxPayloadBytes: number; keepAliveMs: number };
@@ -129,6 +132,14 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       'invalid configuration:\n  JWT_SECRET or JWKS_URL is required with DATABASE_URL (development tokens are for the embedded database only)',
     );
   }
+  const demoData = env.DEMO_DATA ? env.DEMO_DATA === 'true' : !env.DATABASE_URL;
+  const demoPipeline = env.DEMO_PIPELINE === 'true';
+  // The pipeline submits for the demo students as the demo worker, with a token the service signs itself.
+  if (demoPipeline && (!demoData || env.JWKS_URL)) {
+    throw new ConfigError(
+      'invalid configuration:\n  DEMO_PIPELINE=true needs the demo users (DEMO_DATA=true with DATABASE_URL) and a secret to sign its worker token (JWT_SECRET, or the embedded development secret); with JWKS_URL run `npm run demo` with TOKEN instead',
+    );
+  }
   return {
     database: databaseConfig(env),
     logLevel: env.LOG_LEVEL,
@@ -150,7 +161,8 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       maxLifetimeSeconds: env.TOKEN_MAX_LIFETIME_SECONDS,
       clockSkewSeconds: env.TOKEN_CLOCK_SKEW_SECONDS,
     },
-    demoData: env.DEMO_DATA ? env.DEMO_DATA === 'true' : !env.DATABASE_URL,
+    demoData,
+    demoPipeline,
     metricsRollupIntervalMs: env.METRICS_ROLLUP_INTERVAL_SECONDS * 1000,
     shutdownGraceMs: env.SHUTDOWN_GRACE_SECONDS * 1000,
     websocket: { maxPayloadBytes: env.WS_MAX_PAYLOAD_BYTES, keepAliveMs: env.WS_KEEPALIVE_SECONDS * 1000 },

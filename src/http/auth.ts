@@ -101,15 +101,22 @@ export async function signToken(
 
 /**
  * The embedded mode's signing secret: kept in the data folder so printed
- * tokens survive a restart; a fresh one for an in-memory database.
+ * tokens survive a restart; a fresh one for an in-memory database. With
+ * `create: false`, only an existing one (a script signing for a running service).
  */
-export async function developmentSecret(dataDir: string | undefined): Promise<Uint8Array> {
-  if (!dataDir || dataDir.startsWith('memory://')) return randomBytes(32);
+export async function developmentSecret(dataDir: string | undefined, options: { create?: boolean } = {}): Promise<Uint8Array> {
+  const { create = true } = options;
+  if (!dataDir || dataDir.startsWith('memory://')) {
+    if (create) return randomBytes(32);
+    throw new Error('an in-memory service keeps its development secret to itself');
+  }
   const file = path.join(path.resolve(dataDir), 'development-jwt-secret');
   try {
     return Buffer.from((await readFile(file, 'utf8')).trim(), 'base64url');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    // A tool signing for a running service must use that service's secret, not make one.
+    if (!create) throw new Error(`no development secret in ${file}: has the service been started with this data folder?`);
   }
   const secret = randomBytes(32);
   await writeFile(file, secret.toString('base64url'), { mode: 0o600 });

@@ -31,6 +31,11 @@ describe('configuration', () => {
     [{ DEMO_DATA: 'yes' }, /DEMO_DATA: must be true or false/],
     [{ METRICS_ROLLUP_INTERVAL_SECONDS: '-1' }, /METRICS_ROLLUP_INTERVAL_SECONDS: .*0/],
     [{ JWT_SECRET: secret, JWKS_URL: 'https://auth.example.test/jwks.json' }, /set JWT_SECRET or JWKS_URL, not both/],
+    [{ DEMO_PIPELINE: 'on' }, /DEMO_PIPELINE: must be true or false/],
+    // The demo pipeline with a server database: only when asked, with the demo users and a secret to sign its worker token.
+    [{ DEMO_PIPELINE: 'true', DATABASE_URL: 'postgres://db.example.test/tracker', JWT_SECRET: secret }, /DEMO_PIPELINE=true needs the demo users/],
+    [{ DEMO_PIPELINE: 'true', DATABASE_URL: 'postgres://db.example.test/tracker', JWKS_URL: 'https://auth.example.test/jwks.json', DEMO_DATA: 'true' }, /with JWKS_URL run `npm run demo` with TOKEN/],
+    [{ DEMO_PIPELINE: 'true', DEMO_DATA: 'false' }, /DEMO_PIPELINE=true needs the demo users/],
   ] as [Record<string, string>, RegExp][])('%j is refused with a message naming it', (environment, message) => {
     expect(refused(environment)).toMatch(message);
   });
@@ -49,6 +54,14 @@ describe('configuration', () => {
       const message = refused(environment);
       expect(message).toMatch(/JWT_SECRET or JWKS_URL is required with DATABASE_URL/);
     }
+  });
+
+  test('the demo pipeline is off unless DEMO_PIPELINE=true, with a server database too', () => {
+    expect(loadConfig({}).demoPipeline).toBe(false);
+    expect(loadConfig({ DEMO_PIPELINE: 'true' }).demoPipeline).toBe(true);
+    const server = { DATABASE_URL: 'postgres://db.example.test/tracker', JWT_SECRET: secret, DEMO_DATA: 'true' };
+    expect(loadConfig(server).demoPipeline).toBe(false);
+    expect(loadConfig({ ...server, DEMO_PIPELINE: 'true' }).demoPipeline).toBe(true);
   });
 
   test('empty variables mean unset: the defaults apply', () => {
