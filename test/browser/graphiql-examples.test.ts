@@ -3,7 +3,8 @@
  * turn, with the header its comment names (the embedded mode's printed
  * tokens), answers without an error. The worker's tab gets the request id
  * pasted, as it asks; the live Watch tab runs in a window of its own, as the
- * README walks through it, and its first message (the snapshot) arrives.
+ * README walks through it: its first message (the snapshot) arrives, then
+ * the worker's next report.
  * PGlite project only: it is about the page and the browser, not the database.
  */
 import type { Browser, Page } from 'playwright-core';
@@ -13,6 +14,7 @@ import type { Role } from '../../src/services/access.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { describeWithBrowser, launchBrowser } from '../helpers/browser.js';
 import { testDatabaseKind } from '../helpers/database.js';
+import { reportStage } from '../helpers/requests.js';
 
 const PLACEHOLDER = '<paste a request id>';
 
@@ -70,7 +72,7 @@ describe.skipIf(testDatabaseKind() !== 'pglite')('GraphiQL', () => describeWithB
     await app?.close();
   });
 
-  test('each tab runs without an error (Watch, in a window of its own, receives its first message)', async () => {
+  test('each tab runs without an error; Watch, in a window of its own, shows its snapshot, then the next report', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
     await page.goto(`${app.url}/graphql`);
@@ -100,6 +102,11 @@ describe.skipIf(testDatabaseKind() !== 'pglite')('GraphiQL', () => describeWithB
     await expect.poll(() => resultText(watcher), { timeout: 15_000 }).toMatch(/"kind": "SNAPSHOT"/);
     expect(await resultText(watcher)).toContain(requestId);
     expect(await resultText(watcher)).not.toMatch(/"errors"/);
+
+    // The worker's next report (from its own client here) shows up in the Watch window.
+    const worker = app.running.developmentTokens.find((user) => user.role === 'worker')!;
+    await reportStage({ url: app.url, token: worker.token }, requestId!, 'validation', 'COMPLETED');
+    await expect.poll(() => resultText(watcher), { timeout: 15_000 }).toMatch(/"kind": "EVENT"/);
 
     await context.close();
   });
