@@ -83,6 +83,20 @@ describe('Apollo Client', () => {
     expect(refused.body.errors?.[0]?.extensions.code).toBe('PERSISTED_QUERY_MISMATCH');
   });
 
+  test("Apollo's default HTTP transport for subscriptions (multipart/mixed) is answered 406: use GraphQLWsLink", async () => {
+    const errors: unknown[] = [];
+    const client = new ApolloClient({ link: new HttpLink({ uri: `${app.url}/graphql`, headers: { authorization: `Bearer ${studentToken}` } }), cache: new InMemoryCache() });
+    const subscription = client
+      .subscribe({ query: gql`subscription Feed { contentRequestUpdates { kind } }` })
+      .subscribe({ next: ({ error }) => error && errors.push(error), error: (error: unknown) => errors.push(error) });
+    try {
+      await expect.poll(() => errors.length).toBe(1);
+      expect(errors[0]).toMatchObject({ statusCode: 406 });
+    } finally {
+      subscription.unsubscribe();
+    }
+  });
+
   test('subscribes over graphql-ws (GraphQLWsLink): the snapshot, then each change', async () => {
     const request = await submitRequest({ url: app.url, token: studentToken });
     const wsClient = createClient({
