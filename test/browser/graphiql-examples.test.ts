@@ -56,7 +56,7 @@ async function run(page: Page, name: string) {
   return (await (await answered).json()) as { data?: Record<string, any>; errors?: unknown[] };
 }
 
-describe.skipIf(testDatabaseKind() !== 'pglite')('GraphiQL', () => describeWithBrowser('every example tab in a browser', () => {
+describe.skipIf(testDatabaseKind() !== 'pglite')('PGlite', () => describeWithBrowser('every GraphiQL example tab in a browser', () => {
   let app: TestApp;
   let browser: Browser;
   let tabs: { name: string; query: string }[];

@@ -11,7 +11,7 @@ import { describeWithBrowser, launchBrowser } from '../helpers/browser.js';
 import { testDatabaseKind } from '../helpers/database.js';
 import { driveToCompletion } from '../helpers/requests.js';
 
-describe.skipIf(testDatabaseKind() !== 'pglite')('GraphiQL', () => describeWithBrowser('in a browser', () => {
+describe.skipIf(testDatabaseKind() !== 'pglite')('PGlite', () => describeWithBrowser('GraphiQL in a browser', () => {
   let app: TestApp;
   let browser: Browser;
   beforeAll(async () => {
