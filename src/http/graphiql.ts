@@ -55,7 +55,7 @@ query MyRequests {
     query: `# A pipeline worker reports a stage. Paste the request's id, then walk the stages
 # in order (the admin's tab lists them: pipelineStages), each IN_PROGRESS
 # (optionally with progress: 0-100) then COMPLETED. FAILED with an
-# errorMessage fails the request. Re-run the student's tabs to watch it move.
+# errorMessage fails the request. Re-run MyRequests, or keep Watch open, to see it move.
 # Headers for a worker: ${header(tokens.worker, 'worker')}
 mutation Report {
   reportStage(input: { requestId: "<paste a request id>", stage: "validation", status: IN_PROGRESS }) {
@@ -64,12 +64,13 @@ mutation Report {
 }`,
   },
   {
-    query: `# Live: the request's progress as it happens (a snapshot first, then every change).
-# Start it, then report stages from the worker's tab.
+    query: `# Live: every request of yours as it moves (a snapshot of each first, then every change).
+# GraphiQL stops a subscription when you switch tabs: open GraphiQL in a second window,
+# run this tab there, and report stages from the worker's tab in the first one.
 # Headers for a student: ${header(tokens.student, 'student')}
 subscription Watch {
-  contentRequestProgress(id: "<paste a request id>") {
-    kind sequence status stage progressPercentage event { eventType createdAt }
+  contentRequestUpdates {
+    kind requestId sequence status stage progressPercentage event { eventType createdAt }
   }
 }`,
   },

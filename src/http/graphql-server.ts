@@ -32,6 +32,7 @@ import {
 import { graphiqlOptions, graphiqlPage } from './graphiql.js';
 import type { Metrics } from './metrics.js';
 import { useMutationLimits } from './mutation-limits.js';
+import { usePersistedQueries } from './persisted-queries.js';
 
 // The cost model counts what a document can fetch: each field (1, an object 2)
 // times the `first` of the lists around it, with no extra factor per level
@@ -204,6 +205,7 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
       useSecurityHeaders,
       useShortRequestParseErrors(),
       useServiceErrors(logger),
+      usePersistedQueries(),
       maxTokensPlugin({ n: DOCUMENT_LIMITS.tokens, ...rejectAs('tokens') }),
       maxDepthPlugin({ n: DOCUMENT_LIMITS.depth, ignoreIntrospection: true, flattenFragments: true, ...rejectAs('depth') }),
       maxAliasesPlugin({ n: DOCUMENT_LIMITS.aliases, ...rejectAs('aliases') }),

@@ -100,7 +100,7 @@ describe.skipIf(inject('testDatabase').kind === 'postgres')('npm start', () => {
       'Content request tracker',
       'A student asks for content',
       'A pipeline worker reports a stage',
-      'Live: the request',
+      'Live: every request of yours',
       'An org admin: the organization',
       'Platform admins: failures by stage',
       ...ROLES.map((role) => `Bearer ${tokenOf[role]}`),

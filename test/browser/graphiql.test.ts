@@ -4,23 +4,19 @@
  * move live (GraphQL over SSE from the page) while a worker reports stages.
  * PGlite project only: it is about the page and the browser, not the database.
  */
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { STAGES, startTestApp, type TestApp } from '../helpers/app.js';
+import { describeWithBrowser, launchBrowser } from '../helpers/browser.js';
 import { testDatabaseKind } from '../helpers/database.js';
 import { driveToCompletion } from '../helpers/requests.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-
-describe.skipIf(testDatabaseKind() !== 'pglite')('GraphiQL in a browser', () => {
+describe.skipIf(testDatabaseKind() !== 'pglite')('PGlite', () => describeWithBrowser('GraphiQL in a browser', () => {
   let app: TestApp;
   let browser: Browser;
   beforeAll(async () => {
     app = await startTestApp({ development: true, env: { DEMO_DATA: 'true' } });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
+    browser = await launchBrowser();
   });
   afterAll(async () => {
     await browser?.close();
@@ -91,4 +87,4 @@ describe.skipIf(testDatabaseKind() !== 'pglite')('GraphiQL in a browser', () => 
     expect(progress).toEqual([...progress].sort((a, b) => a - b)); // the bar only moves forward
     expect(await updates()).toHaveLength(1 + STAGES.length * 2);
   });
-});
+}));
