@@ -12,16 +12,23 @@ type StageSpan = { stage: string; startedAt: string; endedAt?: string; outcome?:
 
 const REQUEST = `query ($id: ID!) { contentRequest(id: $id) { topic status progressPercentage student { name } } }`;
 
+// How an event ends the stages still running (the request's own end closes its last stage).
+const ENDINGS: Record<string, string> = { STAGE_COMPLETED: 'completed', COMPLETED: 'completed', FAILURE: 'failed', CANCEL: 'cancelled' };
+
 /** The stages in the order they started, each with when it ended and how. */
 function timeline(events: Event[]): StageSpan[] {
   const spans = new Map<string, StageSpan>();
   for (const event of events) {
-    if (!event.stage) continue;
-    if (event.eventType === 'STAGE_STARTED') spans.set(event.stage, { stage: event.stage, startedAt: event.createdAt });
-    const span = spans.get(event.stage);
-    if (span && (event.eventType === 'STAGE_COMPLETED' || event.eventType === 'FAILURE')) {
-      span.endedAt = event.createdAt;
-      span.outcome = event.eventType === 'FAILURE' ? 'failed' : 'completed';
+    if (event.eventType === 'STAGE_STARTED' && event.stage) spans.set(event.stage, { stage: event.stage, startedAt: event.createdAt });
+    const outcome = ENDINGS[event.eventType];
+    if (!outcome) continue;
+    for (const span of spans.values()) {
+      // A stage's completion ends that stage; a failure, cancel or the request's completion, whatever still runs.
+      const ends = event.eventType === 'STAGE_COMPLETED' ? span.stage === event.stage : true;
+      if (ends && !span.endedAt) {
+        span.endedAt = event.createdAt;
+        span.outcome = outcome;
+      }
     }
   }
   return [...spans.values()];

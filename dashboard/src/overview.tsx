@@ -161,7 +161,7 @@ export function Overview({ client }: { client: TrackerClient }) {
         <ul id="finished">
           {finished.map((row) => (
             <li key={row.id} data-request-id={row.id}>
-              <a href={`#/requests/${row.id}`}>{row.topic ?? row.id}</a> {row.status.toLowerCase()}
+              <a href={`#/requests/${row.id}`}>{row.topic ?? row.id}</a> <ProgressBar value={row.progress} /> {row.status.toLowerCase()}
             </li>
           ))}
         </ul>
