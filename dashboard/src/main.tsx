@@ -56,4 +56,6 @@ function App() {
   );
 }
 
-render(<App />, document.getElementById('app')!);
+const root = document.getElementById('app')!;
+root.replaceChildren(); // the "Loading…" placeholder: render() adds to what is there
+render(<App />, root);

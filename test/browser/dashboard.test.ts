@@ -104,10 +104,10 @@ describe.skipIf(testDatabaseKind() !== 'pglite' || missingBrowser !== undefined)
         variables: { id: request.id },
         token: student.token,
       }),
-    ).contentRequest.events.edges.map((edge: any) => Number(edge.node.sequence));
+    ).contentRequest.events.edges.map((edge: any): number => Number(edge.node.sequence));
     const shown = () => page.locator('.events [data-sequence]').evaluateAll((items) => items.map((item) => Number(item.getAttribute('data-sequence'))));
     await expect.poll(shown).toHaveLength(logged.length);
-    expect(await shown()).toEqual(logged.map((_, index) => index + 1));
+    expect(await shown()).toEqual(logged.map((_: number, index: number) => index + 1));
     expect(await page.locator('.timeline li').count()).toBe(5);
     for (const text of await page.locator('.timeline li').allInnerTexts()) expect(text).toContain('completed');
   });
