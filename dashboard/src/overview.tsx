@@ -56,6 +56,7 @@ export function Overview({ client }: { client: TrackerClient }) {
     const apply = (update: Update) => {
       setFailures((current) => (update.status !== 'FAILED' && current.has(update.requestId) ? withoutKey(current, update.requestId) : current));
       if (FINISHED_STATUSES.has(update.status)) {
+        described.delete(update.requestId); // a retried request comes back as a new row
         changeRow(update.requestId, (row) => {
           if (row && update.status !== 'FAILED') {
             setFinished((list) => [{ ...row, status: update.status, progress: update.progressPercentage }, ...list].slice(0, RECENTLY_FINISHED));

@@ -12,7 +12,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { dataOf, startTestApp, type TestApp } from '../helpers/app.js';
 import { testDatabaseKind } from '../helpers/database.js';
-import { driveTo, driveToCompletion, submitRequest } from '../helpers/requests.js';
+import { driveTo, driveToCompletion, reportStage, submitRequest } from '../helpers/requests.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = new URL('../../test-artifacts/', import.meta.url);
@@ -110,6 +110,24 @@ describe.skipIf(testDatabaseKind() !== 'pglite' || missingBrowser !== undefined)
     expect(await shown()).toEqual(logged.map((_: number, index: number) => index + 1));
     expect(await page.locator('.timeline li').count()).toBe(5);
     for (const text of await page.locator('.timeline li').allInnerTexts()) expect(text).toContain('completed');
+  });
+
+  test('a failure shows live with its stage and message; retry sends it back to the active list', async () => {
+    await page.goto(`${app.url}/`);
+    await expect.poll(() => page.locator('[data-connection]').getAttribute('data-connection')).toBe('live');
+    const request = await submitRequest({ url: app.url, token: tokenOf('student') }, { topic: 'Earthquakes' });
+    const worker = { url: app.url, token: tokenOf('worker') };
+    await driveTo(worker, request.id, 'retrieval');
+    await reportStage(worker, request.id, 'retrieval', 'FAILED', undefined, { errorMessage: 'the library was closed' });
+    const failure = page.locator(`#failures [data-request-id="${request.id}"]`);
+    await expect.poll(() => failure.innerText()).toMatch(/Earthquakes.*retrieval.*the library was closed/);
+    expect(await page.locator(`#active [data-request-id="${request.id}"]`).count()).toBe(0);
+
+    await failure.getByRole('button', { name: 'Retry' }).click();
+    await expect.poll(() => failure.count()).toBe(0);
+    const row = page.locator(`#active [data-request-id="${request.id}"]`);
+    await expect.poll(() => row.locator('.status').innerText()).toBe('PENDING');
+    await expect.poll(() => row.innerText()).toContain('Earthquakes');
   });
 
   test('the page reached nothing but its own origin, and raised no error', () => {
