@@ -25,8 +25,8 @@ export type Update = {
 export type UpdatesFilter = { status?: string[]; studentId?: string; organizationId?: string };
 
 export type TrackerClient = {
-  watchRequest(id: string, options?: { afterSequence?: string }): AsyncIterable<Update>;
-  watchUpdates(filter: UpdatesFilter | null, options?: { after?: string; withRequest?: boolean }): AsyncIterable<Update>;
+  watchRequest(id: string, options?: { afterSequence?: string; signal?: AbortSignal }): AsyncIterable<Update>;
+  watchUpdates(filter: UpdatesFilter | null, options?: { after?: string; withRequest?: boolean; signal?: AbortSignal }): AsyncIterable<Update>;
   query<T>(document: string, variables?: Record<string, unknown>): Promise<T>;
   close(): void;
 };
@@ -43,6 +43,8 @@ export function createTrackerClient(options: {
   onStateChange?: (state: ConnectionState) => void;
 }): TrackerClient {
   let everConnected = false;
+  // Streams being watched: a socket closed with none (the last one ended) is not a lost connection.
+  let watching = 0;
   const socket: Client = createClient({
     url: options.url.replace(/^http/, 'ws') + '/graphql',
     connectionParams: () => ({ authorization: `Bearer ${options.getToken() ?? ''}` }),
@@ -53,15 +55,33 @@ export function createTrackerClient(options: {
         everConnected = true;
         options.onStateChange?.('live');
       },
-      closed: () => options.onStateChange?.(everConnected ? 'reconnecting' : 'connecting'),
+      closed: () => {
+        if (watching > 0) options.onStateChange?.(everConnected ? 'reconnecting' : 'connecting');
+      },
     },
   });
 
-  /** Runs `subscribe` again after each lost connection, with the variables the last message left. */
-  async function* resuming(query: string, variables: () => Record<string, unknown>, seen: (update: Update) => boolean) {
-    for (let attempt = 0; ; attempt++) {
+  /**
+   * Runs the subscription again after each lost connection, with the
+   * variables the last message left; ends when the server ends it or `signal` aborts.
+   */
+  async function* resuming(query: string, variables: () => Record<string, unknown>, seen: (update: Update) => boolean, signal?: AbortSignal) {
+    watching++;
+    try {
+      yield* resumingLoop(query, variables, seen, signal);
+    } finally {
+      watching--;
+    }
+  }
+
+  async function* resumingLoop(query: string, variables: () => Record<string, unknown>, seen: (update: Update) => boolean, signal?: AbortSignal) {
+    for (let attempt = 0; !signal?.aborted; attempt++) {
+      const stream = socket.iterate<Record<string, Update>>({ query, variables: variables() });
+      // Stopping: return() unsubscribes at once, throw() wakes the loop waiting on the next message.
+      const stop = () => void stream.return?.().then(() => stream.throw?.(signal?.reason));
+      signal?.addEventListener('abort', stop, { once: true });
       try {
-        for await (const result of socket.iterate<Record<string, Update>>({ query, variables: variables() })) {
+        for await (const result of stream) {
           if (result.errors?.length) throw new GraphQLRequestError(result.errors.map((e) => e.message).join('; '));
           const update = Object.values(result.data ?? {})[0];
           if (!update || !seen(update)) continue;
@@ -70,16 +90,19 @@ export function createTrackerClient(options: {
         }
         return; // the server ended the stream (a finished request)
       } catch (error) {
+        if (signal?.aborted) return;
         if (error instanceof GraphQLRequestError || Array.isArray(error)) throw error;
         options.onStateChange?.('reconnecting');
         // Backoff: 0.5 s, 1 s, 2 s … up to 10 s.
         await new Promise((resolve) => setTimeout(resolve, Math.min(10_000, 500 * 2 ** attempt)));
+      } finally {
+        signal?.removeEventListener('abort', stop);
       }
     }
   }
 
   return {
-    watchRequest(id, { afterSequence } = {}) {
+    watchRequest(id, { afterSequence, signal } = {}) {
       let last = afterSequence;
       const query = `subscription ($id: ID!, $after: BigInt) { contentRequestProgress(id: $id, afterSequence: $after) { ${UPDATE_FIELDS} } }`;
       return resuming(query, () => ({ id, after: last ?? null }), (update) => {
@@ -87,16 +110,16 @@ export function createTrackerClient(options: {
         if (last !== undefined && BigInt(update.sequence) <= BigInt(last)) return false;
         last = update.sequence;
         return true;
-      });
+      }, signal);
     },
-    watchUpdates(filter, { after, withRequest = false } = {}) {
+    watchUpdates(filter, { after, withRequest = false, signal } = {}) {
       let cursor = after;
       const fields = withRequest ? `${UPDATE_FIELDS} request { topic errorStage errorMessage }` : UPDATE_FIELDS;
       const query = `subscription ($filter: ContentRequestUpdatesFilter, $after: String) { contentRequestUpdates(filter: $filter, after: $after) { ${fields} } }`;
       return resuming(query, () => ({ filter, after: cursor ?? null }), (update) => {
         cursor = update.cursor;
         return true;
-      });
+      }, signal);
     },
     async query<T>(document: string, variables: Record<string, unknown> = {}) {
       const response = await fetch(`${options.url}/graphql`, {

@@ -43,13 +43,14 @@ export function RequestDetail({ client, id }: { client: TrackerClient; id: strin
 
   useEffect(() => {
     let stopped = false;
+    const watching = new AbortController();
     void (async () => {
       const { contentRequest } = await client.query<{ contentRequest: { topic: string; status: string; progressPercentage: number; student: { name: string | null } | null } | null }>(REQUEST, { id });
       if (!contentRequest) throw new Error('no such request in your reach');
       setHeader(contentRequest);
       setState({ status: contentRequest.status, progress: contentRequest.progressPercentage });
       // From sequence 0: the whole log, then each new event (the client drops any it has already yielded).
-      for await (const update of client.watchRequest(id, { afterSequence: '0' })) {
+      for await (const update of client.watchRequest(id, { afterSequence: '0', signal: watching.signal })) {
         if (stopped) return;
         setState({ status: update.status, progress: update.progressPercentage });
         const event = update.event;
@@ -58,6 +59,7 @@ export function RequestDetail({ client, id }: { client: TrackerClient; id: strin
     })().catch((error: unknown) => !stopped && setProblem(error instanceof Error ? error.message : String(error)));
     return () => {
       stopped = true;
+      watching.abort();
     };
   }, [client, id]);
 

@@ -37,6 +37,7 @@ export function Overview({ client }: { client: TrackerClient }) {
 
   useEffect(() => {
     let stopped = false;
+    const watching = new AbortController();
     // Requests whose topic and student have been read (or are being read).
     const described = new Set<string>();
     const changeRow = (id: string, change: (row: Row | undefined) => Row | undefined) =>
@@ -91,13 +92,13 @@ export function Overview({ client }: { client: TrackerClient }) {
       for (const { id } of activeRequests) described.add(id);
       setStages(new Map(pipelineStages.map((stage) => [stage.name, stage])));
       setActive(new Map(activeRequests.map((r) => [r.id, { ...r, stage: r.currentStage, progress: r.progressPercentage }])));
-      for await (const update of client.watchUpdates(null)) {
+      for await (const update of client.watchUpdates(null, { signal: watching.signal })) {
         if (stopped) return;
         apply(update);
       }
     })().catch(fail);
     void (async () => {
-      for await (const update of client.watchUpdates({ status: ['FAILED'] }, { withRequest: true })) {
+      for await (const update of client.watchUpdates({ status: ['FAILED'] }, { withRequest: true, signal: watching.signal })) {
         if (stopped) return;
         const { topic, errorStage, errorMessage } = update.request!;
         setFailures((current) => new Map(current).set(update.requestId, { id: update.requestId, topic, errorStage, errorMessage }));
@@ -105,6 +106,7 @@ export function Overview({ client }: { client: TrackerClient }) {
     })().catch(fail);
     return () => {
       stopped = true;
+      watching.abort();
     };
   }, [client]);
 

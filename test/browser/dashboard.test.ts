@@ -130,6 +130,24 @@ describe.skipIf(testDatabaseKind() !== 'pglite' || missingBrowser !== undefined)
     await expect.poll(() => row.innerText()).toContain('Earthquakes');
   });
 
+  test('leaving a view ends its live subscriptions at once', async () => {
+    await page.goto(`${app.url}/`);
+    await expect.poll(() => page.locator('[data-connection]').getAttribute('data-connection')).toBe('live');
+    const request = await submitRequest({ url: app.url, token: tokenOf('student') }, { topic: 'Deserts' });
+    for (let visit = 0; visit < 3; visit++) {
+      await page.evaluate((id) => (location.hash = `#/requests/${id}`), request.id);
+      await page.locator('.events [data-sequence="1"]').waitFor();
+      await page.evaluate(() => (location.hash = '#/'));
+      await page.locator('#active').waitFor();
+    }
+    const openSubscriptions = async () => {
+      const metrics = await (await fetch(app.running.metricsUrl)).text();
+      return Number(/^tracker_live_subscriptions (\S+)$/m.exec(metrics)?.[1]);
+    };
+    // The overview's two feeds (all updates, failures); none left over from the detail views.
+    await expect.poll(openSubscriptions).toBe(2);
+  });
+
   test('the page reached nothing but its own origin, and raised no error', () => {
     expect(offOrigin).toEqual([]);
     expect(pageErrors).toEqual([]);
