@@ -10,9 +10,6 @@ export function formatSeconds(seconds: number): string {
 
 export const secondsBetween = (from: string, to: string | number) => (new Date(to).getTime() - new Date(from).getTime()) / 1000;
 
-/** The statuses a request does not leave by itself. */
-export const FINISHED_STATUSES = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
-
 /** The current time, renewed every second: for clocks that tick. */
 export function useNow(): number {
   const [now, setNow] = useState(Date.now());

@@ -5,20 +5,10 @@
  */
 import { useEffect, useState } from 'preact/hooks';
 import type { TrackerClient, Update } from './api.js';
-import { FINISHED_STATUSES, ProgressBar, formatSeconds, secondsBetween, useNow } from './format.js';
+import { LEAVES_ACTIVE, applyUpdate, describeRow, type Board, type Row } from './board.js';
+import { ProgressBar, formatSeconds, secondsBetween, useNow } from './format.js';
 
-type Row = {
-  id: string;
-  topic?: string;
-  studentName?: string | null;
-  status: string;
-  stage: string | null;
-  progress: number;
-  stageStartedAt?: string | null;
-};
 type Failure = { id: string; topic: string; errorStage: string | null; errorMessage: string | null };
-
-const RECENTLY_FINISHED = 20;
 
 const ACTIVE = `query { activeRequests(first: 100) { id topic studentName status currentStage progressPercentage stageStartedAt } }`;
 const STAGES = `query { pipelineStages { name displayName expectedDurationSeconds } }`;
@@ -28,8 +18,8 @@ const RETRY = `mutation ($id: ID!) { retryContentRequest(id: $id) { id status } 
 type Stage = { name: string; displayName: string; expectedDurationSeconds: number };
 
 export function Overview({ client }: { client: TrackerClient }) {
-  const [active, setActive] = useState(new Map<string, Row>());
-  const [finished, setFinished] = useState<Row[]>([]);
+  const [board, setBoard] = useState<Board>({ active: new Map(), finished: [] });
+  const { active, finished } = board;
   const [failures, setFailures] = useState(new Map<string, Failure>());
   const [stages, setStages] = useState(new Map<string, Stage>());
   const [problem, setProblem] = useState<string>();
@@ -40,43 +30,20 @@ export function Overview({ client }: { client: TrackerClient }) {
     const watching = new AbortController();
     // Requests whose topic and student have been read (or are being read).
     const described = new Set<string>();
-    const changeRow = (id: string, change: (row: Row | undefined) => Row | undefined) =>
-      setActive((rows) => {
-        const next = new Map(rows);
-        const row = change(next.get(id));
-        if (row) next.set(id, row);
-        else next.delete(id);
-        return next;
-      });
     // What the feed does not carry (topic, student, when the stage started), read once per request.
     const describe = async (id: string) => {
       const { contentRequest: found } = await client.query<{ contentRequest: { topic: string; student: { name: string | null } | null; stages: { stage: string; startedAt: string | null }[] } | null }>(ONE, { id });
       if (!found) return;
-      changeRow(id, (row) => row && { ...row, topic: found.topic, studentName: found.student?.name, stageStartedAt: row.stageStartedAt ?? found.stages.find((s) => s.stage === row.stage)?.startedAt });
+      const stageStartedAt = (stage: string | null) => found.stages.find((s) => s.stage === stage)?.startedAt;
+      setBoard((current) => describeRow(current, id, { topic: found.topic, studentName: found.student?.name, stageStartedAt }));
     };
     const apply = (update: Update) => {
       setFailures((current) => (update.status !== 'FAILED' && current.has(update.requestId) ? withoutKey(current, update.requestId) : current));
-      if (FINISHED_STATUSES.has(update.status)) {
+      setBoard((current) => applyUpdate(current, update));
+      if (LEAVES_ACTIVE.has(update.status)) {
         described.delete(update.requestId); // a retried request comes back as a new row
-        changeRow(update.requestId, (row) => {
-          if (row && update.status !== 'FAILED') {
-            setFinished((list) => [{ ...row, status: update.status, progress: update.progressPercentage }, ...list].slice(0, RECENTLY_FINISHED));
-          }
-          return undefined;
-        });
         return;
       }
-      changeRow(update.requestId, (row) => {
-        const startedNow = update.event?.eventType === 'STAGE_STARTED' ? update.event.createdAt : undefined;
-        return {
-          ...row,
-          id: update.requestId,
-          status: update.status,
-          stage: update.stage,
-          progress: update.progressPercentage,
-          stageStartedAt: startedNow ?? (row?.stage === update.stage ? row?.stageStartedAt : undefined),
-        };
-      });
       if (!described.has(update.requestId)) {
         described.add(update.requestId);
         void describe(update.requestId).catch(() => described.delete(update.requestId));
@@ -91,7 +58,8 @@ export function Overview({ client }: { client: TrackerClient }) {
       ]);
       for (const { id } of activeRequests) described.add(id);
       setStages(new Map(pipelineStages.map((stage) => [stage.name, stage])));
-      setActive(new Map(activeRequests.map((r) => [r.id, { ...r, stage: r.currentStage, progress: r.progressPercentage }])));
+      const rows = activeRequests.map((r): Row => ({ ...r, stage: r.currentStage, progress: r.progressPercentage }));
+      setBoard((current) => ({ ...current, active: new Map([...rows.map((row): [string, Row] => [row.id, row]), ...current.active]) }));
       for await (const update of client.watchUpdates(null, { signal: watching.signal })) {
         if (stopped) return;
         apply(update);
