@@ -1,14 +1,14 @@
 // ESLint (flat config): the recommended rules, type-aware where it catches real bugs
-// (floating promises, misused promises), on src/, test/, scripts/ and bench/.
+// (floating promises, misused promises), on src/, test/, scripts/, bench/ and the dashboard's sources.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'drizzle/', '.data/', '.drizzle-check/', 'bench/results/'] },
+  { ignores: ['node_modules/', 'drizzle/', '.data/', '.drizzle-check/', 'bench/results/', 'dist/', 'test-artifacts/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    files: ['**/*.ts'],
+    files: ['**/*.ts', '**/*.tsx'],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',

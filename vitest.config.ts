@@ -1,10 +1,11 @@
 import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
 
 // Every suite runs on embedded PGlite; with DATABASE_URL set, also on that server.
+// The dashboard is built once, in the PGlite project (its tests are about the page, not the database).
 const projects: TestProjectInlineConfiguration[] = [
   {
     extends: true,
-    test: { name: 'pglite', globalSetup: ['test/setup/pglite-template.ts'] },
+    test: { name: 'pglite', globalSetup: ['test/setup/pglite-template.ts', 'test/setup/dashboard-build.ts'] },
   },
 ];
 if (process.env.DATABASE_URL) {

@@ -15,6 +15,7 @@ import { EXAMPLE_OPERATION_NAMES } from './http/graphiql.js';
 import { createAuthenticator, createGraphQLServer, type GraphQLServer } from './http/graphql-server.js';
 import { createMetrics, createMetricsServer, type ProcessFaults } from './http/metrics.js';
 import { limitRequestBodies } from './http/body-limit.js';
+import { serveDashboard } from './http/dashboard.js';
 import { attachWebSocketTransport } from './http/websocket.js';
 import { EventHub } from './live/hub.js';
 import { StreamQuota } from './live/subscriptions.js';
@@ -127,7 +128,11 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         await graphql.dispose();
       });
 
-      const server = createServer(limitRequestBodies(graphql, config.http.maxBodyBytes));
+      // The dashboard's one-click sign-ins: the same development tokens GraphiQL gets, in the same mode only.
+      const dashboard = serveDashboard(graphql, {
+        signIns: developmentTokens.map(({ name, role, token }) => ({ name, role, token })),
+      });
+      const server = createServer(limitRequestBodies(dashboard, config.http.maxBodyBytes));
       const drain = closeConnectionsWhenDone(server);
       const websockets = attachWebSocketTransport({
         server,

@@ -37,6 +37,7 @@ try {
     console.log(
       [
         '',
+        `Dashboard: ${running.url}/  (one click signs in as each demo user)`,
         `GraphiQL: ${running.url}/graphql  (the first tab runs as the student; each tab names the header to paste for its role)`,
         'Development tokens (30 days):',
         ...lines,
