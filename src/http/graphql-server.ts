@@ -169,13 +169,14 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
     context: async (initial): Promise<GraphQLContext> => {
       // Loaders and the child logger are made on first use: a subscription's
       // context lives as long as it does, and most never touch them.
-      const make = (requestId: string, viewer: Viewer | null, viewerExpiresAt: Date | null = null): GraphQLContext => {
+      const make = (requestId: string, viewer: Viewer | null, viewerExpiresAt: Date | null = null, hangUp?: AbortSignal): GraphQLContext => {
         let loaders: Loaders | undefined;
         let requestLogger: Logger | undefined;
         return {
           requestId,
           viewer,
           viewerExpiresAt,
+          hangUp,
           db,
           live,
           get loaders() {
@@ -194,7 +195,7 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
       if (!authorization) return make(requestId, null);
       try {
         const { viewer, expiresAt } = await authenticate(authorization);
-        return make(requestId, viewer, expiresAt);
+        return make(requestId, viewer, expiresAt, initial.request.signal);
       } catch (error) {
         // Coded (or masked and logged) here, where the request's id is known.
         throw presentOutsideExecution(error, requestId, logger);

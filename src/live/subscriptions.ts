@@ -46,7 +46,16 @@ export type LiveDependencies = {
 };
 
 /** Who is subscribing, and until when their token lets them. */
-export type Subscriber = { viewer: Viewer; expiresAt: Date | null };
+export type Subscriber = {
+  viewer: Viewer;
+  expiresAt: Date | null;
+  /**
+   * Aborted when the client's HTTP connection goes. An SSE client that hangs up
+   * before the transport first reads the stream gets no return() from it, so
+   * this is what frees what the stream holds then.
+   */
+  hangUp?: AbortSignal;
+};
 
 const FEED_SNAPSHOT_LIMIT = 100;
 const REPLAY_BATCH = 1_000;
@@ -207,7 +216,14 @@ function liveStream(
     deps.closing.removeEventListener('abort', onClosing);
     releaseResources();
   });
-  return endsQuietly(repeater, releaseResources);
+  const stream = endsQuietly(repeater, releaseResources);
+  const { hangUp } = subscriber;
+  if (hangUp) {
+    const onHangUp = () => void stream.return?.();
+    if (hangUp.aborted) onHangUp();
+    else hangUp.addEventListener('abort', onHangUp, { once: true });
+  }
+  return stream;
 }
 
 const DONE: IteratorResult<Update> = { done: true, value: undefined };

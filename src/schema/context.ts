@@ -16,6 +16,8 @@ export type GraphQLContext = {
   viewerExpiresAt: Date | null;
   db: Queryable;
   loaders: Loaders;
+  /** Aborted when the client's HTTP connection goes (absent over WebSocket, whose transport ends its streams itself). */
+  hangUp?: AbortSignal;
   /** The hub and shutdown signal the subscriptions run on. */
   live: LiveDependencies;
   logger: Logger;

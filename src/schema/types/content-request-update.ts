@@ -82,7 +82,7 @@ builder.subscriptionFields((t) => ({
     subscribe: (_root, args, ctx) =>
       requestProgressStream(
         ctx.live,
-        { viewer: requireViewer(ctx), expiresAt: ctx.viewerExpiresAt },
+        { viewer: requireViewer(ctx), expiresAt: ctx.viewerExpiresAt, hangUp: ctx.hangUp },
         String(args.id),
         args.afterSequence == null ? null : Number(args.afterSequence),
       ),
@@ -100,7 +100,7 @@ builder.subscriptionFields((t) => ({
     subscribe: (_root, args, ctx) =>
       requestUpdatesStream(
         ctx.live,
-        { viewer: requireViewer(ctx), expiresAt: ctx.viewerExpiresAt },
+        { viewer: requireViewer(ctx), expiresAt: ctx.viewerExpiresAt, hangUp: ctx.hangUp },
         {
           statuses: args.filter?.status ?? undefined,
           studentId: args.filter?.studentId?.toString(),
