@@ -72,7 +72,7 @@ export class EventHub {
     }
     hub.unsubscribeReconnect = source.listener.onReconnect(() => {
       hub.stats.reconnects++;
-      hub.enqueue(() => hub.catchUp());
+      hub.catchUpSoon();
     });
     return hub;
   }
@@ -124,13 +124,24 @@ export class EventHub {
       // Whatever event it announced (if any) is in the table by now.
       this.stats.unreadableNotifications++;
       this.logger.error({ err: error, payload: payload.slice(0, 200) }, 'unreadable notification: catching up from the table');
-      this.enqueue(() => this.catchUp());
+      this.catchUpSoon();
       return;
     }
     this.enqueue(async () => {
       if (event.position <= this.lastPosition) return; // delivered already, by a catch-up
       if (event.position > this.lastPosition + 1n) await this.catchUp(event.position - 1n);
       this.deliver(event);
+    });
+  }
+
+  // A burst of reconnections or unreadable notifications needs one read of the table, not one each.
+  private catchUpQueued = false;
+  private catchUpSoon(): void {
+    if (this.catchUpQueued) return;
+    this.catchUpQueued = true;
+    this.enqueue(() => {
+      this.catchUpQueued = false;
+      return this.catchUp();
     });
   }
 
