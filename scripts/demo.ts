@@ -42,7 +42,7 @@ async function demoWorkerToken(config: Config): Promise<string> {
   } catch (error) {
     fail(`set TOKEN to the worker token the service printed: ${(error as Error).message}`);
   }
-  return signDemoUserToken(secret, DEMO_USERS.find((user) => user.role === 'worker')!, config.auth, '1d');
+  return signDemoUserToken(secret, DEMO_USERS.find((user) => user.role === 'worker')!, config.auth, 86_400);
 }
 
 let parsed;

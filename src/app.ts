@@ -261,15 +261,26 @@ async function signDemoWorkerToken(config: Config): Promise<string> {
   if (config.auth.verify.kind !== 'hs256') throw new Error('the demo pipeline needs a secret to sign its worker token');
   const worker = DEMO_USERS.find((user) => user.role === 'worker')!;
   const secret = new TextEncoder().encode(config.auth.verify.secret);
-  return signDemoUserToken(secret, worker, config.auth, `${config.auth.maxLifetimeSeconds}s`);
+  return signDemoUserToken(secret, worker, config.auth, config.auth.maxLifetimeSeconds);
 }
 
-/** A demo user's token, with the issuer and audience this service checks (30 days unless `expiresIn`). */
-export function signDemoUserToken(secret: Uint8Array, user: DemoUser, auth: AuthConfig, expiresIn?: string): Promise<string> {
+/** How long a demo user's token lives unless asked otherwise. */
+const DEMO_TOKEN_LIFETIME_SECONDS = 30 * 86_400;
+
+/**
+ * A demo user's token, with the issuer and audience this service checks, living
+ * `lifetimeSeconds` (30 days by default), never longer than the service accepts
+ * (TOKEN_MAX_LIFETIME_SECONDS): a longer one would be refused.
+ */
+export function demoTokenLifetimeSeconds(auth: AuthConfig, lifetimeSeconds = DEMO_TOKEN_LIFETIME_SECONDS): number {
+  return Math.min(lifetimeSeconds, auth.maxLifetimeSeconds);
+}
+
+export function signDemoUserToken(secret: Uint8Array, user: DemoUser, auth: AuthConfig, lifetimeSeconds?: number): Promise<string> {
   return signToken(
     secret,
     { sub: user.userId, role: user.role, organization_id: user.organizationId },
-    { issuer: auth.issuer, audience: auth.audience, ...(expiresIn ? { expiresIn } : {}) },
+    { issuer: auth.issuer, audience: auth.audience, expiresIn: `${demoTokenLifetimeSeconds(auth, lifetimeSeconds)}s` },
   );
 }
 

@@ -2,7 +2,7 @@
  * The entry point: read the configuration, start the service, print the
  * development tokens when there are any, stop cleanly on SIGINT/SIGTERM.
  */
-import { createApp } from './app.js';
+import { createApp, demoTokenLifetimeSeconds } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { DataDirectoryLockedError } from './db/client.js';
 import { createLogger } from './logger.js';
@@ -31,6 +31,7 @@ const app = createApp(config, { logger, faults });
 try {
   const running = await app.start();
   if (running.developmentTokens.length) {
+    const lifetime = demoTokenLifetimeSeconds(config.auth);
     const lines = running.developmentTokens.map(
       (user) => `  ${user.role.padEnd(10)} ${user.userId.padEnd(16)} Authorization: Bearer ${user.token}`,
     );
@@ -39,7 +40,7 @@ try {
         '',
         `Dashboard: ${running.url}/  (one click signs in as each demo user)`,
         `GraphiQL: ${running.url}/graphql  (the first tab runs as the student; each tab names the header to paste for its role)`,
-        'Development tokens (30 days):',
+        `Development tokens (${lifetime % 86_400 === 0 ? `${lifetime / 86_400} days` : `${lifetime} s`}):`,
         ...lines,
         '',
       ].join('\n'),

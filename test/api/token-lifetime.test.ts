@@ -52,3 +52,15 @@ test('TOKEN_MAX_LIFETIME_SECONDS lowers the maximum', async () => {
     await strict.close();
   }
 });
+
+test('the development tokens live no longer than TOKEN_MAX_LIFETIME_SECONDS, so they are accepted', async () => {
+  const development = await startTestApp({ development: true, env: { DEMO_DATA: 'true', TOKEN_MAX_LIFETIME_SECONDS: '3600' } });
+  try {
+    expect(development.running.developmentTokens.length).toBeGreaterThan(0);
+    for (const { userId, token } of development.running.developmentTokens) {
+      expect(dataOf(await development.graphql('{ viewer { id } }', { token })).viewer.id).toBe(userId);
+    }
+  } finally {
+    await development.close();
+  }
+});
