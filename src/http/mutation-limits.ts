@@ -27,7 +27,7 @@ export function useMutationLimits(limiter: MutationLimiter): Plugin<GraphQLConte
   };
 }
 
-/** Root fields, through fragments (which validation has already checked exist). */
+/** Root fields, through fragments (which validation has already checked exist); one left out by @skip/@include still counts, so the budget errs toward charging. */
 function rootFieldCount(document: DocumentNode, selectionSet: SelectionSetNode, seen = new Set<string>()): number {
   let count = 0;
   for (const selection of selectionSet.selections) {

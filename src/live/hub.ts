@@ -191,9 +191,11 @@ export class EventHub {
    * without guessing how long to wait. A notification may still be on its way
    * when the hub's queue is empty, hence the short polls.
    */
-  async caughtUp(): Promise<void> {
+  async caughtUp(timeoutMs = 10_000): Promise<void> {
     const committed = await this.source.latestPosition();
+    const deadline = Date.now() + timeoutMs;
     while (this.lastPosition < committed && !this.closed) {
+      if (Date.now() > deadline) throw new Error(`the hub did not reach position ${committed} (it is at ${this.lastPosition})`);
       await this.work;
       if (this.lastPosition < committed) await new Promise((resolve) => setTimeout(resolve, 5));
     }
