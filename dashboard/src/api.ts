@@ -127,7 +127,8 @@ export function createTrackerClient(options: {
         headers: { 'content-type': 'application/json', authorization: `Bearer ${options.getToken() ?? ''}` },
         body: JSON.stringify({ query: document, variables }),
       });
-      const body = (await response.json()) as { data?: T; errors?: { message: string }[] };
+      // A proxy's error page or an empty 5xx is not JSON: the status then says what happened.
+      const body = ((await response.json().catch(() => null)) ?? {}) as { data?: T; errors?: { message: string }[] };
       if (body.errors?.length || !body.data) throw new GraphQLRequestError(body.errors?.map((e) => e.message).join('; ') ?? `HTTP ${response.status}`);
       return body.data;
     },
