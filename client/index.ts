@@ -9,7 +9,14 @@
  */
 import { fromGraphQLErrors, TrackerError, type GraphQLErrorLike } from './errors.js';
 import { sseStream, webSocketStream } from './transports.js';
-import { watch, type Resumable, type RetryOptions, type WatchDependencies, type WatchState } from './watch.js';
+import {
+  DEFAULT_MAX_BUFFERED_UPDATES,
+  watch,
+  type Resumable,
+  type RetryOptions,
+  type WatchDependencies,
+  type WatchState,
+} from './watch.js';
 import { requestProgress, requestUpdates, type RequestUpdate, type UpdatesFilter } from './updates.js';
 
 export { TrackerError, type TrackerErrorCode } from './errors.js';
@@ -28,16 +35,27 @@ export type TrackerClientOptions = {
   onStateChange?: (state: ConnectionState) => void;
   /** Backoff between reconnections, with jitter (defaults 500 ms doubling up to 15 s). */
   retry?: RetryOptions;
+  /**
+   * Updates held per watch for a caller that has not taken them (default 1,000):
+   * past it the watch reconnects and resumes where the caller is, so memory stays bounded and nothing is lost.
+   */
+  maxBufferedUpdates?: number;
   /** A WebSocket class where there is no global one (Node: `import WebSocket from 'ws'`). */
   webSocketImpl?: unknown;
   fetchImpl?: typeof fetch;
 };
 
+/** `signal` ends the watch when it aborts, as breaking out of the loop does. */
+export type WatchOptions = { signal?: AbortSignal };
+
 export type TrackerClient = {
   /** One request: a snapshot (or, from `afterSequence`, the events after it), then every change; ends when the request completes or is cancelled. */
-  watchRequest(id: string, options?: { afterSequence?: number }): AsyncIterableIterator<RequestUpdate>;
-  /** Every request in reach (narrowed by `filter`): snapshots (or, from `after`, every change since that cursor), then every change. */
-  watchUpdates(filter?: UpdatesFilter, options?: { after?: string }): AsyncIterableIterator<RequestUpdate>;
+  watchRequest(id: string, options?: WatchOptions & { afterSequence?: number }): AsyncIterableIterator<RequestUpdate>;
+  /**
+   * Every request in reach (narrowed by `filter`): snapshots (or, from `after`, every change since that cursor), then every change.
+   * `withRequest` adds each request's topic and error to its updates.
+   */
+  watchUpdates(filter?: UpdatesFilter, options?: WatchOptions & { after?: string; withRequest?: boolean }): AsyncIterableIterator<RequestUpdate>;
   /** A query or mutation over HTTP with the token; throws a TrackerError carrying the server's code. */
   query<T = unknown>(document: string, variables?: Record<string, unknown>): Promise<T>;
   /** Ends every watch and its connection. */
@@ -53,13 +71,14 @@ export function createTrackerClient(options: TrackerClientOptions): TrackerClien
   // The watches not yet ended, for close() to end and wait for.
   const running = new Map<symbol, AsyncIterableIterator<RequestUpdate>>();
 
-  function start(resumable: Resumable<RequestUpdate>): AsyncIterableIterator<RequestUpdate> {
+  function start(resumable: Resumable<RequestUpdate>, { signal }: WatchOptions): AsyncIterableIterator<RequestUpdate> {
     const id = Symbol('watch');
     const deps: WatchDependencies = {
       openStream,
       getToken: options.getToken,
       retry: options.retry ?? {},
-      closing: closing.signal,
+      closing: signal ? AbortSignal.any([closing.signal, signal]) : closing.signal,
+      maxBufferedUpdates: options.maxBufferedUpdates ?? DEFAULT_MAX_BUFFERED_UPDATES,
       onState: (state) => {
         if (state === 'ended') running.delete(id);
         states.set(id, state);
@@ -71,8 +90,9 @@ export function createTrackerClient(options: TrackerClientOptions): TrackerClien
   }
 
   return {
-    watchRequest: (id, watchOptions = {}) => start(requestProgress(id, watchOptions.afterSequence)),
-    watchUpdates: (filter = {}, watchOptions = {}) => start(requestUpdates(filter, watchOptions.after)),
+    watchRequest: (id, watchOptions = {}) => start(requestProgress(id, watchOptions.afterSequence), watchOptions),
+    watchUpdates: (filter = {}, watchOptions = {}) =>
+      start(requestUpdates(filter, watchOptions.after, watchOptions.withRequest), watchOptions),
 
     async query<T>(document: string, variables: Record<string, unknown> = {}): Promise<T> {
       const token = await options.getToken();

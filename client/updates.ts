@@ -26,6 +26,8 @@ export type RequestUpdate = {
     progressPercentage: number;
     createdAt: string;
   } | null;
+  /** The request's description and error, on watchUpdates with `withRequest: true` only. */
+  request?: { topic: string; errorStage: string | null; errorMessage: string | null } | null;
 };
 
 export type UpdatesFilter = { status?: string[]; studentId?: string; organizationId?: string };
@@ -37,8 +39,8 @@ const REQUEST_PROGRESS = `subscription TrackerRequestProgress($id: ID!, $afterSe
   contentRequestProgress(id: $id, afterSequence: $afterSequence) { ${UPDATE_FIELDS} }
 }`;
 
-const REQUEST_UPDATES = `subscription TrackerRequestUpdates($filter: ContentRequestUpdatesFilter, $after: String) {
-  contentRequestUpdates(filter: $filter, after: $after) { ${UPDATE_FIELDS} }
+const requestUpdatesQuery = (withRequest: boolean) => `subscription TrackerRequestUpdates($filter: ContentRequestUpdatesFilter, $after: String) {
+  contentRequestUpdates(filter: $filter, after: $after) { ${UPDATE_FIELDS}${withRequest ? ' request { topic errorStage errorMessage }' : ''} }
 }`;
 
 // A request in one of these changes no more: its stream ends.
@@ -79,10 +81,11 @@ export function requestProgress(id: string, afterSequence?: number): Resumable<R
  * only on a fresh subscription and share its cursor; events after it carry
  * growing cursors, so an event at or below the last cursor yielded is a repeat.
  */
-export function requestUpdates(filter: UpdatesFilter, after?: string): Resumable<RequestUpdate> {
+export function requestUpdates(filter: UpdatesFilter, after?: string, withRequest = false): Resumable<RequestUpdate> {
   let lastCursor = after === undefined ? undefined : BigInt(after);
+  const query = requestUpdatesQuery(withRequest);
   return {
-    operation: () => ({ query: REQUEST_UPDATES, variables: { filter, after: lastCursor?.toString() ?? null } }),
+    operation: () => ({ query, variables: { filter, after: lastCursor?.toString() ?? null } }),
     updateOf: toUpdate,
     advance(update) {
       const cursor = BigInt(update.cursor);

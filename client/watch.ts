@@ -12,6 +12,14 @@ export type WatchState = 'connecting' | 'live' | 'reconnecting';
 
 export type RetryOptions = { initialDelayMs?: number; maxDelayMs?: number };
 
+/**
+ * How many updates a watch holds for a caller that has not taken them yet.
+ * Past it the watch stops reading that connection, hands over what it holds,
+ * and resumes from there on a new one: a slow caller costs a reconnect, never
+ * unbounded memory or a lost update.
+ */
+export const DEFAULT_MAX_BUFFERED_UPDATES = 1_000;
+
 /** What one kind of watch knows: how to subscribe from where it is, and which updates are new. */
 export type Resumable<T> = {
   /** The subscription from the last point yielded (or the caller's starting point). */
@@ -30,8 +38,9 @@ export type WatchDependencies = {
   openStream: OpenStream;
   getToken: () => string | Promise<string>;
   retry: RetryOptions;
-  /** Aborted by the client's close(): the watch ends. */
+  /** Aborted by the client's close() or the caller's signal: the watch ends. */
   closing: AbortSignal;
+  maxBufferedUpdates: number;
   onState(state: WatchState | 'ended'): void;
 };
 
@@ -66,21 +75,27 @@ async function resumeForever<T>(
 ): Promise<void> {
   let failures = 0;
   let emptyCompletions = 0;
+  let refusedToken: string | undefined;
   for (let attempt = 0; !signal.aborted; attempt++) {
     deps.onState(attempt === 0 ? 'connecting' : 'reconnecting');
-    const outcome = await subscribeOnce(deps, resumable, push, signal);
+    const outcome = await subscribeOnce(deps, resumable, push, signal, refusedToken);
     if (outcome.yielded) failures = 0;
+    refusedToken = outcome.kind === 'failed' && outcome.error.code === 'UNAUTHENTICATED' ? outcome.token : undefined;
     if (signal.aborted || outcome.kind === 'over') return;
     // A stopping service completes streams too: only a second empty completion in a row says the stream is over.
     emptyCompletions = outcome.kind === 'completed' && !outcome.yielded ? emptyCompletions + 1 : 0;
     if (emptyCompletions >= 2 && resumable.isOverWhenCompletedEmpty()) return;
-    if (outcome.kind === 'failed' && isFinal(outcome.error)) throw outcome.error;
+    if (outcome.kind === 'failed' && (isFinal(outcome.error) || outcome.tokenRefusedAgain)) throw outcome.error;
     // Completed without finishing (the service is stopping), cut off, expired or dropped: resume.
     await sleep(backoffDelay(failures++, deps.retry), signal);
   }
 }
 
-type Outcome = { yielded: boolean } & ({ kind: 'over' | 'completed' } | { kind: 'failed'; error: TrackerError });
+type Outcome = { yielded: boolean } & (
+  | { kind: 'over' | 'completed' }
+  // tokenRefusedAgain: getToken() gave the very token the service had just refused; asking again will not help.
+  | { kind: 'failed'; error: TrackerError; token?: string; tokenRefusedAgain?: boolean }
+);
 
 /** One connection: yields what is new until the server ends it, it drops, or the stream has said its last. */
 async function subscribeOnce<T>(
@@ -88,7 +103,14 @@ async function subscribeOnce<T>(
   resumable: Resumable<T>,
   push: (value: T) => Promise<unknown>,
   signal: AbortSignal,
+  refusedToken: string | undefined,
 ): Promise<Outcome> {
+  const token = await tokenFrom(deps.getToken);
+  if (signal.aborted) return { kind: 'completed', yielded: false };
+  if (token === refusedToken) {
+    const error = new TrackerError('UNAUTHENTICATED', 'the service refused this token and getToken() gave it again');
+    return { kind: 'failed', error, yielded: false, tokenRefusedAgain: true };
+  }
   const connection = new AbortController();
   const abortConnection = () => connection.abort();
   signal.addEventListener('abort', abortConnection);
@@ -97,6 +119,7 @@ async function subscribeOnce<T>(
   let refused: TrackerError | undefined;
   // Messages are handled one at a time, each waiting for the caller to take the one before.
   let handled: Promise<unknown> = Promise.resolve();
+  let buffered = 0;
   const handle = (result: ExecutionResultLike) => {
     if (connection.signal.aborted) return;
     if (result.errors?.length) {
@@ -113,23 +136,34 @@ async function subscribeOnce<T>(
       over = true;
       connection.abort();
     }
-    handled = handled.then(() => push(update));
+    buffered++;
+    handled = handled.then(() => push(update)).finally(() => buffered--);
+    // The caller is this far behind: hand over what is held and resume after it on a new connection.
+    if (buffered >= deps.maxBufferedUpdates) connection.abort();
   };
   try {
-    const token = await deps.getToken();
-    if (connection.signal.aborted) return { kind: 'completed', yielded };
     await deps.openStream(resumable.operation(), token, { opened: () => deps.onState('live'), next: handle }, connection.signal);
     await handled;
-    if (refused) return { kind: 'failed', error: refused, yielded };
+    if (refused) return { kind: 'failed', error: refused, yielded, token };
     return { kind: over ? 'over' : 'completed', yielded };
   } catch (error) {
     await handled;
     if (over) return { kind: 'over', yielded };
     const failure = error instanceof TrackerError ? error : new TrackerError('CONNECTION_LOST', String(error));
-    return { kind: 'failed', error: refused ?? failure, yielded };
+    return { kind: 'failed', error: refused ?? failure, yielded, token };
   } finally {
     signal.removeEventListener('abort', abortConnection);
     connection.abort();
+  }
+}
+
+/** The caller's token; a getToken() that fails says there is none to give, and the watch ends with that. */
+async function tokenFrom(getToken: WatchDependencies['getToken']): Promise<string> {
+  try {
+    return await getToken();
+  } catch (error) {
+    if (error instanceof TrackerError) throw error;
+    throw new TrackerError('UNAUTHENTICATED', `getToken() failed: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
 

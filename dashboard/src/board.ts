@@ -2,7 +2,7 @@
  * The overview's requests as plain data, and how one live update changes
  * them: pure functions, so the page only stores what they return.
  */
-import type { Update } from './api.js';
+import type { RequestUpdate } from './session.js';
 
 export type Row = {
   id: string;
@@ -22,7 +22,7 @@ const RECENTLY_FINISHED = 20;
 /** A request completed or cancelled leaves for "recently finished"; a failed one for the failures list. */
 export const LEAVES_ACTIVE = new Set(['COMPLETED', 'CANCELLED', 'FAILED']);
 
-export function applyUpdate(board: Board, update: Update): Board {
+export function applyUpdate(board: Board, update: RequestUpdate): Board {
   const active = new Map(board.active);
   const row = active.get(update.requestId);
   if (LEAVES_ACTIVE.has(update.status)) {

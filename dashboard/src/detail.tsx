@@ -4,10 +4,10 @@
  * then each as it happens).
  */
 import { useEffect, useState } from 'preact/hooks';
-import type { TrackerClient, Update } from './api.js';
+import type { RequestUpdate, Session } from './session.js';
 import { ProgressBar, formatSeconds, secondsBetween, useNow } from './format.js';
 
-type Event = NonNullable<Update['event']>;
+type Event = NonNullable<RequestUpdate['event']>;
 type StageSpan = { stage: string; startedAt: string; endedAt?: string; outcome?: string };
 
 const REQUEST = `query ($id: ID!) { contentRequest(id: $id) { topic status progressPercentage student { name } } }`;
@@ -34,7 +34,8 @@ function timeline(events: Event[]): StageSpan[] {
   return [...spans.values()];
 }
 
-export function RequestDetail({ client, id }: { client: TrackerClient; id: string }) {
+export function RequestDetail({ session, id }: { session: Session; id: string }) {
+  const { client } = session;
   const [header, setHeader] = useState<{ topic: string; student: { name: string | null } | null }>();
   const [state, setState] = useState<{ status: string; progress: number }>();
   const [events, setEvents] = useState<Event[]>([]);
@@ -50,18 +51,18 @@ export function RequestDetail({ client, id }: { client: TrackerClient; id: strin
       setHeader(contentRequest);
       setState({ status: contentRequest.status, progress: contentRequest.progressPercentage });
       // From sequence 0: the whole log, then each new event (the client drops any it has already yielded).
-      for await (const update of client.watchRequest(id, { afterSequence: '0', signal: watching.signal })) {
+      for await (const update of client.watchRequest(id, { afterSequence: 0, signal: watching.signal })) {
         if (stopped) return;
         setState({ status: update.status, progress: update.progressPercentage });
         const event = update.event;
         if (event) setEvents((list) => [...list, event]);
       }
-    })().catch((error: unknown) => !stopped && setProblem(error instanceof Error ? error.message : String(error)));
+    })().catch((error: unknown) => !stopped && setProblem(session.report(error)));
     return () => {
       stopped = true;
       watching.abort();
     };
-  }, [client, id]);
+  }, [session, id]);
 
   return (
     <article class="detail" data-request-id={id}>

@@ -4,7 +4,7 @@
  */
 import { render } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { createTrackerClient, type ConnectionState } from './api.js';
+import { openSession, type ConnectionState } from './session.js';
 import { RequestDetail } from './detail.js';
 import { Overview } from './overview.js';
 import { SignIn, TOKEN_KEY } from './sign-in.js';
@@ -23,19 +23,22 @@ function useHashRoute(): string {
 function App() {
   const [token, setToken] = useState(() => localStorage.getItem(TOKEN_KEY));
   const [connection, setConnection] = useState<ConnectionState>('connecting');
+  // Why the viewer is back at sign-in, when the service sent them there.
+  const [signedOutBecause, setSignedOutBecause] = useState<string>();
   const hash = useHashRoute();
-  const client = useMemo(
-    () => (token ? createTrackerClient({ url: location.origin, getToken: () => token, onStateChange: setConnection }) : undefined),
-    [token],
-  );
-  useEffect(() => () => client?.close(), [client]);
 
-  const signIn = (value: string | null) => {
+  const signIn = (value: string | null, reason?: string) => {
     if (value) localStorage.setItem(TOKEN_KEY, value);
     else localStorage.removeItem(TOKEN_KEY);
+    setSignedOutBecause(reason);
     setToken(value);
   };
-  if (!client) return <SignIn onSignIn={signIn} />;
+  const session = useMemo(
+    () => (token ? openSession(token, setConnection, (reason) => signIn(null, reason)) : undefined),
+    [token],
+  );
+  useEffect(() => () => void session?.client.close(), [session]);
+  if (!session) return <SignIn onSignIn={signIn} reason={signedOutBecause} />;
 
   const detail = /^#\/requests\/([0-9a-f-]{36})$/i.exec(hash)?.[1];
   return (
@@ -51,7 +54,7 @@ function App() {
           Sign out
         </button>
       </header>
-      {detail ? <RequestDetail key={detail} client={client} id={detail} /> : <Overview client={client} />}
+      {detail ? <RequestDetail key={detail} session={session} id={detail} /> : <Overview session={session} />}
     </>
   );
 }

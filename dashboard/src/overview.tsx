@@ -4,7 +4,7 @@
  * failures with a retry button.
  */
 import { useEffect, useState } from 'preact/hooks';
-import type { TrackerClient, Update } from './api.js';
+import type { RequestUpdate, Session } from './session.js';
 import { LEAVES_ACTIVE, applyUpdate, describeRow, type Board, type Row } from './board.js';
 import { ProgressBar, formatSeconds, secondsBetween, useNow } from './format.js';
 
@@ -17,7 +17,8 @@ const RETRY = `mutation ($id: ID!) { retryContentRequest(id: $id) { id status } 
 
 type Stage = { name: string; displayName: string; expectedDurationSeconds: number };
 
-export function Overview({ client }: { client: TrackerClient }) {
+export function Overview({ session }: { session: Session }) {
+  const { client } = session;
   const [board, setBoard] = useState<Board>({ active: new Map(), finished: [] });
   const { active, finished } = board;
   const [failures, setFailures] = useState(new Map<string, Failure>());
@@ -37,7 +38,7 @@ export function Overview({ client }: { client: TrackerClient }) {
       const stageStartedAt = (stage: string | null) => found.stages.find((s) => s.stage === stage)?.startedAt;
       setBoard((current) => describeRow(current, id, { topic: found.topic, studentName: found.student?.name, stageStartedAt }));
     };
-    const apply = (update: Update) => {
+    const apply = (update: RequestUpdate) => {
       setFailures((current) => (update.status !== 'FAILED' && current.has(update.requestId) ? withoutKey(current, update.requestId) : current));
       setBoard((current) => applyUpdate(current, update));
       if (LEAVES_ACTIVE.has(update.status)) {
@@ -49,7 +50,7 @@ export function Overview({ client }: { client: TrackerClient }) {
         void describe(update.requestId).catch(() => described.delete(update.requestId));
       }
     };
-    const fail = (error: unknown) => !stopped && setProblem(error instanceof Error ? error.message : String(error));
+    const fail = (error: unknown) => !stopped && setProblem(session.report(error));
 
     void (async () => {
       const [{ pipelineStages }, { activeRequests }] = await Promise.all([
@@ -60,7 +61,7 @@ export function Overview({ client }: { client: TrackerClient }) {
       setStages(new Map(pipelineStages.map((stage) => [stage.name, stage])));
       const rows = activeRequests.map((r): Row => ({ ...r, stage: r.currentStage, progress: r.progressPercentage }));
       setBoard((current) => ({ ...current, active: new Map([...rows.map((row): [string, Row] => [row.id, row]), ...current.active]) }));
-      for await (const update of client.watchUpdates(null, { signal: watching.signal })) {
+      for await (const update of client.watchUpdates({}, { signal: watching.signal })) {
         if (stopped) return;
         apply(update);
       }
@@ -76,12 +77,12 @@ export function Overview({ client }: { client: TrackerClient }) {
       stopped = true;
       watching.abort();
     };
-  }, [client]);
+  }, [session]);
 
   const retry = (id: string) =>
     client.query(RETRY, { id }).then(
       () => setFailures((current) => withoutKey(current, id)),
-      (error: unknown) => setProblem(`retry failed: ${error instanceof Error ? error.message : String(error)}`),
+      (error: unknown) => setProblem(`retry failed: ${session.report(error)}`),
     );
 
   return (

@@ -11,12 +11,13 @@ function offeredSignIns(): SignInOption[] {
   return data ? (JSON.parse(data) as SignInOption[]) : [];
 }
 
-export function SignIn({ onSignIn }: { onSignIn: (token: string) => void }) {
+export function SignIn({ onSignIn, reason }: { onSignIn: (token: string) => void; reason?: string | undefined }) {
   const [token, setToken] = useState('');
   const offered = offeredSignIns();
   return (
     <section class="sign-in">
       <h1>Content requests</h1>
+      {reason && <p class="problem" role="alert">{reason}</p>}
       <form
         onSubmit={(event) => {
           event.preventDefault();
