@@ -11,6 +11,8 @@ export type TcpProxy = {
   url: string;
   /** Connections open through the proxy now. */
   openConnections(): number;
+  /** Connections accepted since the proxy started. */
+  acceptedConnections(): number;
   /** Destroys every open connection (both sides); new ones are accepted. */
   cut(): void;
   /** Sends new connections to another server from now on (a restarted service on a new port). */
@@ -21,7 +23,9 @@ export type TcpProxy = {
 export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
   let target = new URL(targetUrl);
   const pairs = new Set<[Socket, Socket]>();
+  let accepted = 0;
   const server = createServer((client) => {
+    accepted++;
     const upstream = connect(Number(target.port), target.hostname);
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
@@ -49,6 +53,7 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
   return {
     url: `http://127.0.0.1:${port}`,
     openConnections: () => pairs.size,
+    acceptedConnections: () => accepted,
     cut,
     retarget: (url) => {
       target = new URL(url);

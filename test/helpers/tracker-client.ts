@@ -4,13 +4,20 @@
  * a reader that collects what a watch yields in the background.
  */
 import WebSocket from 'ws';
-import { createTrackerClient, type ConnectionState, type RequestUpdate, type TrackerClient } from '../../client/index.js';
+import {
+  createTrackerClient,
+  type ConnectionState,
+  type RequestUpdate,
+  type TrackerClient,
+  type TrackerClientOptions,
+} from '../../client/index.js';
 import { waitFor } from './database.js';
 
 export function trackerClient(
   url: string,
   transport: 'ws' | 'sse',
   getToken: () => string | Promise<string>,
+  options: Partial<TrackerClientOptions> = {},
 ): TrackerClient & { states: ConnectionState[] } {
   const states: ConnectionState[] = [];
   const client = createTrackerClient({
@@ -20,6 +27,7 @@ export function trackerClient(
     webSocketImpl: WebSocket,
     retry: { initialDelayMs: 20, maxDelayMs: 200 },
     onStateChange: (state) => states.push(state),
+    ...options,
   });
   return Object.assign(client, { states });
 }
