@@ -43,7 +43,8 @@ export function webSocketStream(url: string, webSocketImpl?: unknown): OpenStrea
         ended = true;
         signal.removeEventListener('abort', onAbort);
         unsubscribe();
-        void client.dispose();
+        // dispose() waits for a connection still being made, and rejects when the service refuses it: already handled above.
+        void Promise.resolve(client.dispose()).catch(() => undefined);
         if (error) reject(error);
         else resolve();
       };

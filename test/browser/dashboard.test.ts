@@ -143,6 +143,19 @@ describe.skipIf(testDatabaseKind() !== 'pglite')('PGlite', () => describeWithBro
     await expect.poll(openSubscriptions).toBe(2);
   });
 
+  test('a token the service refuses sends the viewer back to sign-in, saying why', async () => {
+    await page.goto(`${app.url}/`);
+    const errorsBefore = pageErrors.length;
+    await page.evaluate(() => localStorage.setItem('tracker.token', 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.forged'));
+    await page.reload();
+    await expect.poll(() => page.locator('.sign-in [role="alert"]').innerText()).toMatch(/refused your token/);
+    expect(await page.evaluate(() => localStorage.getItem('tracker.token'))).toBeNull();
+    // The browser logs the refused requests (401) itself: those, and nothing else.
+    const refusals = pageErrors.splice(errorsBefore);
+    expect(refusals.length).toBeGreaterThan(0);
+    for (const refusal of refusals) expect(refusal).toMatch(/status of 401/);
+  });
+
   test('the page reached nothing but its own origin, and raised no error', () => {
     expect(offOrigin).toEqual([]);
     expect(pageErrors).toEqual([]);

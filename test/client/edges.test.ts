@@ -109,3 +109,25 @@ describe.each(['ws', 'sse'] as const)('over %s', (transport) => {
     }
   });
 });
+
+test('close() while a refused connection is still being made leaves no unhandled rejection', async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    // A token the service refuses (4403), the client closed at several points of the connection being made.
+    for (const afterMs of [0, 1, 2, 5, 10, 20]) {
+      const client = trackerClient(proxy.url, 'ws', () => 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.forged');
+      const watched = collect(client.watchUpdates());
+      await new Promise((resolve) => setTimeout(resolve, afterMs));
+      await client.close();
+      const { error } = await watched.ended;
+      if (error) expect((error as TrackerError).code).toBe('UNAUTHENTICATED');
+    }
+    // Rejections are reported after the microtask queue drains: give them a turn of the event loop.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(unhandled).toEqual([]);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+});
