@@ -4,7 +4,7 @@
  * tokens), answers without an error. The worker's tab gets the request id
  * pasted, as it asks; the live Watch tab runs in a window of its own, as the
  * README walks through it: its first message (the snapshot) arrives, then
- * the worker's next report.
+ * the worker's next report, made by editing the Report tab as the README says.
  * PGlite project only: it is about the page and the browser, not the database.
  */
 import type { Browser, Page } from 'playwright-core';
@@ -14,7 +14,6 @@ import type { Role } from '../../src/services/access.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { describeWithBrowser, launchBrowser } from '../helpers/browser.js';
 import { testDatabaseKind } from '../helpers/database.js';
-import { reportStage } from '../helpers/requests.js';
 
 const PLACEHOLDER = '<paste a request id>';
 
@@ -103,10 +102,17 @@ describe.skipIf(testDatabaseKind() !== 'pglite')('PGlite', () => describeWithBro
     expect(await resultText(watcher)).toContain(requestId);
     expect(await resultText(watcher)).not.toMatch(/"errors"/);
 
-    // The worker's next report (from its own client here) shows up in the Watch window.
-    const worker = app.running.developmentTokens.find((user) => user.role === 'worker')!;
-    await reportStage({ url: app.url, token: worker.token }, requestId!, 'validation', 'COMPLETED');
+    // The README's next step, back in the first window: the Report tab edited to COMPLETED and run again.
+    const report = tabs.find((tab) => tab.name === 'Report')!;
+    await page.bringToFront();
+    await openTab(page, 'Report', report.query);
+    await replaceQuery(page, report.query.replace(PLACEHOLDER, requestId!).replace('status: IN_PROGRESS', 'status: COMPLETED'));
+    const completed = await run(page, 'Report');
+    expect(completed.errors).toBeUndefined();
+    expect(completed.data?.reportStage.id).toBe(requestId);
+    // It shows up in the Watch window, still running.
     await expect.poll(() => resultText(watcher), { timeout: 15_000 }).toMatch(/"kind": "EVENT"/);
+    expect(await resultText(watcher)).toContain('STAGE_COMPLETED');
 
     await context.close();
   });
