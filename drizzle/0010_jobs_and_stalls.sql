@@ -12,8 +12,9 @@ CREATE INDEX "idx_request_stages_stalled" ON "request_stages" USING btree ("requ
 -- custom SQL below
 
 -- A stall lasts until the stage moves: a change of its status or its own
--- progress clears the mark, so the request leaves the stalled list, and a
--- later stall of the same stage is a new one.
+-- progress clears the mark, so the request leaves the stalled list. The same
+-- run stalls again only after as long again without moving (the check reads
+-- updated_at, which that change stamped).
 CREATE OR REPLACE FUNCTION tg_request_stages__clear_stall() RETURNS trigger
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
@@ -30,7 +31,8 @@ CREATE OR REPLACE TRIGGER clear_stall_on_progress BEFORE UPDATE ON request_stage
 --> statement-breakpoint
 
 -- Marks up to batch_limit running stages of requests in flight that have run
--- longer than stall_factor times their expected duration, and writes one
+-- longer than stall_factor times their expected duration and have not moved
+-- (no progress, no report: updated_at) for as long, and writes one
 -- stage_stalled event for each (the feed trigger numbers and notifies it like
 -- any other). Returns how many it marked. The stalled_at guard makes a second
 -- caller (another replica, a rerun) mark nothing twice. Candidates come from
@@ -52,6 +54,7 @@ BEGIN
      WHERE s.status = 'in_progress' AND s.stalled_at IS NULL
        AND s.started_at < now() - make_interval(secs => stall_factor * (SELECT min(expected_duration_seconds) FROM pipeline_stage_definitions))
        AND s.started_at < now() - make_interval(secs => stall_factor * d.expected_duration_seconds)
+       AND s.updated_at < now() - make_interval(secs => stall_factor * d.expected_duration_seconds)
      ORDER BY s.started_at
      LIMIT batch_limit
   LOOP
@@ -66,6 +69,7 @@ BEGIN
      WHERE s.id = (SELECT l.id FROM request_stages l
                     WHERE l.id = candidate.stage_id AND l.status = 'in_progress' AND l.stalled_at IS NULL
                       AND l.started_at < now() - make_interval(secs => stall_factor * candidate.expected_duration_seconds)
+                      AND l.updated_at < now() - make_interval(secs => stall_factor * candidate.expected_duration_seconds)
                       FOR UPDATE SKIP LOCKED);
     CONTINUE WHEN NOT FOUND;
 
