@@ -5,11 +5,14 @@
  * Each job has a row in `job_leases`. Every process ticks every interval and
  * tries to take or renew the job's lease with one conditional upsert: it wins
  * when the lease is free, expired, or already its own. Only the holder runs
- * the job. A lease lasts one interval and is renewed at each tick and, during
- * a long run, every third of an interval, so a live holder keeps it; one that
- * dies stops renewing, and another process takes over at its first tick after
- * the lease runs out. One statement, no session state: it works through a
- * transaction-mode pooler and on PGlite alike.
+ * the job. A lease lasts two intervals and is renewed at each tick and, during
+ * a long run, every third of an interval, so a live holder keeps it with an
+ * interval to spare (a late timer, a slow statement); one that dies stops
+ * renewing, and another process takes over at its first tick after the lease
+ * runs out: within three intervals of the last run, usually two. Stopping
+ * releases the lease, so a clean shutdown hands over at the next tick. One
+ * statement, no session state: it works through a transaction-mode pooler
+ * and on PGlite alike.
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -55,6 +58,9 @@ async function takeLease(db: Queryable, job: string, holder: string, ms: number)
   return rows.length === 1;
 }
 
+/** How long a lease lasts, in intervals of its job. */
+const LEASE_INTERVALS = 2;
+
 export function startJobs(db: Queryable, jobs: readonly PeriodicJob[], options: JobSchedulerOptions): JobScheduler {
   const holder = options.holder ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const logger = options.logger.child({ component: 'jobs' });
@@ -64,16 +70,17 @@ export function startJobs(db: Queryable, jobs: readonly PeriodicJob[], options: 
 
   for (const job of jobs) {
     let running = false;
+    const leaseMs = LEASE_INTERVALS * job.intervalMs;
     const runOnce = async () => {
       try {
-        if (!(await takeLease(db, job.name, holder, job.intervalMs))) return;
+        if (!(await takeLease(db, job.name, holder, leaseMs))) return;
       } catch (error) {
         logger.error({ err: error, job: job.name }, 'could not take the job lease; trying again next interval');
         return;
       }
       // A run longer than the lease must not let another process start the same job.
       const renew = setInterval(() => {
-        takeLease(db, job.name, holder, job.intervalMs).catch((error: unknown) =>
+        takeLease(db, job.name, holder, leaseMs).catch((error: unknown) =>
           logger.warn({ err: error, job: job.name }, 'could not renew the job lease during a run'),
         );
       }, Math.max(1, Math.floor(job.intervalMs / 3))).unref();
