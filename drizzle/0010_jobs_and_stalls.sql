@@ -40,7 +40,12 @@ CREATE OR REPLACE TRIGGER clear_stall_on_progress BEFORE UPDATE ON request_stage
 -- shortest expected duration is its index condition. plpgsql, so the new enum
 -- value is read only when it runs, never in the migration's transaction.
 CREATE OR REPLACE FUNCTION mark_stalled_stages(stall_factor numeric, batch_limit integer) RETURNS integer
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE
+-- Planned with the call's values every time: a cached generic plan cannot see
+-- that the bound on started_at leaves few rows, and at a million requests it
+-- read every running stage (173 ms a call instead of about 2).
+SET plan_cache_mode = force_custom_plan
+AS $$
 DECLARE
   candidate record;
   request_row record;

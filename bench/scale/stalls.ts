@@ -23,7 +23,7 @@ const STEADY_RUNS = 20;
 const INDEX = 'idx_request_stages_running_unstalled';
 
 export type StallFigure = {
-  candidates: { sql: string; withIndex: PlanSummary; withoutIndex: PlanSummary; findings: string[] };
+  candidates: { sql: string; withIndex: PlanSummary; withoutIndex: PlanSummary; afterCatchUp: PlanSummary; findings: string[] };
   gauge: { sql: string; plan: PlanSummary; findings: string[] };
   /** The first runs on the loaded data: every stage overdue by then. */
   catchUp: { stagesMarked: number; statements: number; statementMs: Summary; totalMs: number };
@@ -84,6 +84,7 @@ export async function measureStalls(sql: pg.Client, log: (line: string) => void)
   const totalMs = performance.now() - started;
   log(`  catch-up: ${marked} stages marked in ${catchUpMs.length} statements, ${round(totalMs)} ms`);
 
+  const afterCatchUp = await explain(sql, candidates, [FACTOR, BATCH]);
   const steadyMs: number[] = [];
   let steadyMarked = 0;
   for (let i = 0; i < STEADY_RUNS; i++) {
@@ -92,7 +93,7 @@ export async function measureStalls(sql: pg.Client, log: (line: string) => void)
     steadyMarked += run.marked;
   }
   return {
-    candidates: { sql: candidates.replace(/\s+/g, ' '), withIndex, withoutIndex, findings: planFindings(withIndex) },
+    candidates: { sql: candidates.replace(/\s+/g, ' '), withIndex, withoutIndex, afterCatchUp, findings: planFindings(withIndex) },
     gauge: { sql: count.sql, plan: gaugePlan, findings: planFindings(gaugePlan) },
     catchUp: { stagesMarked: marked, statements: catchUpMs.length, statementMs: roundSummary(summarize(catchUpMs)), totalMs: round(totalMs) },
     steady: { statementMs: roundSummary(summarize(steadyMs)), marked: steadyMarked },
