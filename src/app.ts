@@ -14,6 +14,7 @@ import { createTokenVerifier, developmentSecret, signToken } from './http/auth.j
 import { EXAMPLE_OPERATION_NAMES } from './http/graphiql.js';
 import { createAuthenticator, createGraphQLServer, type GraphQLServer } from './http/graphql-server.js';
 import { createMetrics, createMetricsServer, type ProcessFaults } from './http/metrics.js';
+import { registerJobMetrics } from './http/job-metrics.js';
 import { limitRequestBodies } from './http/body-limit.js';
 import { serveDashboard } from './http/dashboard.js';
 import { attachWebSocketTransport } from './http/websocket.js';
@@ -23,7 +24,9 @@ import { eventsAfterPosition, latestPosition } from './services/live-reads.js';
 import { createLogger, type Logger } from './logger.js';
 import { DEMO_USERS, seedDemoData, type DemoUser } from './services/demo.js';
 import { createMutationLimiter } from './services/limits.js';
-import { rollupRequestMetrics } from './services/monitoring.js';
+import { startJobs, type PeriodicJob } from './services/jobs.js';
+import { metricsRollupJob } from './services/monitoring.js';
+import { countStalledRequests, stallCheckJob } from './services/stalls.js';
 import { requestStatuses } from './services/pipeline.js';
 import type { Role } from './services/access.js';
 
@@ -53,8 +56,6 @@ export type AppOptions = {
   logger?: Logger;
   faults?: ProcessFaults;
 };
-
-const HOUR_MS = 3_600_000;
 
 export function createApp(config: Config, options: AppOptions = {}): App {
   const logger = options.logger ?? createLogger(config.logLevel);
@@ -169,16 +170,15 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         metricsUrl = `${urlOf(metricsServer)}/metrics`;
       }
 
-      if (config.metricsRollupIntervalMs > 0) {
-        const rollup = () =>
-          // The current and previous hour: a request's outcome can land an hour after it was created.
-          rollupRequestMetrics(database.db, new Date(Date.now() - 2 * HOUR_MS)).catch((error: unknown) =>
-            logger.error({ err: error }, 'metrics rollup failed'),
-          );
-        const timer = setInterval(rollup, config.metricsRollupIntervalMs).unref();
-        closers.push(async () => clearInterval(timer));
-        void rollup();
+      // Periodic jobs: each runs in one replica at a time (services/jobs.ts).
+      const jobMetrics = registerJobMetrics(metrics.registry, { stalledRequests: () => countStalledRequests(database.db) });
+      const jobs: PeriodicJob[] = [];
+      if (config.metricsRollupIntervalMs > 0) jobs.push(metricsRollupJob(config.metricsRollupIntervalMs));
+      if (config.stalls.checkIntervalMs > 0) {
+        jobs.push(stallCheckJob({ stallFactor: config.stalls.factor, intervalMs: config.stalls.checkIntervalMs }));
       }
+      const scheduler = startJobs(database.db, jobs, { logger, onRun: jobMetrics.jobRun });
+      closers.push(() => scheduler.stop());
 
       // Pushed last, so it stops first: no report is cut off by the server closing.
       if (config.demoPipeline) closers.push(await startDemoPipeline(config, url, developmentTokens, logger));

@@ -47,6 +47,12 @@ const environmentSchema = z.object({
   DEMO_PIPELINE: unsetWhenEmpty(z.enum(['true', 'false'], 'must be true or false').default('false')),
   /** How often the hourly metrics rollup runs; 0 turns it off. */
   METRICS_ROLLUP_INTERVAL_SECONDS: unsetWhenEmpty(z.coerce.number().int().min(0).default(300)),
+  /** A stage running longer than its expected duration times this is stalled. */
+  STALL_FACTOR: unsetWhenEmpty(z.coerce.number().positive().max(1_000).default(2)),
+  /** How often running stages are checked for stalls; 0 turns the check off. */
+  STALL_CHECK_INTERVAL_SECONDS: unsetWhenEmpty(
+    z.coerce.number().min(0).max(86_400).refine((v) => v === 0 || v >= 0.1, 'must be 0 (off) or at least 0.1').default(30),
+  ),
   /** On SIGTERM, how long open connections get to finish before they are cut. */
   SHUTDOWN_GRACE_SECONDS: unsetWhenEmpty(z.coerce.number().min(0).max(3_600).default(10)),
   /** The largest WebSocket frame read; a larger one closes the socket with 1009. */
@@ -73,6 +79,8 @@ export type Config = {
   demoData: boolean;
   demoPipeline: boolean;
   metricsRollupIntervalMs: number;
+  /** Stalled stages: the factor on the expected duration, and how often to check (0: never). */
+  stalls: { factor: number; checkIntervalMs: number };
   shutdownGraceMs: number;
   websocket: { maxPayloadBytes: number; keepAliveMs: number };
   live: { maxSubscriptionsPerSocket: number; maxSubscriptionsPerUser: number; maxUnreadUpdates: number };
@@ -164,6 +172,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     demoData,
     demoPipeline,
     metricsRollupIntervalMs: env.METRICS_ROLLUP_INTERVAL_SECONDS * 1000,
+    stalls: { factor: env.STALL_FACTOR, checkIntervalMs: Math.round(env.STALL_CHECK_INTERVAL_SECONDS * 1000) },
     shutdownGraceMs: env.SHUTDOWN_GRACE_SECONDS * 1000,
     websocket: { maxPayloadBytes: env.WS_MAX_PAYLOAD_BYTES, keepAliveMs: env.WS_KEEPALIVE_SECONDS * 1000 },
     live: {

@@ -140,5 +140,37 @@ export function renderScale(scale: ScaleResults): string[] {
     );
   }
   out.push(`elapsed ${formatCount(scale.elapsedMs / 1000)} s; database ${scale.database} (dropped)`);
+  if (scale.stalls) {
+    const st = scale.stalls;
+    const planRow = (name: string, plan: (typeof st.candidates)['withIndex']) => [
+      name,
+      formatMs(plan.executionMs),
+      `${formatCount(plan.rowsRead)}→${formatCount(plan.rowsReturned)}`,
+      plan.nodes.join(' › '),
+    ];
+    out.push(
+      '',
+      `Stall check at ${formatCount(data.requests)} requests (${formatCount(st.runningStages)} running stages; factor 2, 200 a statement): ` +
+        'the candidate query from mark_stalled_stages() under EXPLAIN (ANALYZE), with its partial index and, as the baseline, with it dropped',
+      renderTable(
+        [{ title: 'query' }, { title: 'ms', align: 'right' }, { title: 'read→returned', align: 'right' }, { title: 'plan' }],
+        [
+          planRow('candidates, with idx_request_stages_running_unstalled', st.candidates.withIndex),
+          planRow('candidates, without it (baseline)', st.candidates.withoutIndex),
+          ['without / with: the index saves', formatRatio(st.candidates.withoutIndex.executionMs / st.candidates.withIndex.executionMs), '', ''],
+          planRow('candidates, once the check has caught up', st.candidates.afterCatchUp),
+          planRow('tracker_stalled_requests count', st.gauge.plan),
+        ],
+      ),
+      `the check: catching up with the loaded data marked ${formatCount(st.catchUp.stagesMarked)} stages in ` +
+        `${formatCount(st.catchUp.statements)} statements (${formatMs(st.catchUp.totalMs)} ms; a statement p50 ${formatMs(st.catchUp.statementMs.p50)} ms, ` +
+        `longest ${formatMs(st.catchUp.statementMs.max)} ms); then ${st.steady.statementMs.n} runs with nothing new: ` +
+        `p50 ${formatMs(st.steady.statementMs.p50)} ms, p99 ${formatMs(st.steady.statementMs.p99)} ms (${st.steady.marked} marked)`,
+      [...st.candidates.findings, ...st.gauge.findings].length
+        ? ['stall findings:', ...st.candidates.findings.map((f) => `  - candidates: ${f}`), ...st.gauge.findings.map((f) => `  - gauge: ${f}`)].join('\n')
+        : 'stall findings: none — both plans are served by partial indexes without a sort',
+    );
+  }
+
   return out;
 }

@@ -13,7 +13,10 @@
  * - writes:  submitContentRequest and reportStage through the API under
  *            concurrent load (autocannon, from the client process), then the
  *            same change as raw SQL from as many connections as the
- *            service's pool, with the triggers on and off.
+ *            service's pool, with the triggers on and off;
+ * - stalls:  the stall check's candidate query with and without its partial
+ *            index, and the check's statements (bench/scale/stalls.ts). It
+ *            marks stages and writes events, so it runs last.
  *
  * The service runs in this process (createApp, as `npm start` runs it); the
  * load generator and PostGraphile run in child processes.
@@ -31,13 +34,14 @@ import { measurePeer, type PeerFigure } from './peer.js';
 import { measureQueries, type QueryFigure } from './queries.js';
 import { drawSamples } from './samples.js';
 import { measureWrites, type WriteFigure } from './writes.js';
+import { measureStalls, type StallFigure } from './stalls.js';
 
 export type { Throughput } from './client.js';
 export type { PeerFigure } from './peer.js';
 export type { PlanSummary, QueryFigure } from './queries.js';
 export type { RawRate, WriteFigure } from './writes.js';
 
-export const SCALE_SUITES = ['data', 'queries', 'peer', 'writes'] as const;
+export const SCALE_SUITES = ['data', 'queries', 'peer', 'writes', 'stalls'] as const;
 export type ScaleSuiteName = (typeof SCALE_SUITES)[number];
 
 export type ScaleResults = {
@@ -47,6 +51,7 @@ export type ScaleResults = {
   queries?: { figures: QueryFigure[]; findings: string[] };
   peer?: PeerFigure;
   writes?: { figures: WriteFigure[]; connections: number; poolSize: number };
+  stalls?: StallFigure;
   elapsedMs: number;
 };
 
@@ -113,6 +118,10 @@ export async function runScaleBenchmark(options: ScaleOptions): Promise<ScaleRes
     if (wants('writes')) {
       log('write path');
       results.writes = await measureWrites(plan, database.url, sql, client, cpu, service!.url, stopService, samples, log);
+    }
+    if (wants('stalls')) {
+      log('stalls: the stall check at scale');
+      results.stalls = await measureStalls(sql, log);
     }
     results.elapsedMs = Math.round(performance.now() - started);
     return results;

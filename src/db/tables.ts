@@ -65,6 +65,8 @@ export const requestEventType = pgEnum('request_event_type', [
   'failure',
   'retry',
   'cancel',
+  // Written by the stall check (services/stalls.ts), not by log_status_change().
+  'stage_stalled',
 ]);
 
 export const eventSeverity = pgEnum('event_severity', ['debug', 'info', 'warning', 'error']);
@@ -230,6 +232,8 @@ export const requestStages = pgTable(
     errorMessage: text('error_message'),
     retryCount: integer('retry_count').notNull().default(0),
     metadata: jsonb('metadata').$type<Record<string, unknown>>().notNull().default({}),
+    /** When the stall check found this run of the stage overdue; cleared by its next progress or status (drizzle/0010). */
+    stalledAt: timestamp('stalled_at', { withTimezone: true }),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -251,6 +255,12 @@ export const requestStages = pgTable(
       sql`${t.progressPercentage} between 0 and 100`,
     ),
     index('idx_request_stages_stage_status').on(t.stageName, t.status),
+    // The stall check's candidates: running stages not yet marked, oldest first.
+    index('idx_request_stages_running_unstalled')
+      .on(t.startedAt)
+      .where(sql`status = 'in_progress'::content_stage_status AND stalled_at IS NULL`),
+    // The stalled list and gauge: the few stages marked stalled.
+    index('idx_request_stages_stalled').on(t.requestId).where(sql`stalled_at IS NOT NULL`),
   ],
 );
 
@@ -331,4 +341,16 @@ export const rateLimits = pgTable('rate_limits', {
   key: varchar('key', { length: 255 }).primaryKey(),
   points: integer('points').notNull().default(0),
   expire: timestamp('expire', { withTimezone: true }),
+});
+
+/**
+ * Who runs each periodic job (services/jobs.ts): one row a job, held by one
+ * process until `expires_at`, renewed while it lives, so with several
+ * replicas each job runs in one of them at a time.
+ */
+export const jobLeases = pgTable('job_leases', {
+  jobName: varchar('job_name', { length: 100 }).primaryKey(),
+  holder: varchar('holder', { length: 255 }).notNull(),
+  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  lastRunAt: timestamp('last_run_at', { withTimezone: true }),
 });

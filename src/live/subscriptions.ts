@@ -21,6 +21,7 @@ import {
   parseFeedFilter,
   requestEventsAfter,
   requestSnapshot,
+  STALL_EVENT,
   type FeedFilter,
 } from '../services/live-reads.js';
 import type { LiveEvent } from '../services/live-events.js';
@@ -388,6 +389,7 @@ export async function requestUpdatesStream(
     keep: (event) =>
       canSeeRequest(viewer, event) &&
       (!statuses || statuses.has(event.newStatus)) &&
+      (!filter.stalled || event.eventType === STALL_EVENT) &&
       (!filter.studentId || event.studentId === filter.studentId) &&
       (!filter.organizationId || event.organizationId === filter.organizationId),
     finished: () => false,

@@ -12,6 +12,7 @@ import './types/request-stage.js';
 import './types/request-event.js';
 import './types/content-request.js';
 import './types/active-request.js';
+import './types/stalled-requests.js';
 import './types/request-metrics-bucket.js';
 import './types/live-request-event.js';
 import './types/content-request-update.js';

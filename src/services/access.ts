@@ -224,3 +224,24 @@ export function metricsOrganization(viewer: Viewer, requested: string | null): s
       return assertNever(role);
   }
 }
+
+/**
+ * Which requests the stalled list shows: admins every one, org admins their
+ * organization's. It is an operator's list, so students and workers (who
+ * report stages and do not watch them) are refused.
+ */
+export function stalledRequestsScope(viewer: Viewer): SQL {
+  const { role } = viewer;
+  switch (role) {
+    case 'admin':
+      return sql`true`;
+    case 'org_admin':
+      if (viewer.organizationId === null) throw new ServiceError('FORBIDDEN', 'an org admin without an organization has no stalled list');
+      return eq(contentRequests.organizationId, viewer.organizationId);
+    case 'worker':
+    case 'student':
+      throw new ServiceError('FORBIDDEN', 'the stalled list is for admins, and org admins of their own organization');
+    default:
+      return assertNever(role);
+  }
+}

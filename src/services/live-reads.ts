@@ -10,6 +10,7 @@ import { contentRequests, requestEvents } from '../db/tables.js';
 import { notFound } from './errors.js';
 import { selectLiveEvents, type LiveEvent } from './live-events.js';
 import { inFlightStatuses } from './pipeline.js';
+import { isStalled } from './stalls.js';
 import { NEWEST_FIRST, type ContentRequest, type RequestStatus } from './requests.js';
 import { optionalText, parseInput, uuid } from './validation.js';
 import { withinScope, type Viewer } from './access.js';
@@ -48,7 +49,16 @@ export function requestEventsAfter(
   );
 }
 
-export type FeedFilter = { statuses?: readonly RequestStatus[]; studentId?: string; organizationId?: string };
+export type FeedFilter = {
+  statuses?: readonly RequestStatus[];
+  studentId?: string;
+  organizationId?: string;
+  /** Only stalls: the snapshot lists stalled requests, then each STAGE_STALLED event. */
+  stalled?: boolean;
+};
+
+/** The event a stalled-only feed sends (services/stalls.ts writes it). */
+export const STALL_EVENT = 'stage_stalled' satisfies LiveEvent['eventType'];
 
 const feedFilterInput = z.object({ studentId: optionalText(100), organizationId: optionalText(100) });
 
@@ -77,6 +87,7 @@ export function feedEventsAfter(
       viewer,
       gt(requestEvents.feedPosition, position),
       filter.statuses?.length ? inArray(requestEvents.newStatus, [...filter.statuses]) : undefined,
+      filter.stalled ? eq(requestEvents.eventType, STALL_EVENT) : undefined,
       ...feedOwnerConditions(filter),
     ),
     limit,
@@ -127,6 +138,7 @@ export async function feedSnapshot(
           withinScope(
             viewer,
             inArray(contentRequests.status, [...statuses]),
+            filter.stalled ? isStalled : undefined,
             ...feedOwnerConditions(filter),
           ),
         )

@@ -10,6 +10,7 @@ import { activeRequestsDashboard } from '../db/views.js';
 import { badInput } from './errors.js';
 import { optionalText, parseInput } from './validation.js';
 import { metricsOrganization, requestScope, type Viewer } from './access.js';
+import type { PeriodicJob } from './jobs.js';
 
 export type ActiveRequest = typeof activeRequestsDashboard.$inferSelect;
 
@@ -123,4 +124,13 @@ export async function rollupRequestMetrics(db: Queryable, since: Date): Promise<
       p95_duration_seconds = excluded.p95_duration_seconds,
       error_breakdown = excluded.error_breakdown
   `);
+}
+
+/** The rollup as a periodic job: the current and previous hour, since an outcome can land an hour after its request was created. */
+export function metricsRollupJob(intervalMs: number): PeriodicJob {
+  return {
+    name: 'metrics-rollup',
+    intervalMs,
+    run: (db) => rollupRequestMetrics(db, new Date(Date.now() - 2 * HOUR_MS)),
+  };
 }

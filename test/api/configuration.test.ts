@@ -78,4 +78,11 @@ describe('configuration', () => {
       url: 'https://auth.example.test/jwks.json',
     });
   });
+
+  test('stall detection: factor 2 and a check every 30 s by default; 0 turns the check off; a bad value is named', () => {
+    expect(loadConfig({}).stalls).toEqual({ factor: 2, checkIntervalMs: 30_000 });
+    expect(loadConfig({ STALL_FACTOR: '1.5', STALL_CHECK_INTERVAL_SECONDS: '0' }).stalls).toEqual({ factor: 1.5, checkIntervalMs: 0 });
+    expect(() => loadConfig({ STALL_FACTOR: '0' })).toThrow(/STALL_FACTOR/);
+    expect(() => loadConfig({ STALL_CHECK_INTERVAL_SECONDS: '0.01' })).toThrow(/STALL_CHECK_INTERVAL_SECONDS/);
+  });
 });

@@ -19,6 +19,7 @@ const VIEWS_AT = ALL_TAGS.indexOf('0003_views');
 // drizzle-kit writes these from src/db/tables.ts (plain DDL, once only); we write the rest.
 const GENERATED = new Set(['0000_tables', '0004_feed_position', '0006_scoped_correlation_ids', '0008_rate_limits']);
 const CUSTOM_TAGS = ALL_TAGS.filter((tag) => !GENERATED.has(tag));
+const CUSTOM_MARKER = '-- custom SQL below';
 
 const opened: TestDatabase[] = [];
 afterEach(async () => {
@@ -102,7 +103,9 @@ describe('migrations', () => {
     const before = await publicObjects(database);
     for (const tag of CUSTOM_TAGS) {
       const text = await readFile(path.join(MIGRATIONS_FOLDER, `${tag}.sql`), 'utf8');
-      for (const statement of text.split('--> statement-breakpoint')) {
+      // A generated migration with custom SQL appended: only what follows the marker is ours to rerun.
+      const ours = text.includes(CUSTOM_MARKER) ? text.slice(text.indexOf(CUSTOM_MARKER)) : text;
+      for (const statement of ours.split('--> statement-breakpoint')) {
         await database.db.execute(sql.raw(statement));
       }
     }

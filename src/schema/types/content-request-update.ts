@@ -67,6 +67,10 @@ const UpdatesFilter = builder.inputType('ContentRequestUpdatesFilter', {
     }),
     studentId: t.id({ required: false }),
     organizationId: t.id({ required: false }),
+    stalled: t.boolean({
+      required: false,
+      description: 'true: only stalls: the opening snapshot lists requests now stalled (see stalledRequests), then each STAGE_STALLED event.',
+    }),
   }),
 });
 
@@ -105,6 +109,7 @@ builder.subscriptionFields((t) => ({
           statuses: args.filter?.status ?? undefined,
           studentId: args.filter?.studentId?.toString(),
           organizationId: args.filter?.organizationId?.toString(),
+          stalled: args.filter?.stalled ?? undefined,
         },
         args.after ?? null,
       ),

@@ -22,6 +22,11 @@ export const RequestStageRef = builder.objectRef<RequestStage>('RequestStage').i
     durationSeconds: t.exposeFloat('durationSeconds', { nullable: true }),
     errorMessage: t.exposeString('errorMessage', { nullable: true }),
     retryCount: t.exposeInt('retryCount'),
+    stalledAt: t.expose('stalledAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When this run of the stage was found stalled (past STALL_FACTOR times its expected duration); null once it moves again.',
+    }),
     metadata: t.expose('metadata', { type: 'JSON' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
   }),

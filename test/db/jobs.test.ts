@@ -1,0 +1,131 @@
+/**
+ * The job scheduler (src/services/jobs.ts) on a real database: two
+ * schedulers, as two replicas would run them, share one job's lease, so only
+ * one of them runs it; a run longer than the interval keeps its lease and is
+ * never joined by a second one; stopping the holder hands the job to the
+ * other at its next tick; a failing run is logged, counted and tried again.
+ * Processes that die without stopping are test/live/stall-processes.test.ts.
+ */
+import { Writable } from 'node:stream';
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { createLogger } from '../../src/logger.js';
+import { startJobs, type JobOutcome, type JobScheduler, type PeriodicJob } from '../../src/services/jobs.js';
+import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/database.js';
+
+let t: TestDatabase;
+const schedulers: JobScheduler[] = [];
+const logs: Record<string, any>[] = [];
+const logger = createLogger(
+  'info',
+  new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line));
+      done();
+    },
+  }),
+);
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+});
+afterAll(async () => {
+  await Promise.all(schedulers.map((scheduler) => scheduler.stop()));
+  await t?.close();
+});
+
+const INTERVAL_MS = 150;
+
+function start(jobs: PeriodicJob[], holder: string, outcomes: [string, JobOutcome][] = []) {
+  const scheduler = startJobs(t.database.db, jobs, { logger, holder, onRun: (job, outcome) => outcomes.push([job, outcome]) });
+  schedulers.push(scheduler);
+  return scheduler;
+}
+
+async function leaseOf(job: string) {
+  const result = (await t.database.db.execute(sql`select holder, expires_at from job_leases where job_name = ${job}`)) as {
+    rows: { holder: string; expires_at: Date | string }[];
+  };
+  return result.rows[0];
+}
+
+test('two schedulers, one job: one of them runs it; stopping that one hands it to the other', async () => {
+  const runs: string[] = [];
+  const job = (holder: string): PeriodicJob => ({
+    name: 'test-handover',
+    intervalMs: INTERVAL_MS,
+    run: async () => void runs.push(holder),
+  });
+  const first = start([job('first')], 'first');
+  const second = start([job('second')], 'second');
+  await waitFor(() => runs.length >= 6, 'six runs');
+  const [runner, other] = runs[0] === 'first' ? [first, 'second'] : [second, 'first'];
+  expect(new Set(runs)).toEqual(new Set([runs[0]]));
+  expect((await leaseOf('test-handover'))?.holder).toBe(runs[0]);
+
+  await runner.stop();
+  const stoppedAt = runs.length;
+  await waitFor(() => runs.slice(stoppedAt).includes(other), `a run by ${other}`);
+  expect(runs.slice(stoppedAt).every((holder) => holder === other)).toBe(true);
+  expect((await leaseOf('test-handover'))?.holder).toBe(other);
+});
+
+test('a run longer than the interval keeps its lease: no second run starts, here or in the other scheduler', async () => {
+  let running = 0;
+  let mostAtOnce = 0;
+  let runs = 0;
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const job: PeriodicJob = {
+    name: 'test-long-run',
+    intervalMs: INTERVAL_MS,
+    async run() {
+      runs++;
+      running++;
+      mostAtOnce = Math.max(mostAtOnce, running);
+      if (runs === 1) await released;
+      running--;
+    },
+  };
+  start([job], 'long-a');
+  start([job], 'long-b');
+  await waitFor(() => runs === 1, 'the first run');
+  // The lease's own renewals (every third of an interval) are the clock: seven of them span two intervals, so both schedulers have ticked.
+  const expirations = new Set<string>();
+  const deadline = Date.now() + 10_000;
+  while (expirations.size < 7 && Date.now() < deadline) {
+    expirations.add(String((await leaseOf('test-long-run'))?.expires_at));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  expect(expirations.size).toBeGreaterThanOrEqual(7);
+  expect(runs).toBe(1);
+  release();
+  await waitFor(() => runs >= 3, 'runs after the long one');
+  expect(mostAtOnce).toBe(1);
+});
+
+test('a failing run is logged with the job’s name, counted as a failure, and tried again next interval', async () => {
+  let attempts = 0;
+  const outcomes: [string, JobOutcome][] = [];
+  start(
+    [
+      {
+        name: 'test-flaky',
+        intervalMs: INTERVAL_MS,
+        async run() {
+          attempts++;
+          if (attempts === 1) throw new Error('the first run fails');
+        },
+      },
+    ],
+    'flaky',
+    outcomes,
+  );
+  await waitFor(() => outcomes.some(([, outcome]) => outcome === 'success'), 'a successful run after the failure');
+  expect(outcomes.slice(0, 2)).toEqual([
+    ['test-flaky', 'failure'],
+    ['test-flaky', 'success'],
+  ]);
+  const logged = logs.find((line) => line.job === 'test-flaky' && line.level === 50);
+  expect(logged?.msg).toMatch(/periodic job failed/);
+});
