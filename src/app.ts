@@ -24,6 +24,7 @@ import { createLogger, type Logger } from './logger.js';
 import { DEMO_USERS, seedDemoData, type DemoUser } from './services/demo.js';
 import { createMutationLimiter } from './services/limits.js';
 import { rollupRequestMetrics } from './services/monitoring.js';
+import { stageEstimatesJob } from './services/eta.js';
 import { requestStatuses } from './services/pipeline.js';
 import type { Role } from './services/access.js';
 
@@ -178,6 +179,15 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         const timer = setInterval(rollup, config.metricsRollupIntervalMs).unref();
         closers.push(async () => clearInterval(timer));
         void rollup();
+      }
+
+      if (config.stageEstimates.refreshIntervalMs > 0) {
+        const job = stageEstimatesJob(config.stageEstimates);
+        const refresh = () =>
+          job.run(database.db).catch((error: unknown) => logger.error({ err: error, job: job.name }, 'periodic job failed'));
+        const timer = setInterval(refresh, job.intervalMs).unref();
+        closers.push(async () => clearInterval(timer));
+        void refresh();
       }
 
       // Pushed last, so it stops first: no report is cut off by the server closing.
