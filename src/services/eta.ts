@@ -127,10 +127,16 @@ export type EtaSubject = {
   stages: readonly Pick<RequestStage, 'stageName' | 'status' | 'progressPercentage' | 'startedAt'>[];
 };
 
-/** The request's ETA now; null once it is over. */
+/**
+ * The request's ETA now; null once it is over, by its status or by its
+ * stages (a live update's status is the event's, and the request may have
+ * finished since).
+ */
 export async function estimateCompletion(db: Queryable, subject: EtaSubject, now = new Date()): Promise<Eta | null> {
   if (!hasEta(subject.status)) return null;
   const [pipeline, estimates] = await Promise.all([listPipelineStages(db), loadStageEstimates(db)]);
+  const done = new Set(subject.stages.filter((stage) => stage.status === 'completed' || stage.status === 'skipped').map((stage) => stage.stageName));
+  if (pipeline.every((stage) => done.has(stage.stageName))) return null;
   const seconds = secondsRemaining(subject, pipeline, estimates, now);
   return { completionAt: new Date(now.getTime() + seconds * 1000), secondsRemaining: Math.ceil(seconds) };
 }

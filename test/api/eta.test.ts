@@ -207,6 +207,9 @@ describe('with history', () => {
     const PROGRESS_WITH_ETA = `subscription ($id: ID!) {
       contentRequestProgress(id: $id) { kind status stage estimatedCompletionAt estimatedSecondsRemaining }
     }`;
+    const REPLAY_WITH_ETA = `subscription ($id: ID!, $after: BigInt) {
+      contentRequestProgress(id: $id, afterSequence: $after) { kind status estimatedCompletionAt estimatedSecondsRemaining }
+    }`;
 
     test('each update carries the ETA, null from the one that completes the request', async () => {
       const { id } = await submitRequest(as('busy'));
@@ -238,6 +241,16 @@ describe('with history', () => {
         }
       } finally {
         await subscription.close();
+      }
+
+      // Replayed later, the same events carry the ETA as of their delivery: the request is over.
+      const replay = await subscribeSse(app.url, tokens.busy!, REPLAY_WITH_ETA, { id, after: 0 });
+      try {
+        const replayed = await replay.waitForPayloads(1 + 2 * STAGES.length);
+        expect(replayed.map((update) => update.kind)).toEqual(replayed.map(() => 'EVENT'));
+        for (const update of replayed) expect(update).toMatchObject({ estimatedCompletionAt: null, estimatedSecondsRemaining: null });
+      } finally {
+        await replay.close();
       }
     });
   });
