@@ -10,4 +10,4 @@ CREATE TABLE "stage_duration_estimates" (
 --> statement-breakpoint
 ALTER TABLE "stage_duration_estimates" ADD CONSTRAINT "stage_duration_estimates_stage_name_fkey" FOREIGN KEY ("stage_name") REFERENCES "public"."pipeline_stage_definitions"("stage_name") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "stage_duration_estimates" ADD CONSTRAINT "stage_duration_estimates_organization_id_fkey" FOREIGN KEY ("organization_id") REFERENCES "public"."organizations"("organization_id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
-CREATE INDEX "idx_request_stages_completed_recent" ON "request_stages" USING btree ("completed_at" DESC NULLS LAST) WHERE status = 'completed'::content_stage_status;
+CREATE INDEX IF NOT EXISTS "idx_request_stages_completed_recent" ON "request_stages" USING btree ("completed_at" DESC NULLS LAST) WHERE status = 'completed'::content_stage_status;
