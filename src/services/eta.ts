@@ -127,6 +127,11 @@ export type EtaSubject = {
   stages: readonly Pick<RequestStage, 'stageName' | 'status' | 'progressPercentage' | 'startedAt'>[];
 };
 
+type StageRow = EtaSubject['stages'][number];
+
+/** A stage that costs no more time. */
+const isDone = (stage: StageRow | undefined) => stage?.status === 'completed' || stage?.status === 'skipped';
+
 /**
  * The request's ETA now; null once it is over, by its status or by its
  * stages (a live update's status is the event's, and the request may have
@@ -135,7 +140,7 @@ export type EtaSubject = {
 export async function estimateCompletion(db: Queryable, subject: EtaSubject, now = new Date()): Promise<Eta | null> {
   if (!hasEta(subject.status)) return null;
   const [pipeline, estimates] = await Promise.all([listPipelineStages(db), loadStageEstimates(db)]);
-  const done = new Set(subject.stages.filter((stage) => stage.status === 'completed' || stage.status === 'skipped').map((stage) => stage.stageName));
+  const done = new Set(subject.stages.filter(isDone).map((stage) => stage.stageName));
   if (pipeline.every((stage) => done.has(stage.stageName))) return null;
   const seconds = secondsRemaining(subject, pipeline, estimates, now);
   return { completionAt: new Date(now.getTime() + seconds * 1000), secondsRemaining: Math.ceil(seconds) };
@@ -158,7 +163,7 @@ export function secondsRemaining(
   for (const stage of pipeline) {
     const estimate = own?.get(stage.stageName) ?? estimates.everyone.get(stage.stageName) ?? stage.expectedDurationSeconds;
     const row = rows.get(stage.stageName);
-    if (row?.status === 'completed' || row?.status === 'skipped') continue;
+    if (isDone(row)) continue;
     if (row?.status === 'in_progress' && row.startedAt) {
       total += runningStageRemaining(estimate, (now.getTime() - row.startedAt.getTime()) / 1000, row.progressPercentage / 100);
     } else {
