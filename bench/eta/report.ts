@@ -16,12 +16,13 @@ export function renderEta(eta: EtaResults): string[] {
       [
         { title: 'when the ETA is read' },
         { title: 'ETA: mean abs. error', align: 'right' },
+        { title: 'everyone’s medians only', align: 'right' },
         { title: 'naive (sum of expected): mean abs. error', align: 'right' },
         { title: 'ETA / naive', align: 'right' },
       ],
       [
-        ...eta.checkpoints.map((c) => [`${c.stage}, ${c.at === 'start' ? 'as it starts' : 'halfway, 50 % reported'}`, seconds(c.etaMae), seconds(c.naiveMae), formatRatio(c.ratio)]),
-        ['all of the above', seconds(eta.overall.etaMae), seconds(eta.overall.naiveMae), formatRatio(eta.overall.ratio)],
+        ...eta.checkpoints.map((c) => [`${c.stage}, ${c.at === 'start' ? 'as it starts' : 'halfway, 50 % reported'}`, seconds(c.etaMae), seconds(c.everyoneMae), seconds(c.naiveMae), formatRatio(c.ratio)]),
+        ['all of the above', seconds(eta.overall.etaMae), seconds(eta.overall.everyoneMae), seconds(eta.overall.naiveMae), formatRatio(eta.overall.ratio)],
       ],
     ),
   ];

@@ -29,7 +29,17 @@ export function etaPlan(mode: Mode): EtaPlan {
 }
 
 /** Mean absolute error, in seconds, of the time left at one checkpoint. */
-export type EtaCheckpoint = { stage: string; at: 'start' | 'halfway'; n: number; etaMae: number; naiveMae: number; ratio: number };
+export type EtaCheckpoint = {
+  stage: string;
+  at: 'start' | 'halfway';
+  n: number;
+  etaMae: number;
+  /** The same estimate from everyone's medians only: what the per-organization estimates add. */
+  everyoneMae: number;
+  naiveMae: number;
+  /** etaMae / naiveMae */
+  ratio: number;
+};
 
 export type EtaResults = {
   plan: EtaPlan;
@@ -41,7 +51,7 @@ export type EtaResults = {
   refreshMs: number;
   checkpoints: EtaCheckpoint[];
   /** Over every checkpoint. */
-  overall: { etaMae: number; naiveMae: number; ratio: number };
+  overall: { etaMae: number; everyoneMae: number; naiveMae: number; ratio: number };
 };
 
 const NOISE_SIGMA = 0.45;
@@ -100,10 +110,11 @@ export async function runEtaBenchmark(options: { serverUrl: string; mode: Mode; 
     await refreshStageEstimates(database.db, WINDOW_DAYS);
     const refreshMs = performance.now() - started;
     const estimates = await loadStageEstimates(database.db);
+    const everyoneOnly = { everyone: estimates.everyone, byOrganization: new Map() };
     log(`estimates refreshed in ${Math.round(refreshMs)} ms; ${estimates.byOrganization.size} organizations have their own`);
 
     const now = new Date();
-    const sums = new Map<string, { n: number; eta: number; naive: number }>();
+    const sums = new Map<string, { n: number; eta: number; everyone: number; naive: number }>();
     let withOwn = 0;
     for (let t = 0; t < plan.testRequests; t++) {
       const request = simulate();
@@ -118,13 +129,16 @@ export async function runEtaBenchmark(options: { serverUrl: string; mode: Mode; 
             progressPercentage: j < k ? 100 : at === 'start' ? 0 : 50,
             startedAt: j < k ? null : new Date(now.getTime() - elapsed * 1000),
           }));
-          const eta = secondsRemaining({ organizationId: request.organizationId, stages }, pipeline, estimates, now);
+          const subject = { organizationId: request.organizationId, stages };
+          const eta = secondsRemaining(subject, pipeline, estimates, now);
+          const everyone = secondsRemaining(subject, pipeline, everyoneOnly, now);
           const naive = Math.max(0, pipeline[k]!.expectedDurationSeconds - elapsed) +
             pipeline.slice(k + 1).reduce((sum, stage) => sum + stage.expectedDurationSeconds, 0);
           const key = `${pipeline[k]!.stageName}\u0000${at}`;
-          const entry = sums.get(key) ?? { n: 0, eta: 0, naive: 0 };
+          const entry = sums.get(key) ?? { n: 0, eta: 0, everyone: 0, naive: 0 };
           entry.n++;
           entry.eta += Math.abs(eta - actual);
+          entry.everyone += Math.abs(everyone - actual);
           entry.naive += Math.abs(naive - actual);
           sums.set(key, entry);
         }
@@ -134,9 +148,12 @@ export async function runEtaBenchmark(options: { serverUrl: string; mode: Mode; 
       const [stage, at] = key.split('\u0000') as [string, 'start' | 'halfway'];
       const etaMae = entry.eta / entry.n;
       const naiveMae = entry.naive / entry.n;
-      return { stage, at, n: entry.n, etaMae, naiveMae, ratio: etaMae / naiveMae };
+      return { stage, at, n: entry.n, etaMae, everyoneMae: entry.everyone / entry.n, naiveMae, ratio: etaMae / naiveMae };
     });
-    const all = checkpoints.reduce((acc, c) => ({ n: acc.n + c.n, eta: acc.eta + c.etaMae * c.n, naive: acc.naive + c.naiveMae * c.n }), { n: 0, eta: 0, naive: 0 });
+    const all = checkpoints.reduce(
+      (acc, c) => ({ n: acc.n + c.n, eta: acc.eta + c.etaMae * c.n, everyone: acc.everyone + c.everyoneMae * c.n, naive: acc.naive + c.naiveMae * c.n }),
+      { n: 0, eta: 0, everyone: 0, naive: 0 },
+    );
     return {
       plan,
       database: benchDatabase.name,
@@ -145,7 +162,7 @@ export async function runEtaBenchmark(options: { serverUrl: string; mode: Mode; 
       testRequestsWithOwnEstimates: withOwn,
       refreshMs,
       checkpoints,
-      overall: { etaMae: all.eta / all.n, naiveMae: all.naive / all.n, ratio: all.eta / all.naive },
+      overall: { etaMae: all.eta / all.n, everyoneMae: all.everyone / all.n, naiveMae: all.naive / all.n, ratio: all.eta / all.naive },
     };
   } finally {
     await database.close();

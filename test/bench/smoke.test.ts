@@ -120,6 +120,7 @@ describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode: eta', () 
     for (const checkpoint of eta.checkpoints) {
       expect(checkpoint.n).toBe(eta.plan.testRequests);
       expect(checkpoint.etaMae).toBeGreaterThan(0);
+      expect(checkpoint.everyoneMae).toBeGreaterThan(0);
       expect(checkpoint.naiveMae).toBeGreaterThan(0);
       expect(checkpoint.ratio).toBeCloseTo(checkpoint.etaMae / checkpoint.naiveMae);
     }
