@@ -9,10 +9,11 @@ import { describeMachine, type Machine } from './lib/machine.js';
 import { serverInfo } from './lib/database.js';
 import { runLiveBenchmark, type LiveResults } from './live/suite.js';
 import type { Mode } from './live/plan.js';
+import { runEtaBenchmark, type EtaResults } from './eta/suite.js';
 import { runScaleBenchmark, SCALE_SUITES, type ScaleResults, type ScaleSuiteName } from './scale/suite.js';
 
 /** `data`, `queries`, `peer` and `writes` share one database, loaded once (bench/scale/suite.ts). */
-export const SUITES = ['live', ...SCALE_SUITES] as const;
+export const SUITES = ['live', ...SCALE_SUITES, 'eta'] as const;
 export type SuiteName = (typeof SUITES)[number];
 
 export type BenchOptions = {
@@ -34,6 +35,8 @@ export type BenchResults = {
   live?: LiveResults;
   /** Data at scale, query patterns, the peer and the write path (issue 5). */
   scale?: ScaleResults;
+  /** ETA accuracy against a naive baseline, on a simulated history (issue 12). */
+  eta?: EtaResults;
 };
 
 export async function runBenchmark(options: BenchOptions): Promise<BenchResults> {
@@ -58,6 +61,9 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResults>
       suites: scaleSuites as ScaleSuiteName[],
       log: (line) => options.log?.(`[scale] ${line}`),
     });
+  }
+  if (suites.includes('eta')) {
+    results.eta = await runEtaBenchmark({ serverUrl: options.serverUrl, mode: options.mode, log: (line) => options.log?.(`[eta] ${line}`) });
   }
   const after = await backgroundLoad(quietMs);
   return { ...results, backgroundLoad: { before, after }, finishedAt: new Date().toISOString() };

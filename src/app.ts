@@ -27,6 +27,7 @@ import { createMutationLimiter } from './services/limits.js';
 import { startJobs, type PeriodicJob } from './services/jobs.js';
 import { metricsRollupJob } from './services/monitoring.js';
 import { countStalledRequests, stallCheckJob } from './services/stalls.js';
+import { stageEstimatesJob } from './services/eta.js';
 import { requestStatuses } from './services/pipeline.js';
 import type { Role } from './services/access.js';
 
@@ -177,6 +178,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       if (config.stalls.checkIntervalMs > 0) {
         jobs.push(stallCheckJob({ stallFactor: config.stalls.factor, intervalMs: config.stalls.checkIntervalMs }));
       }
+      if (config.stageEstimates.refreshIntervalMs > 0) jobs.push(stageEstimatesJob(config.stageEstimates));
       const scheduler = startJobs(database.db, jobs, { logger, onRun: jobMetrics.jobRun });
       closers.push(() => scheduler.stop());
 

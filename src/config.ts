@@ -53,6 +53,10 @@ const environmentSchema = z.object({
   STALL_CHECK_INTERVAL_SECONDS: unsetWhenEmpty(
     z.coerce.number().min(0).max(86_400).refine((v) => v === 0 || v >= 0.1, 'must be 0 (off) or at least 0.1').default(30),
   ),
+  /** How often the per-stage duration estimates behind the ETA are recomputed; 0 turns it off. */
+  STAGE_ESTIMATES_REFRESH_SECONDS: unsetWhenEmpty(z.coerce.number().int().min(0).default(300)),
+  /** How far back the estimates look: stages completed in the last this many days. */
+  STAGE_ESTIMATES_WINDOW_DAYS: unsetWhenEmpty(z.coerce.number().int().min(1).max(365).default(7)),
   /** On SIGTERM, how long open connections get to finish before they are cut. */
   SHUTDOWN_GRACE_SECONDS: unsetWhenEmpty(z.coerce.number().min(0).max(3_600).default(10)),
   /** The largest WebSocket frame read; a larger one closes the socket with 1009. */
@@ -81,12 +85,16 @@ export type Config = {
   metricsRollupIntervalMs: number;
   /** Stalled stages: the factor on the expected duration, and how often to check (0: never). */
   stalls: { factor: number; checkIntervalMs: number };
+  /** The ETA's estimates job (services/eta.ts); refreshIntervalMs 0: off. */
+  stageEstimates: StageEstimatesConfig;
   shutdownGraceMs: number;
   websocket: { maxPayloadBytes: number; keepAliveMs: number };
   live: { maxSubscriptionsPerSocket: number; maxSubscriptionsPerUser: number; maxUnreadUpdates: number };
   /** 0: no limit. */
   mutationsPerMinute: number;
 };
+
+export type StageEstimatesConfig = { refreshIntervalMs: number; windowDays: number };
 
 export type AuthConfig = {
   /** `development`: embedded mode without a secret; one is generated and kept in the data folder. */
@@ -173,6 +181,10 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     demoPipeline,
     metricsRollupIntervalMs: env.METRICS_ROLLUP_INTERVAL_SECONDS * 1000,
     stalls: { factor: env.STALL_FACTOR, checkIntervalMs: Math.round(env.STALL_CHECK_INTERVAL_SECONDS * 1000) },
+    stageEstimates: {
+      refreshIntervalMs: env.STAGE_ESTIMATES_REFRESH_SECONDS * 1000,
+      windowDays: env.STAGE_ESTIMATES_WINDOW_DAYS,
+    },
     shutdownGraceMs: env.SHUTDOWN_GRACE_SECONDS * 1000,
     websocket: { maxPayloadBytes: env.WS_MAX_PAYLOAD_BYTES, keepAliveMs: env.WS_KEEPALIVE_SECONDS * 1000 },
     live: {

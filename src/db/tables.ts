@@ -261,6 +261,10 @@ export const requestStages = pgTable(
       .where(sql`status = 'in_progress'::content_stage_status AND stalled_at IS NULL`),
     // The stalled list and gauge: the few stages marked stalled.
     index('idx_request_stages_stalled').on(t.requestId).where(sql`stalled_at IS NOT NULL`),
+    // The stage-duration estimates read recent completed stages only (services/eta.ts).
+    index('idx_request_stages_completed_recent')
+      .on(t.completedAt.desc())
+      .where(sql`status = 'completed'::content_stage_status`),
   ],
 );
 
@@ -354,3 +358,35 @@ export const jobLeases = pgTable('job_leases', {
   expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
   lastRunAt: timestamp('last_run_at', { withTimezone: true }),
 });
+
+/**
+ * How long each stage takes: the median duration of its recently completed
+ * runs, for everyone (organization_id NULL) and for each organization with
+ * enough history. Rewritten whole by the estimates job (services/eta.ts);
+ * the ETA of a request is computed from these rows, never from the history.
+ */
+export const stageDurationEstimates = pgTable(
+  'stage_duration_estimates',
+  {
+    id: bigint('id', { mode: 'bigint' }).primaryKey().generatedAlwaysAsIdentity(),
+    stageName: varchar('stage_name', { length: 100 }).notNull(),
+    /** NULL: every organization's history together. */
+    organizationId: varchar('organization_id', { length: 100 }),
+    sampleCount: integer('sample_count').notNull(),
+    medianSeconds: numeric('median_seconds', { precision: 12, scale: 3, mode: 'number' }).notNull(),
+    refreshedAt: timestamp('refreshed_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    unique('stage_duration_estimates_stage_org_key').on(t.stageName, t.organizationId).nullsNotDistinct(),
+    foreignKey({
+      name: 'stage_duration_estimates_stage_name_fkey',
+      columns: [t.stageName],
+      foreignColumns: [pipelineStageDefinitions.stageName],
+    }).onDelete('cascade'),
+    foreignKey({
+      name: 'stage_duration_estimates_organization_id_fkey',
+      columns: [t.organizationId],
+      foreignColumns: [organizations.organizationId],
+    }).onDelete('cascade'),
+  ],
+);

@@ -5,9 +5,14 @@
  */
 import DataLoader from 'dataloader';
 import type { Queryable } from '../db/client.js';
+import { estimateCompletion, hasEta, type Eta } from './eta.js';
 import { eventPagesOfRequests, type EventPage } from './events.js';
+import type { RequestStatus } from './pipeline.js';
 import { stagesOfRequests, type RequestStage } from './stages.js';
 import { organizationsByIds, usersByIds, type Organization, type User } from './users.js';
+
+/** A request as of a read or a live update: its stages are read with the batch. */
+export type EtaKey = { id: string; status: RequestStatus; organizationId: string | null };
 
 export type EventPageKey = { requestId: string; first: number; afterSequence: number };
 
@@ -37,6 +42,18 @@ export function createLoaders(db: Queryable) {
         return keys.map((key) => results.get(`${key.requestId}:${key.first}:${key.afterSequence}`)!);
       },
       { cacheKeyFn: (key) => `${key.requestId}:${key.first}:${key.afterSequence}` },
+    ),
+
+    // Batched, never cached: a subscription keeps its loaders for its whole life,
+    // and each of its messages needs the stages as they are then.
+    etas: new DataLoader<EtaKey, Eta | null, string>(
+      async (keys) => {
+        const now = new Date();
+        const running = keys.filter((key) => hasEta(key.status)).map((key) => key.id);
+        const stages = await stagesOfRequests(db, [...new Set(running)]);
+        return Promise.all(keys.map((key) => estimateCompletion(db, { ...key, stages: stages.get(key.id) ?? [] }, now)));
+      },
+      { cache: false },
     ),
 
     users: new DataLoader<string, User | null>(async (ids) => {

@@ -21,9 +21,12 @@ export const REPORT_REFUSING_STATUSES: ReadonlySet<RequestStatus> = new Set(['co
 // cache keeps them off every stage report without making an edit wait for a restart.
 const CACHE_TTL_MS = 30_000;
 
-function cachedPerDatabase<T>(load: (db: Queryable) => Promise<T>): (db: Queryable) => Promise<T> {
+/** A per-database read kept CACHE_TTL_MS; `forget(db)` drops it after a change this process made. */
+export function cachedPerDatabase<T>(
+  load: (db: Queryable) => Promise<T>,
+): ((db: Queryable) => Promise<T>) & { forget(db: Queryable): void } {
   const cache = new WeakMap<Queryable, { loadedAt: number; value: Promise<T> }>();
-  return (db) => {
+  const read = (db: Queryable) => {
     const cached = cache.get(db);
     if (cached && Date.now() - cached.loadedAt < CACHE_TTL_MS) return cached.value;
     const entry = { loadedAt: Date.now(), value: load(db) };
@@ -31,6 +34,7 @@ function cachedPerDatabase<T>(load: (db: Queryable) => Promise<T>): (db: Queryab
     entry.value.catch(() => cache.delete(db));
     return entry.value;
   };
+  return Object.assign(read, { forget: (db: Queryable) => void cache.delete(db) });
 }
 
 /** The stages in pipeline order. */

@@ -101,6 +101,27 @@ describe('a page of requests with stages, events, student and organization', () 
     }
   });
 
+  test('the ETA adds one statement for the whole page, the stages it needs, and never reads the history', async () => {
+    const withEta = `query ($first: Int!) {
+      contentRequests(first: $first) { edges { node { id status estimatedCompletionAt estimatedSecondsRemaining } } }
+    }`;
+    const run = async (first: number) => {
+      statements.length = 0;
+      const { contentRequests: page } = dataOf(await app.graphql(withEta, { token: adminToken, variables: { first } }));
+      return { sent: [...statements], edges: page.edges as { node: { estimatedSecondsRemaining: number | null } }[] };
+    };
+    // Warm-up: the pipeline and the estimates table are read once and kept for a while.
+    await run(1);
+    const five = await run(5);
+    const twenty = await run(20);
+    expect(twenty.edges).toHaveLength(20);
+    for (const { node } of twenty.edges) expect(node.estimatedSecondsRemaining).toBeGreaterThan(0);
+    expect(twenty.sent.length, describeStatements(twenty.sent)).toBe(five.sent.length);
+    const stageReads = twenty.sent.filter((statement) => /from "request_stages"/.test(statement));
+    expect(stageReads, describeStatements(twenty.sent)).toHaveLength(1);
+    expect(twenty.sent.filter((statement) => /stage_duration_estimates|percentile_cont/.test(statement))).toEqual([]);
+  });
+
   test('the next page costs what the first one costs', async () => {
     await measure(adminToken, { first: 1 });
     const first = await measure(adminToken, { first: 20 });

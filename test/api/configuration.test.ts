@@ -30,6 +30,8 @@ describe('configuration', () => {
     [{ JWKS_URL: 'file:///etc/passwd' }, /JWKS_URL: must be an http\(s\) URL/],
     [{ DEMO_DATA: 'yes' }, /DEMO_DATA: must be true or false/],
     [{ METRICS_ROLLUP_INTERVAL_SECONDS: '-1' }, /METRICS_ROLLUP_INTERVAL_SECONDS: .*0/],
+    [{ STAGE_ESTIMATES_REFRESH_SECONDS: '-1' }, /STAGE_ESTIMATES_REFRESH_SECONDS: .*0/],
+    [{ STAGE_ESTIMATES_WINDOW_DAYS: '0' }, /STAGE_ESTIMATES_WINDOW_DAYS: .*1/],
     [{ JWT_SECRET: secret, JWKS_URL: 'https://auth.example.test/jwks.json' }, /set JWT_SECRET or JWKS_URL, not both/],
     [{ DEMO_PIPELINE: 'on' }, /DEMO_PIPELINE: must be true or false/],
     // The demo pipeline with a server database: only when asked, with the demo users and a secret to sign its worker token.
@@ -65,11 +67,12 @@ describe('configuration', () => {
   });
 
   test('empty variables mean unset: the defaults apply', () => {
-    const config = loadConfig({ PORT: '', LOG_LEVEL: '', METRICS_ROLLUP_INTERVAL_SECONDS: '', DATABASE_URL: '', JWT_SECRET: '', JWKS_URL: '' });
+    const config = loadConfig({ PORT: '', LOG_LEVEL: '', METRICS_ROLLUP_INTERVAL_SECONDS: '', STAGE_ESTIMATES_WINDOW_DAYS: '', DATABASE_URL: '', JWT_SECRET: '', JWKS_URL: '' });
     expect(config).toMatchObject({
       http: { port: 4000 },
       logLevel: 'info',
       metricsRollupIntervalMs: 300_000,
+      stageEstimates: { refreshIntervalMs: 300_000, windowDays: 7 },
       database: { kind: 'pglite' },
       auth: { verify: { kind: 'development' } },
     });

@@ -108,3 +108,21 @@ describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode: data, que
     }
   });
 });
+
+describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode: eta', () => {
+  it('measures the ETA’s error and the naive baseline’s at every stage', { timeout: 120_000 }, async () => {
+    const results = await runBenchmark({ serverUrl, mode: 'tiny', suites: ['eta'] });
+    const eta = results.eta!;
+    expect(eta.historyStages).toBe(eta.plan.historyRequests * 5);
+    expect(eta.organizationsWithOwnEstimates).toBeGreaterThan(0);
+    expect(eta.organizationsWithOwnEstimates).toBeLessThan(eta.plan.organizations);
+    expect(eta.checkpoints).toHaveLength(10);
+    for (const checkpoint of eta.checkpoints) {
+      expect(checkpoint.n).toBe(eta.plan.testRequests);
+      expect(checkpoint.etaMae).toBeGreaterThan(0);
+      expect(checkpoint.everyoneMae).toBeGreaterThan(0);
+      expect(checkpoint.naiveMae).toBeGreaterThan(0);
+      expect(checkpoint.ratio).toBeCloseTo(checkpoint.etaMae / checkpoint.naiveMae);
+    }
+  });
+});

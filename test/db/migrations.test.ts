@@ -17,7 +17,13 @@ const journal = JSON.parse(await readFile(path.join(MIGRATIONS_FOLDER, 'meta', '
 const ALL_TAGS = journal.entries.map((entry) => entry.tag);
 const VIEWS_AT = ALL_TAGS.indexOf('0003_views');
 // drizzle-kit writes these from src/db/tables.ts (plain DDL, once only); we write the rest.
-const GENERATED = new Set(['0000_tables', '0004_feed_position', '0006_scoped_correlation_ids', '0008_rate_limits']);
+const GENERATED = new Set([
+  '0000_tables',
+  '0004_feed_position',
+  '0006_scoped_correlation_ids',
+  '0008_rate_limits',
+  '0011_stage_duration_estimates',
+]);
 const CUSTOM_TAGS = ALL_TAGS.filter((tag) => !GENERATED.has(tag));
 const CUSTOM_MARKER = '-- custom SQL below';
 

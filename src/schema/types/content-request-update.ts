@@ -9,6 +9,7 @@ import { builder } from '../builder.js';
 import { requireViewer } from '../context.js';
 import { RequestStatusEnum } from '../enums.js';
 import { ContentRequestRef } from './content-request.js';
+import { etaFields } from './eta-fields.js';
 import { LiveRequestEventRef } from './live-request-event.js';
 
 const UpdateKindEnum = builder.enumType('ContentRequestUpdateKind', {
@@ -44,6 +45,12 @@ const UpdateRef = builder.objectRef<Update>('ContentRequestUpdate').implement({
     progressPercentage: t.int({
       resolve: (update) => (update.kind === 'event' ? update.event.progress : update.request.progressPercentage),
     }),
+    // As of this message's delivery: the request's stages are read then (only when asked for).
+    ...etaFields(t, (update) =>
+      update.kind === 'event'
+        ? { id: update.event.requestId, status: update.event.newStatus, organizationId: update.event.organizationId }
+        : update.request,
+    ),
     event: t.field({
       type: LiveRequestEventRef,
       nullable: true,

@@ -15,6 +15,7 @@ import {
   type ContentRequest,
 } from '../../services/requests.js';
 import { builder } from '../builder.js';
+import { etaFields } from './eta-fields.js';
 import { requireForwardPaging, requireViewer } from '../context.js';
 import { RequestStatusEnum } from '../enums.js';
 import { OrganizationRef } from './organization.js';
@@ -48,6 +49,7 @@ export const ContentRequestRef = builder.objectRef<ContentRequest>('ContentReque
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
     completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),
     failedAt: t.expose('failedAt', { type: 'DateTime', nullable: true }),
+    ...etaFields(t, (request) => request),
 
     stages: t.field({
       type: [RequestStageRef],
