@@ -13,7 +13,7 @@ import { runDemoPipeline } from './demo/pipeline.js';
 import { createTokenVerifier, developmentSecret, signToken } from './http/auth.js';
 import { EXAMPLE_OPERATION_NAMES } from './http/graphiql.js';
 import { createAuthenticator, createGraphQLServer, type GraphQLServer } from './http/graphql-server.js';
-import { createMetrics, createMetricsServer, type ProcessFaults } from './http/metrics.js';
+import { countRetentionPurges, createMetrics, createMetricsServer, type ProcessFaults } from './http/metrics.js';
 import { limitRequestBodies } from './http/body-limit.js';
 import { serveDashboard } from './http/dashboard.js';
 import { attachWebSocketTransport } from './http/websocket.js';
@@ -24,6 +24,7 @@ import { createLogger, type Logger } from './logger.js';
 import { DEMO_USERS, seedDemoData, type DemoUser } from './services/demo.js';
 import { createMutationLimiter } from './services/limits.js';
 import { rollupRequestMetrics } from './services/monitoring.js';
+import { retentionJob } from './services/retention.js';
 import { requestStatuses } from './services/pipeline.js';
 import type { Role } from './services/access.js';
 
@@ -178,6 +179,19 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         const timer = setInterval(rollup, config.metricsRollupIntervalMs).unref();
         closers.push(async () => clearInterval(timer));
         void rollup();
+      }
+
+      if (config.retention.days > 0) {
+        const countPurged = countRetentionPurges(metrics.registry);
+        const job = retentionJob(config.retention, (batch) => {
+          countPurged(batch);
+          logger.info({ removed: batch }, 'retention removed finished requests');
+        });
+        const purge = () =>
+          job.run(database.db).catch((error: unknown) => logger.error({ err: error }, 'retention failed; retried next interval'));
+        const timer = setInterval(purge, job.intervalMs).unref();
+        closers.push(async () => clearInterval(timer));
+        void purge();
       }
 
       // Pushed last, so it stops first: no report is cut off by the server closing.

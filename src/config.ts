@@ -47,6 +47,12 @@ const environmentSchema = z.object({
   DEMO_PIPELINE: unsetWhenEmpty(z.enum(['true', 'false'], 'must be true or false').default('false')),
   /** How often the hourly metrics rollup runs; 0 turns it off. */
   METRICS_ROLLUP_INTERVAL_SECONDS: unsetWhenEmpty(z.coerce.number().int().min(0).default(300)),
+  /** Finished requests untouched this many days are removed with their stages and events; 0 keeps everything. */
+  RETENTION_DAYS: unsetWhenEmpty(z.coerce.number().int().min(0).max(36_500).default(30)),
+  /** Requests removed per retention transaction: each batch's locks last one short transaction. */
+  RETENTION_BATCH_SIZE: unsetWhenEmpty(z.coerce.number().int().min(1).max(10_000).default(500)),
+  /** How often the retention job runs (when RETENTION_DAYS is not 0). */
+  RETENTION_INTERVAL_SECONDS: unsetWhenEmpty(z.coerce.number().int().min(1).default(3_600)),
   /** On SIGTERM, how long open connections get to finish before they are cut. */
   SHUTDOWN_GRACE_SECONDS: unsetWhenEmpty(z.coerce.number().min(0).max(3_600).default(10)),
   /** The largest WebSocket frame read; a larger one closes the socket with 1009. */
@@ -73,12 +79,16 @@ export type Config = {
   demoData: boolean;
   demoPipeline: boolean;
   metricsRollupIntervalMs: number;
+  retention: RetentionConfig;
   shutdownGraceMs: number;
   websocket: { maxPayloadBytes: number; keepAliveMs: number };
   live: { maxSubscriptionsPerSocket: number; maxSubscriptionsPerUser: number; maxUnreadUpdates: number };
   /** 0: no limit. */
   mutationsPerMinute: number;
 };
+
+/** days 0: nothing is ever removed (the job does not run). */
+export type RetentionConfig = { days: number; batchSize: number; intervalMs: number };
 
 export type AuthConfig = {
   /** `development`: embedded mode without a secret; one is generated and kept in the data folder. */
@@ -113,6 +123,18 @@ function databaseConfig(env: Environment): Config['database'] {
         poolSize: env.DATABASE_POOL_SIZE,
       }
     : { kind: 'pglite', dataDir: env.DATA_DIR };
+}
+
+function retentionConfig(env: Environment): RetentionConfig {
+  return { days: env.RETENTION_DAYS, batchSize: env.RETENTION_BATCH_SIZE, intervalMs: env.RETENTION_INTERVAL_SECONDS * 1000 };
+}
+
+/** What `npm run retention` needs: the database and the retention settings, no auth. */
+export function loadRetentionConfig(
+  environment: Record<string, string | undefined> = process.env,
+): { database: Config['database']; retention: RetentionConfig } {
+  const env = parseEnvironment(environment);
+  return { database: databaseConfig(env), retention: retentionConfig(env) };
 }
 
 /** Only what the database tools (migrate, rollback) need. */
@@ -164,6 +186,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     demoData,
     demoPipeline,
     metricsRollupIntervalMs: env.METRICS_ROLLUP_INTERVAL_SECONDS * 1000,
+    retention: retentionConfig(env),
     shutdownGraceMs: env.SHUTDOWN_GRACE_SECONDS * 1000,
     websocket: { maxPayloadBytes: env.WS_MAX_PAYLOAD_BYTES, keepAliveMs: env.WS_KEEPALIVE_SECONDS * 1000 },
     live: {
