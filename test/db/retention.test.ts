@@ -2,10 +2,9 @@
  * Retention on both databases: exactly the finished requests untouched for
  * RETENTION_DAYS go, with their stages and events, in batches; in-flight
  * ones however old, and recently finished ones, stay as they were. Age is
- * set by moving updated_at back (the trigger that stamps it is paused for
- * that one statement, on this file's own database).
+ * set by moving updated_at back (test/helpers/age.ts).
  */
-import { eq, inArray, sql } from 'drizzle-orm';
+import { eq, inArray } from 'drizzle-orm';
 import { beforeAll, afterAll, describe, expect, test } from 'vitest';
 import type { Db } from '../../src/db/client.js';
 import { contentRequests, requestEvents, requestStages } from '../../src/db/tables.js';
@@ -18,6 +17,7 @@ import {
   retentionJob,
   type PurgeCounts,
 } from '../../src/services/retention.js';
+import { ageRequests } from '../helpers/age.js';
 import { STAGES } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { insertRequest } from '../helpers/factories.js';
@@ -62,17 +62,7 @@ async function inFlight(): Promise<string> {
   return id;
 }
 
-/** Moves the requests' last change `days` back, as if nothing had touched them since. */
-async function age(ids: string[], days: number): Promise<void> {
-  await db.transaction(async (tx) => {
-    await tx.execute(sql`alter table content_requests disable trigger set_updated_at`);
-    await tx
-      .update(contentRequests)
-      .set({ updatedAt: sql`now() - make_interval(days => ${days})` })
-      .where(inArray(contentRequests.id, ids));
-    await tx.execute(sql`alter table content_requests enable trigger set_updated_at`);
-  });
-}
+const age = (ids: string[], days: number) => ageRequests(db, ids, days);
 
 /** Rows of each request, its stages and its events: what must stay exactly as it was. */
 async function rowsOf(ids: string[]) {
