@@ -6,6 +6,7 @@ import type { CpuShares } from './lib/cpu.js';
 import type { LiveResults, Ramp } from './live/suite.js';
 import type { Path } from './live/driver.js';
 import { renderScale } from './scale/report.js';
+import { renderRetention } from './retention/suite.js';
 
 const PATH_NAMES: Record<Path, string> = {
   raw: 'raw LISTEN',
@@ -31,6 +32,7 @@ export function renderReport(results: BenchResults): string {
   ];
   if (results.live) lines.push('', ...renderLive(results.live));
   if (results.scale) lines.push('', ...renderScale(results.scale));
+  if (results.retention) lines.push('', ...renderRetention(results.retention));
   return lines.join('\n');
 }
 

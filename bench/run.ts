@@ -10,9 +10,10 @@ import { serverInfo } from './lib/database.js';
 import { runLiveBenchmark, type LiveResults } from './live/suite.js';
 import type { Mode } from './live/plan.js';
 import { runScaleBenchmark, SCALE_SUITES, type ScaleResults, type ScaleSuiteName } from './scale/suite.js';
+import { runRetentionBenchmark, type RetentionResults } from './retention/suite.js';
 
 /** `data`, `queries`, `peer` and `writes` share one database, loaded once (bench/scale/suite.ts). */
-export const SUITES = ['live', ...SCALE_SUITES] as const;
+export const SUITES = ['live', ...SCALE_SUITES, 'retention'] as const;
 export type SuiteName = (typeof SUITES)[number];
 
 export type BenchOptions = {
@@ -34,6 +35,8 @@ export type BenchResults = {
   live?: LiveResults;
   /** Data at scale, query patterns, the peer and the write path (issue 5). */
   scale?: ScaleResults;
+  /** The batched purge next to concurrent writes, on a database of its own (bench/retention/suite.ts). */
+  retention?: RetentionResults;
 };
 
 export async function runBenchmark(options: BenchOptions): Promise<BenchResults> {
@@ -57,6 +60,13 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResults>
       mode: options.mode,
       suites: scaleSuites as ScaleSuiteName[],
       log: (line) => options.log?.(`[scale] ${line}`),
+    });
+  }
+  if (suites.includes('retention')) {
+    results.retention = await runRetentionBenchmark({
+      serverUrl: options.serverUrl,
+      mode: options.mode,
+      log: (line) => options.log?.(`[retention] ${line}`),
     });
   }
   const after = await backgroundLoad(quietMs);

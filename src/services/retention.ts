@@ -101,19 +101,21 @@ async function purgeBatch(db: Queryable, cutoff: Date, batchSize: number): Promi
 
 /**
  * Removes every finished request older than `cutoff`, `batchSize` at a
- * time, until a batch comes back short. `afterBatch` sees each batch's counts.
+ * time, until a batch comes back short or `signal` aborts (between batches).
+ * `afterBatch` sees each batch's counts.
  */
 export async function purgeFinishedRequests(
   db: Queryable,
-  options: { cutoff: Date; batchSize: number; afterBatch?: (batch: PurgeCounts) => void },
+  options: { cutoff: Date; batchSize: number; afterBatch?: (batch: PurgeCounts) => void; signal?: AbortSignal },
 ): Promise<PurgeCounts> {
   let total = NOTHING;
-  for (;;) {
+  while (!options.signal?.aborted) {
     const batch = await purgeBatch(db, options.cutoff, options.batchSize);
     if (batch.requests > 0) options.afterBatch?.(batch);
     total = add(total, batch);
-    if (batch.requests < options.batchSize) return total;
+    if (batch.requests < options.batchSize) break;
   }
+  return total;
 }
 
 /** The highest feed position retention has removed (0: nothing removed yet). */
