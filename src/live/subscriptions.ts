@@ -372,11 +372,14 @@ export async function requestUpdatesStream(
         for (const entry of snapshot.requests) yield { kind: 'snapshot', ...entry, position: snapshot.position };
         return;
       }
+      const resumedFrom = position;
       for (;;) {
         const events = await feedEventsAfter(deps.db, viewer, filter, position, REPLAY_BATCH);
         for (const event of events) yield { kind: 'event', event };
-        if (events.length < REPLAY_BATCH) return;
+        if (events.length < REPLAY_BATCH) break;
       }
+      // A purge that committed during the replay may have removed events it was about to read.
+      await checkFeedCursor(deps.db, resumedFrom, 'purged');
     },
     // No missedBefore: the hub delivers every position in order; between two
     // of this feed's events lie other requests' events, not gaps.
