@@ -7,6 +7,7 @@ import type { LiveResults, Ramp } from './live/suite.js';
 import type { Path } from './live/driver.js';
 import { renderScale } from './scale/report.js';
 import { renderEta } from './eta/report.js';
+import { renderRetention } from './retention/suite.js';
 
 const PATH_NAMES: Record<Path, string> = {
   raw: 'raw LISTEN',
@@ -33,6 +34,7 @@ export function renderReport(results: BenchResults): string {
   if (results.live) lines.push('', ...renderLive(results.live));
   if (results.scale) lines.push('', ...renderScale(results.scale));
   if (results.eta) lines.push('', ...renderEta(results.eta));
+  if (results.retention) lines.push('', ...renderRetention(results.retention));
   return lines.join('\n');
 }
 

@@ -11,9 +11,10 @@ import { runLiveBenchmark, type LiveResults } from './live/suite.js';
 import type { Mode } from './live/plan.js';
 import { runEtaBenchmark, type EtaResults } from './eta/suite.js';
 import { runScaleBenchmark, SCALE_SUITES, type ScaleResults, type ScaleSuiteName } from './scale/suite.js';
+import { runRetentionBenchmark, type RetentionResults } from './retention/suite.js';
 
 /** `data`, `queries`, `peer` and `writes` share one database, loaded once (bench/scale/suite.ts). */
-export const SUITES = ['live', ...SCALE_SUITES, 'eta'] as const;
+export const SUITES = ['live', ...SCALE_SUITES, 'eta', 'retention'] as const;
 export type SuiteName = (typeof SUITES)[number];
 
 export type BenchOptions = {
@@ -37,6 +38,8 @@ export type BenchResults = {
   scale?: ScaleResults;
   /** ETA accuracy against a naive baseline, on a simulated history (issue 12). */
   eta?: EtaResults;
+  /** The batched purge next to concurrent writes, on a database of its own (bench/retention/suite.ts). */
+  retention?: RetentionResults;
 };
 
 export async function runBenchmark(options: BenchOptions): Promise<BenchResults> {
@@ -64,6 +67,13 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResults>
   }
   if (suites.includes('eta')) {
     results.eta = await runEtaBenchmark({ serverUrl: options.serverUrl, mode: options.mode, log: (line) => options.log?.(`[eta] ${line}`) });
+  }
+  if (suites.includes('retention')) {
+    results.retention = await runRetentionBenchmark({
+      serverUrl: options.serverUrl,
+      mode: options.mode,
+      log: (line) => options.log?.(`[retention] ${line}`),
+    });
   }
   const after = await backgroundLoad(quietMs);
   return { ...results, backgroundLoad: { before, after }, finishedAt: new Date().toISOString() };

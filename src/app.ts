@@ -13,7 +13,7 @@ import { runDemoPipeline } from './demo/pipeline.js';
 import { createTokenVerifier, developmentSecret, signToken } from './http/auth.js';
 import { EXAMPLE_OPERATION_NAMES } from './http/graphiql.js';
 import { createAuthenticator, createGraphQLServer, type GraphQLServer } from './http/graphql-server.js';
-import { createMetrics, createMetricsServer, type ProcessFaults } from './http/metrics.js';
+import { countRetentionPurges, createMetrics, createMetricsServer, type ProcessFaults } from './http/metrics.js';
 import { registerJobMetrics } from './http/job-metrics.js';
 import { limitRequestBodies } from './http/body-limit.js';
 import { serveDashboard } from './http/dashboard.js';
@@ -28,6 +28,7 @@ import { startJobs, type PeriodicJob } from './services/jobs.js';
 import { metricsRollupJob } from './services/monitoring.js';
 import { countStalledRequests, stallCheckJob } from './services/stalls.js';
 import { stageEstimatesJob } from './services/eta.js';
+import { retentionJob } from './services/retention.js';
 import { requestStatuses } from './services/pipeline.js';
 import type { Role } from './services/access.js';
 
@@ -179,6 +180,15 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         jobs.push(stallCheckJob({ stallFactor: config.stalls.factor, intervalMs: config.stalls.checkIntervalMs }));
       }
       if (config.stageEstimates.refreshIntervalMs > 0) jobs.push(stageEstimatesJob(config.stageEstimates));
+      if (config.retention.days > 0) {
+        const countPurged = countRetentionPurges(metrics.registry);
+        jobs.push(
+          retentionJob(config.retention, (batch) => {
+            countPurged(batch);
+            logger.info({ removed: batch }, 'retention removed finished requests');
+          }),
+        );
+      }
       const scheduler = startJobs(database.db, jobs, { logger, onRun: jobMetrics.jobRun });
       closers.push(() => scheduler.stop());
 

@@ -57,6 +57,12 @@ const environmentSchema = z.object({
   STAGE_ESTIMATES_REFRESH_SECONDS: unsetWhenEmpty(z.coerce.number().int().min(0).default(300)),
   /** How far back the estimates look: stages completed in the last this many days. */
   STAGE_ESTIMATES_WINDOW_DAYS: unsetWhenEmpty(z.coerce.number().int().min(1).max(365).default(7)),
+  /** Finished requests untouched this many days are removed with their stages and events; 0 keeps everything. */
+  RETENTION_DAYS: unsetWhenEmpty(z.coerce.number().int().min(0).max(36_500).default(30)),
+  /** Requests removed per retention transaction: each batch's locks last one short transaction. */
+  RETENTION_BATCH_SIZE: unsetWhenEmpty(z.coerce.number().int().min(1).max(10_000).default(500)),
+  /** How often the retention job runs (when RETENTION_DAYS is not 0). */
+  RETENTION_INTERVAL_SECONDS: unsetWhenEmpty(z.coerce.number().int().min(1).default(3_600)),
   /** On SIGTERM, how long open connections get to finish before they are cut. */
   SHUTDOWN_GRACE_SECONDS: unsetWhenEmpty(z.coerce.number().min(0).max(3_600).default(10)),
   /** The largest WebSocket frame read; a larger one closes the socket with 1009. */
@@ -87,6 +93,7 @@ export type Config = {
   stalls: { factor: number; checkIntervalMs: number };
   /** The ETA's estimates job (services/eta.ts); refreshIntervalMs 0: off. */
   stageEstimates: StageEstimatesConfig;
+  retention: RetentionConfig;
   shutdownGraceMs: number;
   websocket: { maxPayloadBytes: number; keepAliveMs: number };
   live: { maxSubscriptionsPerSocket: number; maxSubscriptionsPerUser: number; maxUnreadUpdates: number };
@@ -95,6 +102,8 @@ export type Config = {
 };
 
 export type StageEstimatesConfig = { refreshIntervalMs: number; windowDays: number };
+/** days 0: nothing is ever removed (the job does not run). */
+export type RetentionConfig = { days: number; batchSize: number; intervalMs: number };
 
 export type AuthConfig = {
   /** `development`: embedded mode without a secret; one is generated and kept in the data folder. */
@@ -129,6 +138,18 @@ function databaseConfig(env: Environment): Config['database'] {
         poolSize: env.DATABASE_POOL_SIZE,
       }
     : { kind: 'pglite', dataDir: env.DATA_DIR };
+}
+
+function retentionConfig(env: Environment): RetentionConfig {
+  return { days: env.RETENTION_DAYS, batchSize: env.RETENTION_BATCH_SIZE, intervalMs: env.RETENTION_INTERVAL_SECONDS * 1000 };
+}
+
+/** What `npm run retention` needs: the database and the retention settings, no auth. */
+export function loadRetentionConfig(
+  environment: Record<string, string | undefined> = process.env,
+): { database: Config['database']; retention: RetentionConfig } {
+  const env = parseEnvironment(environment);
+  return { database: databaseConfig(env), retention: retentionConfig(env) };
 }
 
 /** Only what the database tools (migrate, rollback) need. */
@@ -185,6 +206,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       refreshIntervalMs: env.STAGE_ESTIMATES_REFRESH_SECONDS * 1000,
       windowDays: env.STAGE_ESTIMATES_WINDOW_DAYS,
     },
+    retention: retentionConfig(env),
     shutdownGraceMs: env.SHUTDOWN_GRACE_SECONDS * 1000,
     websocket: { maxPayloadBytes: env.WS_MAX_PAYLOAD_BYTES, keepAliveMs: env.WS_KEEPALIVE_SECONDS * 1000 },
     live: {

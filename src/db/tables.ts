@@ -10,6 +10,7 @@
 import { sql } from 'drizzle-orm';
 import {
   bigint,
+  boolean,
   check,
   foreignKey,
   index,
@@ -134,6 +135,13 @@ export const pipelineStageDefinitions = pgTable(
   ],
 );
 
+/**
+ * A request that has finished: completed, failed or cancelled. Spelled as
+ * literals, not a parameter, so the planner can match a query using it to
+ * the partial index on it.
+ */
+export const FINISHED_REQUEST = sql`status in ('completed'::content_request_status, 'failed'::content_request_status, 'cancelled'::content_request_status)`;
+
 export const contentRequests = pgTable(
   'content_requests',
   {
@@ -214,6 +222,8 @@ export const contentRequests = pgTable(
     index('idx_content_requests_failed_recent')
       .on(t.failedAt.desc())
       .where(sql`status = 'failed'::content_request_status`),
+    // Retention's candidates (services/retention.ts): finished requests, oldest change first.
+    index('idx_content_requests_finished_updated').on(t.updatedAt).where(FINISHED_REQUEST),
   ],
 );
 
@@ -389,4 +399,19 @@ export const stageDurationEstimates = pgTable(
       foreignColumns: [organizations.organizationId],
     }).onDelete('cascade'),
   ],
+);
+
+/**
+ * What retention has removed (services/retention.ts), one row: the highest
+ * feed position it deleted. A feed cursor below it may have missed purged
+ * events, so it is refused rather than replayed with a silent gap.
+ */
+export const retentionWatermark = pgTable(
+  'retention_watermark',
+  {
+    id: boolean('id').primaryKey().default(true),
+    purgedThroughPosition: bigint('purged_through_position', { mode: 'bigint' }).notNull().default(sql`0`),
+    updatedAt: updatedAt(),
+  },
+  (t) => [check('retention_watermark_one_row', sql`${t.id}`)],
 );

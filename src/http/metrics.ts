@@ -17,6 +17,7 @@ import {
 } from '@graphql-yoga/plugin-prometheus';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { EventHub } from '../live/hub.js';
+import type { PurgeCounts } from '../services/retention.js';
 
 /** Faults of the whole process that main.ts catches, counted here. */
 export type ProcessFaults = { unhandledRejections: number };
@@ -168,4 +169,18 @@ export function createMetricsServer(registry: Registry): Server {
       () => response.writeHead(500).end(),
     );
   });
+}
+
+/** Counts what the retention job removed in this process, by kind (requests, stages, events). */
+export function countRetentionPurges(registry: Registry): (batch: PurgeCounts) => void {
+  const purged = new Counter({
+    name: 'tracker_retention_purged_total',
+    help: 'Rows the retention job deleted in this process, by kind',
+    labelNames: ['kind'],
+    registers: [registry],
+  });
+  for (const kind of ['requests', 'stages', 'events'] as const) purged.inc({ kind }, 0);
+  return (batch) => {
+    for (const kind of ['requests', 'stages', 'events'] as const) purged.inc({ kind }, batch[kind]);
+  };
 }

@@ -17,7 +17,7 @@ import { ServiceError, badInput } from '../services/errors.js';
 import {
   feedEventsAfter,
   feedSnapshot,
-  latestPosition,
+  checkFeedCursor,
   parseFeedFilter,
   requestEventsAfter,
   requestSnapshot,
@@ -274,7 +274,7 @@ async function* replayRequest(db: Queryable, requestId: string, afterSequence: n
   }
 }
 
-/** One request: snapshot or replay after `afterSequence`, then live. NOT_FOUND when out of reach. */
+/** One request: snapshot or replay after `afterSequence`, then live. NOT_FOUND when out of reach (BAD_USER_INPUT when resuming). */
 export async function requestProgressStream(
   deps: LiveDependencies,
   subscriber: Subscriber,
@@ -288,7 +288,7 @@ export async function requestProgressStream(
   const held = holdEvents(deps.hub, `request:${id}`);
   let snapshot: Awaited<ReturnType<typeof requestSnapshot>>;
   try {
-    snapshot = await requestSnapshot(deps.db, viewer, id); // also the access check
+    snapshot = await requestSnapshot(deps.db, viewer, id, { resuming: afterSequence !== null }); // also the access check
     if (afterSequence !== null && (!Number.isSafeInteger(afterSequence) || afterSequence < 0 || afterSequence > snapshot.sequence)) {
       // A sequence from the future would silently hold back every event up to it.
       throw badInput('afterSequence', `must be a sequence this request has reached (now ${snapshot.sequence})`);
@@ -357,9 +357,8 @@ export async function requestUpdatesStream(
     if (lastPosition === null) {
       snapshot = await feedSnapshot(deps.db, viewer, filter, FEED_SNAPSHOT_LIMIT);
       lastPosition = snapshot.position;
-    } else if (lastPosition > (await latestPosition(deps.db))) {
-      // A cursor from the future would silently hold back every event up to it.
-      throw badInput('after', 'is ahead of the feed: not a cursor this API issued');
+    } else {
+      await checkFeedCursor(deps.db, lastPosition);
     }
   } catch (error) {
     held.unsubscribe();
@@ -374,11 +373,14 @@ export async function requestUpdatesStream(
         for (const entry of snapshot.requests) yield { kind: 'snapshot', ...entry, position: snapshot.position };
         return;
       }
+      const resumedFrom = position;
       for (;;) {
         const events = await feedEventsAfter(deps.db, viewer, filter, position, REPLAY_BATCH);
         for (const event of events) yield { kind: 'event', event };
-        if (events.length < REPLAY_BATCH) return;
+        if (events.length < REPLAY_BATCH) break;
       }
+      // A purge that committed during the replay may have removed events it was about to read.
+      await checkFeedCursor(deps.db, resumedFrom, 'purged');
     },
     // No missedBefore: the hub delivers every position in order; between two
     // of this feed's events lie other requests' events, not gaps.

@@ -3,11 +3,12 @@
  * in the form the notifications carry (services/live-events.ts), so replayed
  * and live events are one kind.
  */
-import { and, asc, eq, gt, inArray, lte, max, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, lte, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Queryable } from '../db/client.js';
-import { contentRequests, requestEvents } from '../db/tables.js';
-import { notFound } from './errors.js';
+import { contentRequests, requestEvents, retentionWatermark } from '../db/tables.js';
+import { badInput, notFound } from './errors.js';
+import { purgedThroughPosition } from './retention.js';
 import { selectLiveEvents, type LiveEvent } from './live-events.js';
 import { inFlightStatuses } from './pipeline.js';
 import { isStalled } from './stalls.js';
@@ -20,9 +21,34 @@ export function eventsAfterPosition(db: Queryable, position: bigint, limit: numb
   return selectLiveEvents(db, gt(requestEvents.feedPosition, position), limit);
 }
 
+/**
+ * The feed's newest position: the newest event's, or retention's watermark
+ * when retention removed every event after it (a cursor handed out then must
+ * not fall below the watermark and be refused).
+ */
 export async function latestPosition(db: Queryable): Promise<bigint> {
-  const [row] = await db.select({ position: max(requestEvents.feedPosition) }).from(requestEvents);
-  return row?.position ?? 0n;
+  const [row] = await db
+    .select({
+      position: sql<string>`greatest(
+        (select coalesce(max(${requestEvents.feedPosition}), 0) from ${requestEvents}),
+        (select coalesce(max(${retentionWatermark.purgedThroughPosition}), 0) from ${retentionWatermark}))::text`,
+    })
+    .from(sql`(select 1) as one`);
+  return BigInt(row?.position ?? 0);
+}
+
+/**
+ * Refuses a resume cursor the feed cannot continue from without a gap: one
+ * from the future would hold back every event up to it, and one below
+ * retention's watermark may have missed events that are gone. `only:
+ * 'purged'` checks the watermark alone (again, after a replay).
+ */
+export async function checkFeedCursor(db: Queryable, position: bigint, only?: 'purged'): Promise<void> {
+  const [latest, purged] = await Promise.all([only ? position : latestPosition(db), purgedThroughPosition(db)]);
+  if (position > latest) throw badInput('after', 'is ahead of the feed: not a cursor this API issued');
+  if (position < purged) {
+    throw badInput('after', 'points into history that retention has removed: subscribe without after for a fresh snapshot');
+  }
 }
 
 /**
@@ -106,12 +132,26 @@ const newestEvent = {
   position: sql<string>`coalesce((select e.feed_position from request_events e where e.request_id = content_requests.id order by e.sequence desc limit 1), 0)::text`,
 };
 
-export async function requestSnapshot(db: Queryable, viewer: Viewer, id: string): Promise<RequestSnapshot> {
+/**
+ * NOT_FOUND when absent or out of reach; when `resuming` (afterSequence),
+ * BAD_USER_INPUT on afterSequence instead: retention may have removed the
+ * request with its history, and a client resuming it must start over. The
+ * three cases answer alike, so nobody can probe for others' ids.
+ */
+export async function requestSnapshot(
+  db: Queryable,
+  viewer: Viewer,
+  id: string,
+  options: { resuming?: boolean } = {},
+): Promise<RequestSnapshot> {
   const requestId = parseInput(uuid, id, 'id');
   const [row] = await db
     .select({ request: contentRequests, ...newestEvent })
     .from(contentRequests)
     .where(withinScope(viewer, eq(contentRequests.id, requestId)));
+  if (!row && options.resuming) {
+    throw badInput('afterSequence', 'no history to resume: the request does not exist, is out of reach, or retention removed it after it finished');
+  }
   if (!row) throw notFound('content request', requestId);
   return { request: row.request, sequence: Number(row.sequence), position: BigInt(row.position) };
 }

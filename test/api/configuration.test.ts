@@ -32,6 +32,11 @@ describe('configuration', () => {
     [{ METRICS_ROLLUP_INTERVAL_SECONDS: '-1' }, /METRICS_ROLLUP_INTERVAL_SECONDS: .*0/],
     [{ STAGE_ESTIMATES_REFRESH_SECONDS: '-1' }, /STAGE_ESTIMATES_REFRESH_SECONDS: .*0/],
     [{ STAGE_ESTIMATES_WINDOW_DAYS: '0' }, /STAGE_ESTIMATES_WINDOW_DAYS: .*1/],
+    [{ RETENTION_DAYS: '-1' }, /RETENTION_DAYS: .*0/],
+    [{ RETENTION_DAYS: '1.5' }, /RETENTION_DAYS: .*int/],
+    [{ RETENTION_BATCH_SIZE: '0' }, /RETENTION_BATCH_SIZE: .*1/],
+    [{ RETENTION_BATCH_SIZE: '100000' }, /RETENTION_BATCH_SIZE: .*10000/],
+    [{ RETENTION_INTERVAL_SECONDS: '0' }, /RETENTION_INTERVAL_SECONDS: .*1/],
     [{ JWT_SECRET: secret, JWKS_URL: 'https://auth.example.test/jwks.json' }, /set JWT_SECRET or JWKS_URL, not both/],
     [{ DEMO_PIPELINE: 'on' }, /DEMO_PIPELINE: must be true or false/],
     // The demo pipeline with a server database: only when asked, with the demo users and a secret to sign its worker token.
@@ -64,6 +69,19 @@ describe('configuration', () => {
     const server = { DATABASE_URL: 'postgres://db.example.test/tracker', JWT_SECRET: secret, DEMO_DATA: 'true' };
     expect(loadConfig(server).demoPipeline).toBe(false);
     expect(loadConfig({ ...server, DEMO_PIPELINE: 'true' }).demoPipeline).toBe(true);
+  });
+
+  test('retention: 30 days, batches of 500, hourly by default; 0 days keeps everything', () => {
+    expect(loadConfig({ RETENTION_DAYS: '', RETENTION_BATCH_SIZE: '', RETENTION_INTERVAL_SECONDS: '' }).retention).toEqual({
+      days: 30,
+      batchSize: 500,
+      intervalMs: 3_600_000,
+    });
+    expect(loadConfig({ RETENTION_DAYS: '0', RETENTION_BATCH_SIZE: '2', RETENTION_INTERVAL_SECONDS: '1' }).retention).toEqual({
+      days: 0,
+      batchSize: 2,
+      intervalMs: 1_000,
+    });
   });
 
   test('empty variables mean unset: the defaults apply', () => {

@@ -38,6 +38,7 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('a pool connection terminated
       HOST: '127.0.0.1',
       DEMO_DATA: 'false',
       METRICS_ROLLUP_INTERVAL_SECONDS: '0',
+      RETENTION_DAYS: '0',
     });
     await service.waitForOutput(/content request tracker ready/);
     token = await signToken(new TextEncoder().encode(TEST_JWT_SECRET), { sub: 'pool-student', role: 'student', organization_id: 'pool-org' });

@@ -50,6 +50,7 @@ async function startService(env: Record<string, string> = {}): Promise<Service> 
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
     METRICS_ROLLUP_INTERVAL_SECONDS: '0',
+    RETENTION_DAYS: '0',
     ...env,
   });
   const service = Object.assign(spawned, { url: `http://127.0.0.1:${port}` });
