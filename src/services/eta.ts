@@ -11,7 +11,8 @@ import { sql } from 'drizzle-orm';
 import type { Queryable } from '../db/client.js';
 import { stageDurationEstimates } from '../db/tables.js';
 import { cachedPerDatabase, listPipelineStages, type PipelineStage, type RequestStatus } from './pipeline.js';
-import type { RequestStage } from './stages.js';
+import type { LiveEvent } from './live-events.js';
+import { stagesOfRequests, type RequestStage } from './stages.js';
 
 /** An organization's own median for a stage needs this many completed runs of it in the window; below, everyone's is used. */
 export const ORGANIZATION_MIN_SAMPLES = 20;
@@ -179,4 +180,38 @@ export function runningStageRemaining(estimateSeconds: number, elapsedSeconds: n
   const byPace = progress > 0 ? (elapsed * (1 - progress)) / progress : byEstimate;
   const blended = progress * byPace + (1 - progress) * byEstimate;
   return Math.max(MINIMUM_SECONDS_REMAINING, blended);
+}
+
+// Every subscriber of a request gets each of its events: the ETA for the
+// request's latest event is worked out once per process and shared, for a
+// moment, by all of them. An older event (a replay) is worked out afresh.
+const EVENT_ETA_TTL_MS = 2_000;
+const EVENT_ETA_MAX_REQUESTS = 10_000;
+type SharedEta = { position: bigint; at: number; eta: Promise<Eta | null> };
+const eventEtas = new WeakMap<Queryable, Map<string, SharedEta>>();
+
+/** The ETA a live update for `event` carries: as of its delivery, shared by every subscriber it goes to. */
+export function eventEta(db: Queryable, event: Pick<LiveEvent, 'requestId' | 'position' | 'newStatus' | 'organizationId'>): Promise<Eta | null> {
+  const cache = eventEtas.get(db) ?? new Map<string, SharedEta>();
+  eventEtas.set(db, cache);
+  const now = Date.now();
+  const cached = cache.get(event.requestId);
+  if (cached && cached.position === event.position && now - cached.at < EVENT_ETA_TTL_MS) return cached.eta;
+  // A finished request's event reads nothing, and is remembered too: it makes the events before it old.
+  const eta = hasEta(event.newStatus)
+    ? stagesOfRequests(db, [event.requestId]).then((stages) =>
+        estimateCompletion(db, { status: event.newStatus, organizationId: event.organizationId, stages: stages.get(event.requestId) ?? [] }),
+      )
+    : Promise.resolve(null);
+  if (cached && cached.position > event.position && now - cached.at < EVENT_ETA_TTL_MS) return eta;
+  // Bounded: entries go in time order (re-inserted at the end), so the oldest are first.
+  cache.delete(event.requestId);
+  for (const [requestId, entry] of cache) {
+    if (cache.size < EVENT_ETA_MAX_REQUESTS && now - entry.at < EVENT_ETA_TTL_MS) break;
+    cache.delete(requestId);
+  }
+  const entry = { position: event.position, at: now, eta };
+  cache.set(event.requestId, entry);
+  eta.catch(() => cache.get(event.requestId) === entry && cache.delete(event.requestId));
+  return eta;
 }

@@ -21,9 +21,11 @@ const WINDOW_DAYS = 7;
 
 let app: TestApp;
 const tokens: Record<string, string> = {};
+/** Every statement the service sent, as the driver saw it. */
+const statements: string[] = [];
 beforeAll(async () => {
   // The job is run by hand here, so each step sees exactly the estimates it set up.
-  app = await startTestApp({ env: { STAGE_ESTIMATES_REFRESH_SECONDS: '0' } });
+  app = await startTestApp({ env: { STAGE_ESTIMATES_REFRESH_SECONDS: '0' }, onQuery: (query) => statements.push(query) });
   tokens.busy = await app.token({ sub: 'eta-busy-student', role: 'student', organization_id: 'eta-busy' });
   tokens.quiet = await app.token({ sub: 'eta-quiet-student', role: 'student', organization_id: 'eta-quiet' });
   tokens.loner = await app.token({ sub: 'eta-loner', role: 'student' });
@@ -253,5 +255,25 @@ describe('with history', () => {
         await replay.close();
       }
     });
+  });
+
+  test('subscribers of one request share the ETA of each event: one read of its stages, not one each', async () => {
+    const { id } = await submitRequest(as('busy'));
+    const subscriptions = await Promise.all(
+      [1, 2, 3].map(() =>
+        subscribeSse(app.url, tokens.busy!, `subscription ($id: ID!) { contentRequestProgress(id: $id) { kind estimatedSecondsRemaining } }`, { id }),
+      ),
+    );
+    try {
+      for (const subscription of subscriptions) await subscription.waitForPayloads(1);
+      statements.length = 0;
+      await report(id, 'validation', 'IN_PROGRESS');
+      const received = await Promise.all(subscriptions.map((subscription) => subscription.waitForPayloads(2)));
+      for (const payloads of received) expect(payloads[1]!.estimatedSecondsRemaining).toEqual(expect.any(Number));
+      const stageReads = statements.filter((statement) => /^select/i.test(statement) && /from "request_stages"/.test(statement));
+      expect(stageReads, stageReads.join('\n')).toHaveLength(1);
+    } finally {
+      await Promise.all(subscriptions.map((subscription) => subscription.close()));
+    }
   });
 });

@@ -4,6 +4,7 @@
  * contentRequestUpdates (every request in the viewer's reach).
  */
 import { requestProgressStream, requestUpdatesStream, type Update } from '../../live/subscriptions.js';
+import { eventEta } from '../../services/eta.js';
 import { getRequest } from '../../services/requests.js';
 import { builder } from '../builder.js';
 import { requireViewer } from '../context.js';
@@ -45,12 +46,8 @@ const UpdateRef = builder.objectRef<Update>('ContentRequestUpdate').implement({
     progressPercentage: t.int({
       resolve: (update) => (update.kind === 'event' ? update.event.progress : update.request.progressPercentage),
     }),
-    // As of this message's delivery: the request's stages are read then (only when asked for).
-    ...etaFields(t, (update) =>
-      update.kind === 'event'
-        ? { id: update.event.requestId, status: update.event.newStatus, organizationId: update.event.organizationId }
-        : update.request,
-    ),
+    // As of delivery: the request's stages are read then, only when asked for, once per event for all its subscribers.
+    ...etaFields(t, (update, ctx) => (update.kind === 'event' ? eventEta(ctx.db, update.event) : ctx.loaders.etas.load(update.request))),
     event: t.field({
       type: LiveRequestEventRef,
       nullable: true,

@@ -49,7 +49,7 @@ export const ContentRequestRef = builder.objectRef<ContentRequest>('ContentReque
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
     completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),
     failedAt: t.expose('failedAt', { type: 'DateTime', nullable: true }),
-    ...etaFields(t, (request) => request),
+    ...etaFields(t, (request, ctx) => ctx.loaders.etas.load(request)),
 
     stages: t.field({
       type: [RequestStageRef],
