@@ -54,8 +54,6 @@ export type AppOptions = {
   faults?: ProcessFaults;
 };
 
-const HOUR_MS = 3_600_000;
-
 export function createApp(config: Config, options: AppOptions = {}): App {
   const logger = options.logger ?? createLogger(config.logLevel);
   let running: { app: RunningApp; shutdown: () => Promise<void>; cutConnections: () => void } | undefined;
@@ -170,11 +168,9 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       }
 
       if (config.metricsRollupIntervalMs > 0) {
+        // Every hour with a request created, finished or retried since the last run (logged and retried next time on failure).
         const rollup = () =>
-          // The current and previous hour: a request's outcome can land an hour after it was created.
-          rollupRequestMetrics(database.db, new Date(Date.now() - 2 * HOUR_MS)).catch((error: unknown) =>
-            logger.error({ err: error }, 'metrics rollup failed'),
-          );
+          rollupRequestMetrics(database.db).catch((error: unknown) => logger.error({ err: error }, 'metrics rollup failed'));
         const timer = setInterval(rollup, config.metricsRollupIntervalMs).unref();
         closers.push(async () => clearInterval(timer));
         void rollup();
