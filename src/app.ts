@@ -24,7 +24,7 @@ import { createLogger, type Logger } from './logger.js';
 import { DEMO_USERS, seedDemoData, type DemoUser } from './services/demo.js';
 import { createMutationLimiter } from './services/limits.js';
 import { rollupRequestMetrics } from './services/monitoring.js';
-import { requestStatuses } from './services/pipeline.js';
+import { listPipelineStages, requestStatuses } from './services/pipeline.js';
 import type { Role } from './services/access.js';
 
 export type DevelopmentToken = DemoUser & { token: string };
@@ -103,7 +103,15 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         knownOperations: EXAMPLE_OPERATION_NAMES,
         endpoint: config.metricsPort === undefined,
         faults: options.faults ?? { unhandledRejections: 0 },
+        pipeline: {
+          db: database.db,
+          logger,
+          statuses,
+          stages: (await listPipelineStages(database.db)).map((stage) => stage.stageName),
+          gaugeMaxAgeMs: config.metricsGaugeMaxAgeMs,
+        },
       });
+      closers.push(() => metrics.close());
       const authenticate = createAuthenticator(database.db, createTokenVerifier(config.auth, secret));
       const graphql = createGraphQLServer({
         db: database.db,

@@ -47,6 +47,8 @@ const environmentSchema = z.object({
   DEMO_PIPELINE: unsetWhenEmpty(z.enum(['true', 'false'], 'must be true or false').default('false')),
   /** How often the hourly metrics rollup runs; 0 turns it off. */
   METRICS_ROLLUP_INTERVAL_SECONDS: unsetWhenEmpty(z.coerce.number().int().min(0).default(300)),
+  /** /metrics' requests-by-status gauge is read from the database at most this often (one group-by over an index). */
+  METRICS_GAUGE_MAX_AGE_SECONDS: unsetWhenEmpty(z.coerce.number().int().min(1).max(3_600).default(15)),
   /** On SIGTERM, how long open connections get to finish before they are cut. */
   SHUTDOWN_GRACE_SECONDS: unsetWhenEmpty(z.coerce.number().min(0).max(3_600).default(10)),
   /** The largest WebSocket frame read; a larger one closes the socket with 1009. */
@@ -73,6 +75,7 @@ export type Config = {
   demoData: boolean;
   demoPipeline: boolean;
   metricsRollupIntervalMs: number;
+  metricsGaugeMaxAgeMs: number;
   shutdownGraceMs: number;
   websocket: { maxPayloadBytes: number; keepAliveMs: number };
   live: { maxSubscriptionsPerSocket: number; maxSubscriptionsPerUser: number; maxUnreadUpdates: number };
@@ -164,6 +167,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
     demoData,
     demoPipeline,
     metricsRollupIntervalMs: env.METRICS_ROLLUP_INTERVAL_SECONDS * 1000,
+    metricsGaugeMaxAgeMs: env.METRICS_GAUGE_MAX_AGE_SECONDS * 1000,
     shutdownGraceMs: env.SHUTDOWN_GRACE_SECONDS * 1000,
     websocket: { maxPayloadBytes: env.WS_MAX_PAYLOAD_BYTES, keepAliveMs: env.WS_KEEPALIVE_SECONDS * 1000 },
     live: {

@@ -17,6 +17,7 @@ import {
 } from '@graphql-yoga/plugin-prometheus';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { EventHub } from '../live/hub.js';
+import { registerPipelineMetrics, type PipelineMetricsOptions } from './pipeline-metrics.js';
 
 /** Faults of the whole process that main.ts catches, counted here. */
 export type ProcessFaults = { unhandledRejections: number };
@@ -42,11 +43,26 @@ class OperationNames {
   }
 }
 
-export type Metrics = { plugin: ReturnType<typeof usePrometheus>; registry: Registry };
+export type Metrics = {
+  plugin: ReturnType<typeof usePrometheus>;
+  registry: Registry;
+  /** Stops what feeds the metrics in the background. */
+  close(): Promise<void>;
+};
 
-export function createMetrics(hub: EventHub, options: { knownOperations: readonly string[]; endpoint: boolean; faults: ProcessFaults }): Metrics {
+export function createMetrics(
+  hub: EventHub,
+  options: {
+    knownOperations: readonly string[];
+    endpoint: boolean;
+    faults: ProcessFaults;
+    /** The pipeline's requests, transitions and durations (pipeline-metrics.ts). */
+    pipeline: Omit<PipelineMetricsOptions, 'hub'>;
+  },
+): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  const closePipelineMetrics = registerPipelineMetrics(registry, { ...options.pipeline, hub });
 
   new Gauge({
     name: 'tracker_live_subscriptions',
@@ -93,6 +109,7 @@ export function createMetrics(hub: EventHub, options: { knownOperations: readonl
 
   return {
     registry,
+    close: closePipelineMetrics,
     plugin: usePrometheus({
       registry,
       endpoint: options.endpoint ? '/metrics' : false,
