@@ -53,11 +53,11 @@ test('prints index usage, unused indexes, sizes, dead tuples and the slowest sta
         /pg_stat_statements is installed but cannot be read|calls +mean_ms +total_ms +rows +statement/
       : /not available in embedded PGlite/,
   );
-});
+}, 60_000);
 
 test.skipIf(testDatabaseKind() !== 'pglite')('on a data folder the service holds, says so and exits 1', async () => {
   const report = await database.use(() => runScript('db-report.ts', [], database.env));
   expect(report.code).toBe(1);
   expect(report.stderr).toMatch(/Stop the service using DATA_DIR first, or run the report with DATABASE_URL/);
   expect(report.stdout).toBe('');
-});
+}, 60_000);

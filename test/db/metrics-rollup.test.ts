@@ -109,7 +109,8 @@ describe('npm run metrics:backfill', () => {
 
     expect((await backfill(from, to)).code).toBe(0);
     expect(await read()).toEqual(filled);
-  });
+    // Four openings of a PGlite data folder (two runs, two reads) take a few seconds each on a busy machine.
+  }, 120_000);
 });
 
 // Input checking happens before any database is opened: once is enough.
