@@ -30,6 +30,7 @@ describe('configuration', () => {
     [{ JWKS_URL: 'file:///etc/passwd' }, /JWKS_URL: must be an http\(s\) URL/],
     [{ DEMO_DATA: 'yes' }, /DEMO_DATA: must be true or false/],
     [{ METRICS_ROLLUP_INTERVAL_SECONDS: '-1' }, /METRICS_ROLLUP_INTERVAL_SECONDS: .*0/],
+    [{ METRICS_GAUGE_MAX_AGE_SECONDS: '0' }, /METRICS_GAUGE_MAX_AGE_SECONDS: .*1/],
     [{ JWT_SECRET: secret, JWKS_URL: 'https://auth.example.test/jwks.json' }, /set JWT_SECRET or JWKS_URL, not both/],
     [{ DEMO_PIPELINE: 'on' }, /DEMO_PIPELINE: must be true or false/],
     // The demo pipeline with a server database: only when asked, with the demo users and a secret to sign its worker token.
