@@ -111,3 +111,21 @@ test('every metric and label value the alert rules use is on /metrics', async ()
     new Set(['validation', 'retrieval', 'script_generation', 'video_generation', 'video_processing']),
   );
 });
+
+test('the requests-by-status gauge reads the database once per METRICS_GAUGE_MAX_AGE_SECONDS, however many scrapes', async () => {
+  const counts: string[] = [];
+  const cached = await startTestApp({
+    env: { METRICS_GAUGE_MAX_AGE_SECONDS: '3600' },
+    onQuery: (query) => {
+      if (/group by "content_requests"\."status"/i.test(query)) counts.push(query);
+    },
+  });
+  try {
+    const scrapes = await Promise.all(Array.from({ length: 5 }, () => fetch(cached.running.metricsUrl).then((response) => response.text())));
+    for (let i = 0; i < 5; i++) scrapes.push(await (await fetch(cached.running.metricsUrl)).text());
+    for (const text of scrapes) expect(text).toMatch(/^tracker_requests\{status="pending"\} 0$/m);
+    expect(counts).toHaveLength(1);
+  } finally {
+    await cached.close();
+  }
+});
