@@ -29,7 +29,7 @@ import { metricsRollupJob } from './services/monitoring.js';
 import { countStalledRequests, stallCheckJob } from './services/stalls.js';
 import { stageEstimatesJob } from './services/eta.js';
 import { retentionJob } from './services/retention.js';
-import { requestStatuses } from './services/pipeline.js';
+import { listPipelineStages, requestStatuses } from './services/pipeline.js';
 import type { Role } from './services/access.js';
 
 export type DevelopmentToken = DemoUser & { token: string };
@@ -108,7 +108,15 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         knownOperations: EXAMPLE_OPERATION_NAMES,
         endpoint: config.metricsPort === undefined,
         faults: options.faults ?? { unhandledRejections: 0 },
+        pipeline: {
+          db: database.db,
+          logger,
+          statuses,
+          stages: (await listPipelineStages(database.db)).map((stage) => stage.stageName),
+          gaugeMaxAgeMs: config.metricsGaugeMaxAgeMs,
+        },
       });
+      closers.push(() => metrics.close());
       const authenticate = createAuthenticator(database.db, createTokenVerifier(config.auth, secret));
       const graphql = createGraphQLServer({
         db: database.db,

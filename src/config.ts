@@ -63,6 +63,8 @@ const environmentSchema = z.object({
   RETENTION_BATCH_SIZE: unsetWhenEmpty(z.coerce.number().int().min(1).max(10_000).default(500)),
   /** How often the retention job runs (when RETENTION_DAYS is not 0). */
   RETENTION_INTERVAL_SECONDS: unsetWhenEmpty(z.coerce.number().int().min(1).default(3_600)),
+  /** /metrics' requests-by-status gauge is read from the database at most this often (one group-by over an index). */
+  METRICS_GAUGE_MAX_AGE_SECONDS: unsetWhenEmpty(z.coerce.number().int().min(1).max(3_600).default(15)),
   /** On SIGTERM, how long open connections get to finish before they are cut. */
   SHUTDOWN_GRACE_SECONDS: unsetWhenEmpty(z.coerce.number().min(0).max(3_600).default(10)),
   /** The largest WebSocket frame read; a larger one closes the socket with 1009. */
@@ -94,6 +96,7 @@ export type Config = {
   /** The ETA's estimates job (services/eta.ts); refreshIntervalMs 0: off. */
   stageEstimates: StageEstimatesConfig;
   retention: RetentionConfig;
+  metricsGaugeMaxAgeMs: number;
   shutdownGraceMs: number;
   websocket: { maxPayloadBytes: number; keepAliveMs: number };
   live: { maxSubscriptionsPerSocket: number; maxSubscriptionsPerUser: number; maxUnreadUpdates: number };
@@ -207,6 +210,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       windowDays: env.STAGE_ESTIMATES_WINDOW_DAYS,
     },
     retention: retentionConfig(env),
+    metricsGaugeMaxAgeMs: env.METRICS_GAUGE_MAX_AGE_SECONDS * 1000,
     shutdownGraceMs: env.SHUTDOWN_GRACE_SECONDS * 1000,
     websocket: { maxPayloadBytes: env.WS_MAX_PAYLOAD_BYTES, keepAliveMs: env.WS_KEEPALIVE_SECONDS * 1000 },
     live: {

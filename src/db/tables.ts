@@ -348,6 +348,17 @@ export const requestMetrics = pgTable(
 );
 
 /**
+ * How far each incremental reader of the event log has got: the last
+ * request_events.feed_position it has taken into account. The metrics rollup
+ * (services/monitoring.ts) is one.
+ */
+export const eventLogCursors = pgTable('event_log_cursors', {
+  name: varchar('name', { length: 100 }).primaryKey(),
+  feedPosition: bigint('feed_position', { mode: 'bigint' }).notNull(),
+  updatedAt: updatedAt(),
+});
+
+/**
  * Per-user budgets (services/limits.ts): rate-limiter-flexible's RateLimiterDrizzle
  * store, one row a key, in the database so every server process shares it.
  */

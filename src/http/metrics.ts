@@ -18,6 +18,7 @@ import {
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { EventHub } from '../live/hub.js';
 import type { PurgeCounts } from '../services/retention.js';
+import { registerPipelineMetrics, type PipelineMetricsOptions } from './pipeline-metrics.js';
 
 /** Faults of the whole process that main.ts catches, counted here. */
 export type ProcessFaults = { unhandledRejections: number };
@@ -43,11 +44,26 @@ class OperationNames {
   }
 }
 
-export type Metrics = { plugin: ReturnType<typeof usePrometheus>; registry: Registry };
+export type Metrics = {
+  plugin: ReturnType<typeof usePrometheus>;
+  registry: Registry;
+  /** Stops what feeds the metrics in the background. */
+  close(): Promise<void>;
+};
 
-export function createMetrics(hub: EventHub, options: { knownOperations: readonly string[]; endpoint: boolean; faults: ProcessFaults }): Metrics {
+export function createMetrics(
+  hub: EventHub,
+  options: {
+    knownOperations: readonly string[];
+    endpoint: boolean;
+    faults: ProcessFaults;
+    /** The pipeline's requests, transitions and durations (pipeline-metrics.ts). */
+    pipeline: Omit<PipelineMetricsOptions, 'hub'>;
+  },
+): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  const closePipelineMetrics = registerPipelineMetrics(registry, { ...options.pipeline, hub });
 
   new Gauge({
     name: 'tracker_live_subscriptions',
@@ -94,6 +110,7 @@ export function createMetrics(hub: EventHub, options: { knownOperations: readonl
 
   return {
     registry,
+    close: closePipelineMetrics,
     plugin: usePrometheus({
       registry,
       endpoint: options.endpoint ? '/metrics' : false,

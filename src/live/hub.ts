@@ -37,6 +37,8 @@ export function topicsOf(event: Pick<LiveEvent, 'requestId' | 'studentId' | 'org
 
 export class EventHub {
   private readonly subscribers = new Map<Topic, Set<LiveEventHandler>>();
+  /** See every event like a subscriber of 'all', without being counted as a live subscription (metrics). */
+  private readonly observers = new Set<LiveEventHandler>();
   private lastPosition = 0n;
   // Notifications and catch-ups are handled one at a time, in arrival order.
   private work: Promise<void> = Promise.resolve();
@@ -92,6 +94,12 @@ export class EventHub {
     };
   }
 
+  /** Every event, in order, for the process's own bookkeeping (not a client's subscription). */
+  observe(handler: LiveEventHandler): () => void {
+    this.observers.add(handler);
+    return () => this.observers.delete(handler);
+  }
+
   /** Open subscriptions, by topic count (for metrics and tests). */
   get subscriberCount(): number {
     let count = 0;
@@ -114,6 +122,7 @@ export class EventHub {
     this.unsubscribeReconnect?.();
     await this.work;
     this.subscribers.clear();
+    this.observers.clear();
   }
 
   private onNotification(payload: string): void {
@@ -172,8 +181,9 @@ export class EventHub {
   private deliver(event: LiveEvent): void {
     this.stats.delivered++;
     this.lastPosition = event.position;
-    for (const topic of topicsOf(event)) {
-      const handlers = this.subscribers.get(topic);
+    const targets: [Topic | 'observer', Set<LiveEventHandler> | undefined][] = [['observer', this.observers]];
+    for (const topic of topicsOf(event)) targets.push([topic, this.subscribers.get(topic)]);
+    for (const [topic, handlers] of targets) {
       if (!handlers) continue;
       for (const handler of handlers) {
         try {

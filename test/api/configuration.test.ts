@@ -37,6 +37,7 @@ describe('configuration', () => {
     [{ RETENTION_BATCH_SIZE: '0' }, /RETENTION_BATCH_SIZE: .*1/],
     [{ RETENTION_BATCH_SIZE: '100000' }, /RETENTION_BATCH_SIZE: .*10000/],
     [{ RETENTION_INTERVAL_SECONDS: '0' }, /RETENTION_INTERVAL_SECONDS: .*1/],
+    [{ METRICS_GAUGE_MAX_AGE_SECONDS: '0' }, /METRICS_GAUGE_MAX_AGE_SECONDS: .*1/],
     [{ JWT_SECRET: secret, JWKS_URL: 'https://auth.example.test/jwks.json' }, /set JWT_SECRET or JWKS_URL, not both/],
     [{ DEMO_PIPELINE: 'on' }, /DEMO_PIPELINE: must be true or false/],
     // The demo pipeline with a server database: only when asked, with the demo users and a secret to sign its worker token.

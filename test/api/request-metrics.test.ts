@@ -6,7 +6,7 @@
 import { eq, inArray, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { contentRequests, requestMetrics } from '../../src/db/tables.js';
-import { rollupRequestMetrics } from '../../src/services/monitoring.js';
+import { recomputeRequestMetrics } from '../../src/services/monitoring.js';
 import { dataOf, onlyError, startTestApp, type TestApp } from '../helpers/app.js';
 import { insertOrganization, insertRequest, insertUser } from '../helpers/factories.js';
 
@@ -150,7 +150,7 @@ describe('requestMetrics', () => {
   });
 
   test('the rollup from the middle of an hour covers that whole hour, and not the hour before', async () => {
-    await rollupRequestMetrics(db(), at(H1, 30));
+    await recomputeRequestMetrics(db(), { from: at(H1, 30), to: new Date() });
     const all = await buckets(adminToken, { from: H0.toISOString(), to: END.toISOString() });
     // Hour by hour, organizations in order, requests without one last.
     expect(all).toEqual([orgAHour1, orgBHour1, orgAHour2, noOrgHour2]);
@@ -194,8 +194,8 @@ describe('requestMetrics', () => {
 
   test('the rollup is idempotent: run again, the same numbers and no extra rows', async () => {
     const rowsBefore = await db().select().from(requestMetrics);
-    await rollupRequestMetrics(db(), at(H1, 30));
-    await rollupRequestMetrics(db(), at(H1, 30));
+    await recomputeRequestMetrics(db(), { from: at(H1, 30), to: new Date() });
+    await recomputeRequestMetrics(db(), { from: at(H1, 30), to: new Date() });
     const rowsAfter = await db().select().from(requestMetrics);
     expect(rowsAfter.length).toBe(rowsBefore.length);
     const byKey = (rows: typeof rowsBefore) =>
@@ -210,7 +210,7 @@ describe('requestMetrics', () => {
 
   test('a later run recomputes a bucket whose requests changed, and reaches back as far as asked', async () => {
     await complete(pendingInH1, 300);
-    await rollupRequestMetrics(db(), H0);
+    await recomputeRequestMetrics(db(), { from: H0, to: new Date() });
     const [a1] = await buckets(adminToken, { from: H1.toISOString(), to: H2.toISOString(), organizationId: ORG_A });
     expect(a1).toEqual({
       ...orgAHour1,
@@ -229,7 +229,7 @@ describe('requestMetrics', () => {
       .from(contentRequests)
       .where(sql`${contentRequests.organizationId} = ${ORG_A} and ${contentRequests.status} = 'failed' and ${contentRequests.createdAt} >= ${H2.toISOString()}::timestamptz`);
     await db().update(contentRequests).set({ status: 'pending' }).where(inArray(contentRequests.id, [failed!.id]));
-    await rollupRequestMetrics(db(), H2);
+    await recomputeRequestMetrics(db(), { from: H2, to: new Date() });
     const [a2] = await buckets(adminToken, { from: H2.toISOString(), to: END.toISOString(), organizationId: ORG_A });
     expect(a2).toEqual({ ...orgAHour2, failedRequests: 0, failureRate: 0, errorBreakdown: {} });
   });
