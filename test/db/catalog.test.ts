@@ -17,7 +17,7 @@ async function rows<T>(query: ReturnType<typeof sql>): Promise<T[]> {
 }
 
 describe('tables', () => {
-  test('all seven tables of the seed exist, and the rate limiter’s store', async () => {
+  test('all seven tables of the seed exist, the rate limiter’s store and retention’s watermark', async () => {
     const tables = await rows<{ tablename: string }>(
       sql`select tablename from pg_tables where schemaname = 'public' order by tablename`,
     );
@@ -29,6 +29,7 @@ describe('tables', () => {
       'request_events',
       'request_metrics',
       'request_stages',
+      'retention_watermark',
       'users',
     ]);
   });

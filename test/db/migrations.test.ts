@@ -16,9 +16,11 @@ const journal = JSON.parse(await readFile(path.join(MIGRATIONS_FOLDER, 'meta', '
 };
 const ALL_TAGS = journal.entries.map((entry) => entry.tag);
 const VIEWS_AT = ALL_TAGS.indexOf('0003_views');
-// drizzle-kit writes these from src/db/tables.ts (plain DDL, once only); we write the rest.
+// drizzle-kit writes these from src/db/tables.ts (plain DDL, once only); we write the rest, and the
+// custom SQL at the end of a generated one (after its CUSTOM_SQL_BELOW line).
 const GENERATED = new Set(['0000_tables', '0004_feed_position', '0006_scoped_correlation_ids', '0008_rate_limits']);
 const CUSTOM_TAGS = ALL_TAGS.filter((tag) => !GENERATED.has(tag));
+const CUSTOM_SQL_BELOW = '-- custom SQL below';
 
 const opened: TestDatabase[] = [];
 afterEach(async () => {
@@ -101,7 +103,9 @@ describe('migrations', () => {
     await migrateUp(database);
     const before = await publicObjects(database);
     for (const tag of CUSTOM_TAGS) {
-      const text = await readFile(path.join(MIGRATIONS_FOLDER, `${tag}.sql`), 'utf8');
+      const file = await readFile(path.join(MIGRATIONS_FOLDER, `${tag}.sql`), 'utf8');
+      // A generated migration with custom SQL at its end: only that part is written to run twice.
+      const text = file.includes(CUSTOM_SQL_BELOW) ? file.slice(file.indexOf(CUSTOM_SQL_BELOW)) : file;
       for (const statement of text.split('--> statement-breakpoint')) {
         await database.db.execute(sql.raw(statement));
       }
