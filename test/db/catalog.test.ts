@@ -17,18 +17,21 @@ async function rows<T>(query: ReturnType<typeof sql>): Promise<T[]> {
 }
 
 describe('tables', () => {
-  test('all seven tables of the seed exist, the rate limiter’s store and the ETA’s stage estimates', async () => {
+  test('all seven tables of the seed exist, and the service’s own: rate limits, job leases, stage estimates, retention’s watermark, the rollup’s cursor', async () => {
     const tables = await rows<{ tablename: string }>(
       sql`select tablename from pg_tables where schemaname = 'public' order by tablename`,
     );
     expect(tables.map((r) => r.tablename)).toEqual([
       'content_requests',
+      'event_log_cursors',
+      'job_leases',
       'organizations',
       'pipeline_stage_definitions',
       'rate_limits',
       'request_events',
       'request_metrics',
       'request_stages',
+      'retention_watermark',
       'stage_duration_estimates',
       'users',
     ]);
