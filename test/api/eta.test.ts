@@ -229,9 +229,14 @@ describe('with history', () => {
         expect(snapshot!.estimatedSecondsRemaining).toBeGreaterThanOrEqual(sum(BUSY) - 2);
         expect(snapshot!.estimatedSecondsRemaining).toBeLessThanOrEqual(sum(BUSY) + 1);
 
+        // Each update taken before the next report: an update's ETA is worked out as it is delivered,
+        // and one delivered after the request had finished would rightly carry null.
+        let expected = 1;
         for (const stage of STAGES) {
-          await report(id, stage, 'IN_PROGRESS');
-          await report(id, stage, 'COMPLETED');
+          for (const status of ['IN_PROGRESS', 'COMPLETED'] as const) {
+            await report(id, stage, status);
+            await subscription.waitForPayloads(++expected);
+          }
         }
         const payloads = await subscription.waitForPayloads(1 + 2 * STAGES.length);
         const final = payloads.at(-1)!;
