@@ -85,13 +85,21 @@ describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode: data, que
       }
     }
 
-    // 5: both servers answered the history page, with no errors.
+    // 5: the service and both PostGraphile majors answered the history page
+    // (each peer's page checked equal to the service's first), with no errors.
     const peer = scale.peer!;
-    for (const side of [peer.ours, peer.theirs]) {
+    expect(peer.peers.map((row) => [row.key, row.peer.version.split('.')[0]])).toEqual([
+      ['v5', '5'],
+      ['v4', '4'],
+    ]);
+    for (const side of [peer.ours, ...peer.peers.map((row) => row.theirs)]) {
       expect(side.requests).toBeGreaterThan(0);
       expect(side.non2xx + side.graphqlErrors + side.socketErrors, side.firstError).toBe(0);
     }
-    expect(peer.ratio.requestsPerSecond).toBeGreaterThan(0);
+    for (const row of peer.peers) {
+      expect(row.checkedRequests).toBeGreaterThan(0);
+      expect(row.ratio.requestsPerSecond).toBeGreaterThan(0);
+    }
 
     // 3: both mutations through the API, and the raw statements, with ratios.
     const writes = scale.writes!;
