@@ -10,6 +10,7 @@ import { serverInfo } from './lib/database.js';
 import { runLiveBenchmark, type LiveResults } from './live/suite.js';
 import type { Mode } from './live/plan.js';
 import { runScaleBenchmark, SCALE_SUITES, type ScaleResults, type ScaleSuiteName } from './scale/suite.js';
+import { summarizeRun, type RunSummary } from './summary.js';
 
 /** `data`, `queries`, `peer` and `writes` share one database, loaded once (bench/scale/suite.ts). */
 export const SUITES = ['live', ...SCALE_SUITES] as const;
@@ -24,7 +25,7 @@ export type BenchOptions = {
 
 export type BenchResults = {
   /** Bumped when the shape of this object changes. */
-  format: 1;
+  format: 2;
   startedAt: string;
   finishedAt: string;
   mode: Mode;
@@ -32,8 +33,10 @@ export type BenchResults = {
   /** Busy share of all cores over one second with nothing of the benchmark running, before and after: is the machine quiet? */
   backgroundLoad: { before: number; after: number };
   live?: LiveResults;
-  /** Data at scale, query patterns, the peer and the write path (issue 5). */
+  /** Data at scale, query patterns, the peers and the write path. */
   scale?: ScaleResults;
+  /** The headline figures under fixed keys (bench/summary.ts). */
+  summary: RunSummary;
 };
 
 export async function runBenchmark(options: BenchOptions): Promise<BenchResults> {
@@ -42,7 +45,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResults>
   const quietMs = options.mode === 'tiny' ? 250 : 1_000;
   const before = await backgroundLoad(quietMs);
   const suites = options.suites ?? SUITES;
-  const results: Omit<BenchResults, 'finishedAt' | 'backgroundLoad'> = { format: 1, startedAt, mode: options.mode, machine };
+  const results: Omit<BenchResults, 'finishedAt' | 'backgroundLoad' | 'summary'> = { format: 2, startedAt, mode: options.mode, machine };
   if (suites.includes('live')) {
     results.live = await runLiveBenchmark({
       serverUrl: options.serverUrl,
@@ -60,5 +63,10 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResults>
     });
   }
   const after = await backgroundLoad(quietMs);
-  return { ...results, backgroundLoad: { before, after }, finishedAt: new Date().toISOString() };
+  return {
+    ...results,
+    backgroundLoad: { before, after },
+    summary: summarizeRun(results.live, results.scale),
+    finishedAt: new Date().toISOString(),
+  };
 }

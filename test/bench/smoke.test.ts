@@ -8,6 +8,19 @@
 import { describe, expect, inject, it } from 'vitest';
 import { runBenchmark } from '../../bench/run.js';
 import type { Summary } from '../../bench/lib/stats.js';
+import type { RunSummary } from '../../bench/summary.js';
+
+const SUMMARY_KEYS: (keyof RunSummary)[] = [
+  'peerRatio',
+  'peerRatioV4',
+  'readOverheadMs',
+  'fanoutSubscribers',
+  'fanoutLastMs',
+  'heapPerSubscriptionBytes',
+  'deliveryCeilingRatio',
+  'writeRatioSubmit',
+  'writeRatioReport',
+];
 
 const target = inject('testDatabase');
 const serverUrl = target.kind === 'postgres' ? target.serverUrl : '';
@@ -15,6 +28,15 @@ const serverUrl = target.kind === 'postgres' ? target.serverUrl : '';
 function expectLatency(summary: Summary) {
   expect(summary.n).toBeGreaterThan(0);
   for (const value of [summary.p50, summary.p95, summary.p99]) expect(value).toBeGreaterThan(0);
+}
+
+/** Every key present; the measured ones finite numbers (an overhead may be negative), the others null. */
+function expectSummary(summary: RunSummary, measured: (keyof RunSummary)[]) {
+  expect(Object.keys(summary).sort()).toEqual([...SUMMARY_KEYS].sort());
+  for (const key of SUMMARY_KEYS) {
+    if (measured.includes(key)) expect(Number.isFinite(summary[key]), key).toBe(true);
+    else expect(summary[key], key).toBeNull();
+  }
 }
 
 describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode', () => {
@@ -56,6 +78,10 @@ describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode', () => {
     expect(live.fanout.serverLastSend.n).toBe(live.fanout.rounds);
 
     expect(live.integrity).toMatchObject({ progressGaps: 0, outOfOrder: 0, ended: 0 });
+
+    // The summary: the live keys measured, the at-scale ones null (not run).
+    expectSummary(results.summary, ['fanoutSubscribers', 'fanoutLastMs', 'heapPerSubscriptionBytes', 'deliveryCeilingRatio']);
+    expect(results.summary.fanoutSubscribers).toBe(live.fanout.subscribers);
   });
 });
 
@@ -114,5 +140,10 @@ describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode: data, que
       expect(figure.ratioToTriggersOn).toBeGreaterThan(0);
       expect(figure.ratioToTriggersOff).toBeGreaterThan(0);
     }
+
+    // The summary: the at-scale keys measured, the live ones null (not run).
+    expectSummary(results.summary, ['peerRatio', 'peerRatioV4', 'readOverheadMs', 'writeRatioSubmit', 'writeRatioReport']);
+    expect(results.summary.peerRatio).toBe(peer.peers[0]!.ratio.requestsPerSecond);
+    expect(results.summary.writeRatioReport).toBe(writes.figures[1]!.ratioToTriggersOn);
   });
 });
