@@ -2,6 +2,7 @@
 import { formatBytes, formatCount, formatMs, formatPercent, formatRatio, renderTable } from './lib/table.js';
 import type { Summary } from './lib/stats.js';
 import type { BenchResults } from './run.js';
+import type { RunSummary } from './summary.js';
 import type { CpuShares } from './lib/cpu.js';
 import type { LiveResults, Ramp } from './live/suite.js';
 import type { Path } from './live/driver.js';
@@ -35,7 +36,16 @@ export function renderReport(results: BenchResults): string {
   if (results.scale) lines.push('', ...renderScale(results.scale));
   if (results.eta) lines.push('', ...renderEta(results.eta));
   if (results.retention) lines.push('', ...renderRetention(results.retention));
+  lines.push('', renderSummary(results.summary));
   return lines.join('\n');
+}
+
+/** The summary as one line per key, as written to the results file ("–": not measured in this run). */
+function renderSummary(summary: RunSummary): string {
+  return [
+    'summary (the results file\'s `summary` object):',
+    ...Object.entries(summary).map(([key, value]) => `  ${key.padEnd(26)} ${value === null ? '–' : String(value)}`),
+  ].join('\n');
 }
 
 function renderLive(live: LiveResults): string[] {

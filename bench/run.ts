@@ -12,6 +12,7 @@ import type { Mode } from './live/plan.js';
 import { runEtaBenchmark, type EtaResults } from './eta/suite.js';
 import { runScaleBenchmark, SCALE_SUITES, type ScaleResults, type ScaleSuiteName } from './scale/suite.js';
 import { runRetentionBenchmark, type RetentionResults } from './retention/suite.js';
+import { summarizeRun, type RunSummary } from './summary.js';
 
 /** `data`, `queries`, `peer` and `writes` share one database, loaded once (bench/scale/suite.ts). */
 export const SUITES = ['live', ...SCALE_SUITES, 'eta', 'retention'] as const;
@@ -26,7 +27,7 @@ export type BenchOptions = {
 
 export type BenchResults = {
   /** Bumped when the shape of this object changes. */
-  format: 1;
+  format: 2;
   startedAt: string;
   finishedAt: string;
   mode: Mode;
@@ -34,12 +35,14 @@ export type BenchResults = {
   /** Busy share of all cores over one second with nothing of the benchmark running, before and after: is the machine quiet? */
   backgroundLoad: { before: number; after: number };
   live?: LiveResults;
-  /** Data at scale, query patterns, the peer and the write path (issue 5). */
+  /** Data at scale, query patterns, the peers and the write path. */
   scale?: ScaleResults;
-  /** ETA accuracy against a naive baseline, on a simulated history (issue 12). */
+  /** ETA accuracy against a naive baseline, on a simulated history (bench/eta/suite.ts). */
   eta?: EtaResults;
   /** The batched purge next to concurrent writes, on a database of its own (bench/retention/suite.ts). */
   retention?: RetentionResults;
+  /** The headline figures under fixed keys (bench/summary.ts). */
+  summary: RunSummary;
 };
 
 export async function runBenchmark(options: BenchOptions): Promise<BenchResults> {
@@ -48,7 +51,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResults>
   const quietMs = options.mode === 'tiny' ? 250 : 1_000;
   const before = await backgroundLoad(quietMs);
   const suites = options.suites ?? SUITES;
-  const results: Omit<BenchResults, 'finishedAt' | 'backgroundLoad'> = { format: 1, startedAt, mode: options.mode, machine };
+  const results: Omit<BenchResults, 'finishedAt' | 'backgroundLoad' | 'summary'> = { format: 2, startedAt, mode: options.mode, machine };
   if (suites.includes('live')) {
     results.live = await runLiveBenchmark({
       serverUrl: options.serverUrl,
@@ -76,5 +79,10 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResults>
     });
   }
   const after = await backgroundLoad(quietMs);
-  return { ...results, backgroundLoad: { before, after }, finishedAt: new Date().toISOString() };
+  return {
+    ...results,
+    backgroundLoad: { before, after },
+    summary: summarizeRun(results.live, results.scale),
+    finishedAt: new Date().toISOString(),
+  };
 }

@@ -1,5 +1,5 @@
 /**
- * Data at scale (issue 5, item 1): fills a freshly migrated database with
+ * Data at scale: fills a freshly migrated database with
  * `requests` content requests (10,000 students in 100 organizations; about
  * 5% failed, 2% active, the rest completed; created over 90 days), their
  * stages and about five events each, in a few INSERT … SELECT statements

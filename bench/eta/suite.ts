@@ -1,5 +1,5 @@
 /**
- * ETA accuracy (issue 12, item 3). A simulated history of completed requests
+ * ETA accuracy. A simulated history of completed requests
  * is written into a fresh database; the service's own estimates job
  * (refreshStageEstimates) turns it into per-stage medians; then requests from
  * the same simulation, not in the history, are estimated with the service's

@@ -1,5 +1,5 @@
 /**
- * The live path's figures (issue 4), each next to the same run's raw
+ * The live path's figures, each next to the same run's raw
  * LISTEN/NOTIFY baseline:
  *
  * 1. raw latency: a pg client LISTENs on the triggers' channel, no server

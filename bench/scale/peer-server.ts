@@ -1,11 +1,7 @@
 /**
- * The peer (issue 5, item 5): PostGraphile serving the same database, in a
- * process of its own, started and stopped by bench/scale/suite.ts.
- *
- * PostGraphile 5.1.5 was tried first on this machine's Node 20.20: it
- * installs (with engine warnings, it declares Node >= 22) but every request
- * fails in grafserv with "TypeError: Promise.withResolvers is not a function"
- * (a Node 22 API). So the peer is PostGraphile 4.14.1, its v4 line.
+ * The second peer, PostGraphile 4: serving the same database, in a
+ * process of its own, started and stopped by bench/scale/peer.ts. Kept next
+ * to PostGraphile 5 (peer-server-v5.ts) so runs from before v5 compare.
  *
  * PostGraphile 4 needs graphql 15 while the service uses graphql 16; npm
  * installs graphql 15 twice under PostGraphile's packages and hoists one of

@@ -1,6 +1,11 @@
 /**
  * The peer phase: the same history-page query from the service and from
- * PostGraphile (bench/scale/peer-server.ts), same concurrency, same pool size.
+ * PostGraphile, same concurrency, same pool size. Two peers, each in its own
+ * process: PostGraphile 5, the current major (bench/scale/peer-server-v5.ts),
+ * the row the service is compared against; and PostGraphile 4
+ * (bench/scale/peer-server.ts), kept as a second row so older runs compare.
+ * Before a peer is timed, its answer for the heaviest student must be the
+ * service's: the same requests, in the same order.
  */
 import { fileURLToPath } from 'node:url';
 import { CpuMeter } from '../lib/cpu.js';
@@ -10,19 +15,67 @@ import type { CannonParams, CannonResult, Throughput } from './client.js';
 import type { ScalePlan } from './plan.js';
 import type { Samples } from './samples.js';
 
-export type PeerFigure = {
+export type PeerKey = 'v5' | 'v4';
+
+export type PeerRow = {
+  key: PeerKey;
   peer: { name: string; version: string; graphqlVersion: string; node: string; note: string };
-  connections: number;
-  poolSize: number;
-  query: { ours: string; peer: string };
-  ours: Throughput;
+  query: string;
+  /** Requests on the heaviest student's page, found equal to the service's before timing. */
+  checkedRequests: number;
   theirs: Throughput;
   /** Ours over theirs. */
   ratio: { requestsPerSecond: number; p50: number; p99: number };
 };
 
+export type PeerFigure = {
+  connections: number;
+  poolSize: number;
+  query: string;
+  ours: Throughput;
+  /** PostGraphile 5 first, then 4. */
+  peers: PeerRow[];
+};
+
 const OUR_HISTORY = `query { contentRequests(first: 20) { edges { node { id status createdAt topic progressPercentage currentStage } } pageInfo { hasNextPage endCursor } } }`;
-const PEER_HISTORY = `query($s: String!) { allContentRequests(condition: { studentId: $s }, orderBy: [CREATED_AT_DESC, ID_DESC], first: 20) { edges { node { id status createdAt topic progressPercentage currentStage } } pageInfo { hasNextPage endCursor } } }`;
+/**
+ * The same page in PostGraphile's names: v4's and v5's Amber preset agree but
+ * for the row's own id, which v5 calls `rowId` (its `id` is the global node
+ * id); the alias gives both answers the service's shape.
+ */
+const peerHistory = (idField: 'id' | 'rowId') =>
+  `query($s: String!) { allContentRequests(condition: { studentId: $s }, orderBy: [CREATED_AT_DESC, PRIMARY_KEY_DESC], first: 20) ` +
+  `{ edges { node { id: ${idField} status createdAt topic progressPercentage currentStage } } pageInfo { hasNextPage endCursor } } }`;
+
+const NO_AUTH_NOTE =
+  'It answers without authentication (no JWT, no row-level security) and is given the student as a variable; ' +
+  'the service verifies a student token and scopes the query to that student.';
+const PEERS: { key: PeerKey; module: string; query: string; note: string }[] = [
+  {
+    key: 'v5',
+    module: './peer-server-v5.ts',
+    query: peerHistory('rowId'),
+    note: `Amber preset; Promise.withResolvers polyfilled in its own process (it declares Node >= 22). ${NO_AUTH_NOTE}`,
+  },
+  { key: 'v4', module: './peer-server.ts', query: peerHistory('id'), note: `graphql 15 in its own process. ${NO_AUTH_NOTE}` },
+];
+
+type Page = { ids: string[]; hasNextPage: boolean };
+
+/** The history page's ids, fetched once outside the timed load. */
+async function fetchPage(url: string, query: string, variables: Record<string, unknown>, token?: string): Promise<Page> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as { data?: Record<string, any>; errors?: { message: string }[] };
+  if (!response.ok || body.errors || !body.data) {
+    throw new Error(`history page from ${url}: HTTP ${response.status}, ${body.errors?.[0]?.message ?? 'no data'}`);
+  }
+  const connection = Object.values(body.data)[0] as { edges: { node: { id: string } }[]; pageInfo: { hasNextPage: boolean } };
+  return { ids: connection.edges.map((edge) => edge.node.id), hasNextPage: connection.pageInfo.hasNextPage };
+}
 
 export async function measurePeer(
   plan: ScalePlan,
@@ -62,40 +115,44 @@ export async function measurePeer(
       await serverMeter.close();
     }
   };
+  const heaviest = samples.heaviest;
+  const ourPage = await fetchPage(ourUrl, OUR_HISTORY, {}, heaviest.token);
   const ours = await load({ url: ourUrl, query: OUR_HISTORY, variants: students.map((s) => ({ variables: {}, token: s.token })) });
   log(`  service: ${Math.round(ours.requestsPerSecond)} requests/s, p99 ${ours.latency.p99} ms`);
 
-  const peerProcess = forkRpcChild(fileURLToPath(new URL('./peer-server.ts', import.meta.url)));
-  try {
-    const peer = await peerProcess.call<{ url: string; version: string; graphqlVersion: string; node: string }>('start', {
-      databaseUrl,
-      poolSize: plan.poolSize,
-    });
-    const theirs = await load({ url: peer.url, query: PEER_HISTORY, variants: students.map((s) => ({ variables: { s: s.id } })) }, peerProcess.pid);
-    log(`  PostGraphile ${peer.version}: ${Math.round(theirs.requestsPerSecond)} requests/s, p99 ${theirs.latency.p99} ms`);
-    return {
-      peer: {
-        name: 'PostGraphile',
-        version: peer.version,
-        graphqlVersion: peer.graphqlVersion,
-        node: peer.node,
-        note:
-          'v5 (5.1.5) was tried first: on Node 20.20 every request fails with "Promise.withResolvers is not a function" ' +
-          '(it declares Node >= 22), so v4 runs. It answers without authentication (no JWT, no row-level security); ' +
-          'the service verifies a student token and scopes the query to that student.',
-      },
-      connections: plan.connections,
-      poolSize: plan.poolSize,
-      query: { ours: OUR_HISTORY, peer: PEER_HISTORY },
-      ours,
-      theirs,
-      ratio: {
-        requestsPerSecond: round(ours.requestsPerSecond / theirs.requestsPerSecond),
-        p50: round(ours.latency.p50 / theirs.latency.p50),
-        p99: round(ours.latency.p99 / theirs.latency.p99),
-      },
-    };
-  } finally {
-    await peerProcess.close();
+  const peers: PeerRow[] = [];
+  for (const { key, module, query, note } of PEERS) {
+    const peerProcess = forkRpcChild(fileURLToPath(new URL(module, import.meta.url)));
+    try {
+      const peer = await peerProcess.call<{ url: string; version: string; graphqlVersion: string; node: string }>('start', {
+        databaseUrl,
+        poolSize: plan.poolSize,
+      });
+      const theirPage = await fetchPage(peer.url, query, { s: heaviest.id });
+      if (theirPage.ids.join() !== ourPage.ids.join() || theirPage.hasNextPage !== ourPage.hasNextPage) {
+        throw new Error(
+          `PostGraphile ${peer.version} answers the heaviest student's history page differently from the service ` +
+            `(${theirPage.ids.length} requests, hasNextPage ${theirPage.hasNextPage}; the service: ` +
+            `${ourPage.ids.length}, ${ourPage.hasNextPage}): not timing it`,
+        );
+      }
+      const theirs = await load({ url: peer.url, query, variants: students.map((s) => ({ variables: { s: s.id } })) }, peerProcess.pid);
+      log(`  PostGraphile ${peer.version}: ${Math.round(theirs.requestsPerSecond)} requests/s, p99 ${theirs.latency.p99} ms`);
+      peers.push({
+        key,
+        peer: { name: 'PostGraphile', ...peer, note },
+        query,
+        checkedRequests: theirPage.ids.length,
+        theirs,
+        ratio: {
+          requestsPerSecond: round(ours.requestsPerSecond / theirs.requestsPerSecond),
+          p50: round(ours.latency.p50 / theirs.latency.p50),
+          p99: round(ours.latency.p99 / theirs.latency.p99),
+        },
+      });
+    } finally {
+      await peerProcess.close();
+    }
   }
+  return { connections: plan.connections, poolSize: plan.poolSize, query: OUR_HISTORY, ours, peers };
 }

@@ -74,7 +74,7 @@ export function renderScale(scale: ScaleResults): string[] {
     out.push(
       '',
       `Peer: a student's history page (20 newest) at ${p.connections} connections, pool ${p.poolSize} each; ` +
-        `${p.peer.name} ${p.peer.version} (graphql ${p.peer.graphqlVersion}, ${p.peer.node})`,
+        `each peer's page for the heaviest student was checked equal to the service's (ids, order) before timing`,
       renderTable(
         [
           { title: 'server' },
@@ -86,21 +86,23 @@ export function renderScale(scale: ScaleResults): string[] {
         ],
         [
           row('the service (graphql-yoga + Pothos + Drizzle)', p.ours),
-          row(`${p.peer.name} ${p.peer.version} (own process)`, p.theirs),
-          [
-            'ratio, service over PostGraphile',
-            formatRatio(p.ratio.requestsPerSecond),
-            `${formatRatio(p.ratio.p50)} / ${formatRatio(p.ratio.p99)}`,
-            '',
-            '',
-            '',
-          ],
+          ...p.peers.flatMap((r) => [
+            row(`${r.peer.name} ${r.peer.version} (own process; graphql ${r.peer.graphqlVersion}, ${r.peer.node})`, r.theirs),
+            [
+              `  ratio, service over ${r.peer.name} ${r.peer.version}`,
+              formatRatio(r.ratio.requestsPerSecond),
+              `${formatRatio(r.ratio.p50)} / ${formatRatio(r.ratio.p99)}`,
+              '',
+              '',
+              '',
+            ],
+          ]),
         ],
       ),
-      `note: ${p.peer.note}`,
+      ...p.peers.map((r) => `note, ${r.peer.name} ${r.peer.version}: ${r.peer.note}`),
     );
     if (p.ours.firstError) out.push(`service error sample: ${p.ours.firstError}`);
-    if (p.theirs.firstError) out.push(`PostGraphile error sample: ${p.theirs.firstError}`);
+    for (const r of p.peers) if (r.theirs.firstError) out.push(`${r.peer.name} ${r.peer.version} error sample: ${r.theirs.firstError}`);
   }
 
   if (scale.writes) {

@@ -1,5 +1,5 @@
 /**
- * The at-scale suites of issue 5, on one database loaded once per run
+ * The at-scale suites, on one database loaded once per run
  * (loading a million requests is the slow part, so they share it):
  *
  * - data:    the loader's own rates (bench/data/load.ts);
@@ -8,7 +8,7 @@
  *            service over HTTP (sequential, from the client process), with
  *            the plan's node types from EXPLAIN (ANALYZE, FORMAT JSON);
  * - peer:    the same history-page query from the service and from
- *            PostGraphile (bench/scale/peer-server.ts), same concurrency,
+ *            PostGraphile 5 and 4 (bench/scale/peer.ts), same concurrency,
  *            same pool size;
  * - writes:  submitContentRequest and reportStage through the API under
  *            concurrent load (autocannon, from the client process), then the

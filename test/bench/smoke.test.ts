@@ -8,6 +8,19 @@
 import { describe, expect, inject, it } from 'vitest';
 import { runBenchmark } from '../../bench/run.js';
 import type { Summary } from '../../bench/lib/stats.js';
+import type { RunSummary } from '../../bench/summary.js';
+
+const SUMMARY_KEYS: (keyof RunSummary)[] = [
+  'peerRatio',
+  'peerRatioV4',
+  'readOverheadMs',
+  'fanoutSubscribers',
+  'fanoutLastMs',
+  'heapPerSubscriptionBytes',
+  'deliveryCeilingRatio',
+  'writeRatioSubmit',
+  'writeRatioReport',
+];
 
 const target = inject('testDatabase');
 const serverUrl = target.kind === 'postgres' ? target.serverUrl : '';
@@ -15,6 +28,15 @@ const serverUrl = target.kind === 'postgres' ? target.serverUrl : '';
 function expectLatency(summary: Summary) {
   expect(summary.n).toBeGreaterThan(0);
   for (const value of [summary.p50, summary.p95, summary.p99]) expect(value).toBeGreaterThan(0);
+}
+
+/** Every key present; the measured ones finite numbers (an overhead may be negative), the others null. */
+function expectSummary(summary: RunSummary, measured: (keyof RunSummary)[]) {
+  expect(Object.keys(summary).sort()).toEqual([...SUMMARY_KEYS].sort());
+  for (const key of SUMMARY_KEYS) {
+    if (measured.includes(key)) expect(Number.isFinite(summary[key]), key).toBe(true);
+    else expect(summary[key], key).toBeNull();
+  }
 }
 
 describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode', () => {
@@ -56,6 +78,10 @@ describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode', () => {
     expect(live.fanout.serverLastSend.n).toBe(live.fanout.rounds);
 
     expect(live.integrity).toMatchObject({ progressGaps: 0, outOfOrder: 0, ended: 0 });
+
+    // The summary: the live keys measured, the at-scale ones null (not run).
+    expectSummary(results.summary, ['fanoutSubscribers', 'fanoutLastMs', 'heapPerSubscriptionBytes', 'deliveryCeilingRatio']);
+    expect(results.summary.fanoutSubscribers).toBe(live.fanout.subscribers);
   });
 });
 
@@ -85,13 +111,21 @@ describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode: data, que
       }
     }
 
-    // 5: both servers answered the history page, with no errors.
+    // 5: the service and both PostGraphile majors answered the history page
+    // (each peer's page checked equal to the service's first), with no errors.
     const peer = scale.peer!;
-    for (const side of [peer.ours, peer.theirs]) {
+    expect(peer.peers.map((row) => [row.key, row.peer.version.split('.')[0]])).toEqual([
+      ['v5', '5'],
+      ['v4', '4'],
+    ]);
+    for (const side of [peer.ours, ...peer.peers.map((row) => row.theirs)]) {
       expect(side.requests).toBeGreaterThan(0);
       expect(side.non2xx + side.graphqlErrors + side.socketErrors, side.firstError).toBe(0);
     }
-    expect(peer.ratio.requestsPerSecond).toBeGreaterThan(0);
+    for (const row of peer.peers) {
+      expect(row.checkedRequests).toBeGreaterThan(0);
+      expect(row.ratio.requestsPerSecond).toBeGreaterThan(0);
+    }
 
     // 3: both mutations through the API, and the raw statements, with ratios.
     const writes = scale.writes!;
@@ -106,6 +140,11 @@ describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode: data, que
       expect(figure.ratioToTriggersOn).toBeGreaterThan(0);
       expect(figure.ratioToTriggersOff).toBeGreaterThan(0);
     }
+
+    // The summary: the at-scale keys measured, the live ones null (not run).
+    expectSummary(results.summary, ['peerRatio', 'peerRatioV4', 'readOverheadMs', 'writeRatioSubmit', 'writeRatioReport']);
+    expect(results.summary.peerRatio).toBe(peer.peers[0]!.ratio.requestsPerSecond);
+    expect(results.summary.writeRatioReport).toBe(writes.figures[1]!.ratioToTriggersOn);
   });
 });
 
