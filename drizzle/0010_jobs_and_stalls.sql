@@ -41,9 +41,8 @@ CREATE OR REPLACE TRIGGER clear_stall_on_progress BEFORE UPDATE ON request_stage
 -- value is read only when it runs, never in the migration's transaction.
 CREATE OR REPLACE FUNCTION mark_stalled_stages(stall_factor numeric, batch_limit integer) RETURNS integer
 LANGUAGE plpgsql VOLATILE
--- Planned with the call's values every time: a cached generic plan cannot see
--- that the bound on started_at leaves few rows, and at a million requests it
--- read every running stage (173 ms a call instead of about 2).
+-- Planned with the call's values every time: a cached generic plan cannot
+-- see how few rows the bound on started_at leaves, and may read them all.
 SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE

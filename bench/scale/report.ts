@@ -152,7 +152,7 @@ export function renderScale(scale: ScaleResults): string[] {
     ];
     out.push(
       '',
-      `Stall check at ${formatCount(data.requests)} requests (${formatCount(st.runningStages)} running stages; factor 2, 200 a statement): ` +
+      `Stall check at ${formatCount(data.requests)} requests (${formatCount(st.runningStages)} running stages; factor 2, ${st.batch} a statement): ` +
         'the candidate query from mark_stalled_stages() under EXPLAIN (ANALYZE), with its partial index and, as the baseline, with it dropped',
       renderTable(
         [{ title: 'query' }, { title: 'ms', align: 'right' }, { title: 'read→returned', align: 'right' }, { title: 'plan' }],

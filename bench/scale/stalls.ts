@@ -5,20 +5,19 @@
  * EXPLAINed with the partial index it is built for, and again with that index
  * dropped inside a transaction that is rolled back: the baseline is the same
  * query without the index, in the same run. Then the check itself: the first
- * runs catch up with every stage the loader left overdue, 200 a statement
- * (the longest statement is how long a request stays locked by it), and
- * later runs find nothing new. The gauge's count is EXPLAINed too.
+ * runs catch up with every stage the loader left overdue, as many a
+ * statement as the service marks (the longest statement is how long a request
+ * stays locked by it), and later runs find little or nothing new. The gauge's count is EXPLAINed too.
  */
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { sql as drizzleSql } from 'drizzle-orm';
 import pg from 'pg';
 import { contentRequests } from '../../src/db/tables.js';
-import { isStalled } from '../../src/services/stalls.js';
+import { isStalled, MARK_BATCH } from '../../src/services/stalls.js';
 import { round, roundSummary, summarize, type Summary } from '../lib/stats.js';
 import { planFindings, summarizePlan, type PlanSummary } from './queries.js';
 
 const FACTOR = 2;
-const BATCH = 200;
 const STEADY_RUNS = 20;
 const INDEX = 'idx_request_stages_running_unstalled';
 
@@ -30,6 +29,8 @@ export type StallFigure = {
   /** Runs with nothing new to mark, as most checks are. */
   steady: { statementMs: Summary; marked: number };
   runningStages: number;
+  /** Stages marked per statement (the service's MARK_BATCH). */
+  batch: number;
 };
 
 /** The FOR … IN <select> LOOP of the function's body, with its two arguments as parameters. */
@@ -47,19 +48,19 @@ async function explain(sql: pg.Client, text: string, params: unknown[]): Promise
 
 async function markOnce(sql: pg.Client): Promise<{ marked: number; ms: number }> {
   const t0 = performance.now();
-  const { rows } = await sql.query<{ marked: number }>('select mark_stalled_stages($1, $2) as marked', [FACTOR, BATCH]);
+  const { rows } = await sql.query<{ marked: number }>('select mark_stalled_stages($1, $2) as marked', [FACTOR, MARK_BATCH]);
   return { marked: rows[0]!.marked, ms: performance.now() - t0 };
 }
 
 export async function measureStalls(sql: pg.Client, log: (line: string) => void): Promise<StallFigure> {
   const running = await sql.query<{ n: number }>(`select count(*)::int as n from request_stages where status = 'in_progress'`);
   const candidates = await candidateQuery(sql);
-  const withIndex = await explain(sql, candidates, [FACTOR, BATCH]);
+  const withIndex = await explain(sql, candidates, [FACTOR, MARK_BATCH]);
   await sql.query('begin');
   let withoutIndex: PlanSummary;
   try {
     await sql.query(`drop index ${INDEX}`);
-    withoutIndex = await explain(sql, candidates, [FACTOR, BATCH]);
+    withoutIndex = await explain(sql, candidates, [FACTOR, MARK_BATCH]);
   } finally {
     await sql.query('rollback');
   }
@@ -79,12 +80,12 @@ export async function measureStalls(sql: pg.Client, log: (line: string) => void)
     const run = await markOnce(sql);
     catchUpMs.push(run.ms);
     marked += run.marked;
-    if (run.marked < BATCH) break;
+    if (run.marked < MARK_BATCH) break;
   }
   const totalMs = performance.now() - started;
   log(`  catch-up: ${marked} stages marked in ${catchUpMs.length} statements, ${round(totalMs)} ms`);
 
-  const afterCatchUp = await explain(sql, candidates, [FACTOR, BATCH]);
+  const afterCatchUp = await explain(sql, candidates, [FACTOR, MARK_BATCH]);
   const steadyMs: number[] = [];
   let steadyMarked = 0;
   for (let i = 0; i < STEADY_RUNS; i++) {
@@ -98,5 +99,6 @@ export async function measureStalls(sql: pg.Client, log: (line: string) => void)
     catchUp: { stagesMarked: marked, statements: catchUpMs.length, statementMs: roundSummary(summarize(catchUpMs)), totalMs: round(totalMs) },
     steady: { statementMs: roundSummary(summarize(steadyMs)), marked: steadyMarked },
     runningStages: running.rows[0]!.n,
+    batch: MARK_BATCH,
   };
 }

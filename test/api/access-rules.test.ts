@@ -25,6 +25,7 @@ const roleRules = [
   'assertCanReportStages',
   'feedSource',
   'metricsOrganization',
+  'stalledRequestsScope',
 ];
 
 function loadOptions(): { options: ts.CompilerOptions; srcFiles: string[] } {

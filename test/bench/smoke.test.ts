@@ -165,3 +165,16 @@ describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode: eta', () 
     }
   });
 });
+
+describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode: stalls', () => {
+  it('shows the stall check reading its partial indexes, catching up, then marking nothing new', { timeout: 120_000 }, async () => {
+    const stalls = (await runBenchmark({ serverUrl, mode: 'tiny', suites: ['stalls'] })).scale!.stalls!;
+    expect(stalls.candidates.withIndex.nodes.join(' › ')).toContain('idx_request_stages_running_unstalled');
+    expect(stalls.candidates.withoutIndex.nodes.join(' › ')).not.toContain('idx_request_stages_running_unstalled');
+    expect(stalls.gauge.plan.nodes.join(' › ')).toContain('idx_request_stages_stalled');
+    // The loader leaves requests in flight for up to two hours: some stage has run past twice its time.
+    expect(stalls.catchUp.stagesMarked).toBeGreaterThan(0);
+    // Later runs mark only what has come due since (a stage crossing its limit meanwhile): far fewer.
+    expect(stalls.steady.marked).toBeLessThan(stalls.catchUp.stagesMarked);
+  });
+});
