@@ -2,15 +2,16 @@
  * Periodic jobs that run in one process at a time, however many replicas
  * there are (docs/operations.md, "Periodic work").
  *
- * Each job has a row in `job_leases`. Every process ticks every interval and
- * tries to take or renew the job's lease with one conditional upsert: it wins
- * when the lease is free, expired, or already its own. Only the holder runs
- * the job. A lease lasts two intervals and is renewed at each tick and, during
- * a long run, every third of an interval, so a live holder keeps it with an
- * interval to spare (a late timer, a slow statement); one that dies stops
- * renewing, and another process takes over at its first tick after the lease
- * runs out: within three intervals of the last run, usually two. Stopping
- * releases the lease, so a clean shutdown hands over at the next tick. One
+ * Each job has a row in `job_leases`. Every process ticks six times an
+ * interval and, at each tick, tries to take or renew the job's lease with one
+ * conditional upsert: it wins when the lease is free, expired, or already its
+ * own. The holder runs the job when the row says the last run ended an
+ * interval ago or more. A lease lasts four ticks, so a live holder keeps it
+ * through three missed renewals (a late timer, a slow statement); one that
+ * dies stops renewing, its lease runs out at most two thirds of an interval
+ * after its last renewal, and another process takes over at its next tick:
+ * within one interval, and it runs the job then only if it is due (the last
+ * run's time stays in the row). Stopping expires the lease at once. One
  * statement, no session state: it works through a transaction-mode pooler
  * and on PGlite alike.
  */
@@ -44,22 +45,35 @@ export type JobSchedulerOptions = {
   holder?: string;
 };
 
-/** Takes or renews the lease for `ms`; true when this holder has it now. */
-async function takeLease(db: Queryable, job: string, holder: string, ms: number): Promise<boolean> {
+/**
+ * Takes or renews the lease for `leaseMs`. `held`: this holder has it now;
+ * `due`: the job's last run (by whichever holder) ended `intervalMs` ago or more, or never.
+ */
+async function takeLease(
+  db: Queryable,
+  job: string,
+  holder: string,
+  leaseMs: number,
+  intervalMs: number,
+): Promise<{ held: boolean; due: boolean }> {
   const rows = await db
     .insert(jobLeases)
-    .values({ jobName: job, holder, expiresAt: sql`now() + ${ms} * interval '1 millisecond'` })
+    .values({ jobName: job, holder, expiresAt: sql`now() + ${leaseMs} * interval '1 millisecond'` })
     .onConflictDoUpdate({
       target: jobLeases.jobName,
       set: { holder, expiresAt: sql`excluded.expires_at` },
       setWhere: sql`${jobLeases.holder} = excluded.holder or ${jobLeases.expiresAt} < now()`,
     })
-    .returning({ holder: jobLeases.holder });
-  return rows.length === 1;
+    .returning({
+      due: sql<boolean>`${jobLeases.lastRunAt} is null or ${jobLeases.lastRunAt} <= now() - ${intervalMs} * interval '1 millisecond'`,
+    });
+  const row = rows[0];
+  return { held: row !== undefined, due: row?.due === true };
 }
 
-/** How long a lease lasts, in intervals of its job. */
-const LEASE_INTERVALS = 2;
+// Ticks per interval, and how many ticks a lease lasts (two thirds of an interval).
+const TICKS_PER_INTERVAL = 6;
+const LEASE_TICKS = 4;
 
 export function startJobs(db: Queryable, jobs: readonly PeriodicJob[], options: JobSchedulerOptions): JobScheduler {
   const holder = options.holder ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -69,47 +83,49 @@ export function startJobs(db: Queryable, jobs: readonly PeriodicJob[], options: 
   let stopped = false;
 
   for (const job of jobs) {
+    const tickMs = Math.max(1, Math.floor(job.intervalMs / TICKS_PER_INTERVAL));
+    const leaseMs = LEASE_TICKS * tickMs;
     let running = false;
-    const leaseMs = LEASE_INTERVALS * job.intervalMs;
-    const runOnce = async () => {
-      try {
-        if (!(await takeLease(db, job.name, holder, leaseMs))) return;
-      } catch (error) {
-        logger.error({ err: error, job: job.name }, 'could not take the job lease; trying again next interval');
-        return;
-      }
-      // A run longer than the lease must not let another process start the same job.
-      const renew = setInterval(() => {
-        takeLease(db, job.name, holder, leaseMs).catch((error: unknown) =>
-          logger.warn({ err: error, job: job.name }, 'could not renew the job lease during a run'),
-        );
-      }, Math.max(1, Math.floor(job.intervalMs / 3))).unref();
+    const run = async () => {
       try {
         await job.run(db);
         options.onRun?.(job.name, 'success');
-        await db
-          .update(jobLeases)
-          .set({ lastRunAt: sql`now()` })
-          .where(and(eq(jobLeases.jobName, job.name), eq(jobLeases.holder, holder)));
       } catch (error) {
         options.onRun?.(job.name, 'failure');
         logger.error({ err: error, job: job.name }, 'periodic job failed; it runs again next interval');
-      } finally {
-        clearInterval(renew);
       }
+      // Success or failure, the next run is an interval from now, whichever process holds the lease then.
+      await db
+        .update(jobLeases)
+        .set({ lastRunAt: sql`now()` })
+        .where(and(eq(jobLeases.jobName, job.name), eq(jobLeases.holder, holder)));
     };
-    const tick = () => {
-      // Never two runs of one job in this process: a run still going skips the tick.
-      if (stopped || running) return;
+    const tick = async () => {
+      let lease: { held: boolean; due: boolean };
+      try {
+        // Renewed at every tick, during a run too: a long run keeps its lease, so no other process starts the job.
+        lease = await takeLease(db, job.name, holder, leaseMs, job.intervalMs);
+      } catch (error) {
+        logger.warn({ err: error, job: job.name }, 'could not take or renew the job lease; trying again next tick');
+        return;
+      }
+      if (!lease.held || !lease.due || running || stopped) return;
       running = true;
-      const run = runOnce().finally(() => {
-        running = false;
-        inFlight.delete(run);
-      });
-      inFlight.add(run);
+      const current = run()
+        .catch((error: unknown) => logger.error({ err: error, job: job.name }, 'could not record the job run'))
+        .finally(() => {
+          running = false;
+          inFlight.delete(current);
+        });
+      inFlight.add(current);
     };
-    timers.push(setInterval(tick, job.intervalMs).unref());
-    tick();
+    const onTick = () => {
+      if (stopped) return;
+      const ticking = tick().finally(() => inFlight.delete(ticking));
+      inFlight.add(ticking);
+    };
+    timers.push(setInterval(onTick, tickMs).unref());
+    onTick();
   }
 
   return {
@@ -117,11 +133,13 @@ export function startJobs(db: Queryable, jobs: readonly PeriodicJob[], options: 
     async stop() {
       stopped = true;
       for (const timer of timers.splice(0)) clearInterval(timer);
-      await Promise.all(inFlight);
+      // A tick's lease statement may start a run: wait for both until none is left.
+      while (inFlight.size > 0) await Promise.all(inFlight);
       if (jobs.length === 0) return;
-      // Another process takes the jobs over at its next tick, not when the leases would have expired.
+      // Another process takes the jobs over at its next tick; the last runs' times stay, so it runs them when due.
       await db
-        .delete(jobLeases)
+        .update(jobLeases)
+        .set({ expiresAt: sql`now() - interval '1 millisecond'` })
         .where(eq(jobLeases.holder, holder))
         .catch((error: unknown) => logger.warn({ err: error }, 'could not release the job leases; they expire by themselves'));
     },

@@ -3,7 +3,9 @@
  * schedulers, as two replicas would run them, share one job's lease, so only
  * one of them runs it; a run longer than the interval keeps its lease and is
  * never joined by a second one; stopping the holder hands the job to the
- * other at its next tick; a failing run is logged, counted and tried again.
+ * other at its next tick; a holder that dies without a word loses the job
+ * when its lease runs out, and the taker runs it only when it is due; a
+ * failing run is logged, counted and tried again.
  * Processes that die without stopping are test/live/stall-processes.test.ts.
  */
 import { Writable } from 'node:stream';
@@ -34,7 +36,8 @@ afterAll(async () => {
   await t?.close();
 });
 
-const INTERVAL_MS = 150;
+// Long enough that a tick's statement on a loaded machine stays well inside a lease (four ticks: 400 ms).
+const INTERVAL_MS = 600;
 
 function start(jobs: PeriodicJob[], holder: string, outcomes: [string, JobOutcome][] = []) {
   const scheduler = startJobs(t.database.db, jobs, { logger, holder, onRun: (job, outcome) => outcomes.push([job, outcome]) });
@@ -90,14 +93,14 @@ test('a run longer than the interval keeps its lease: no second run starts, here
   start([job], 'long-a');
   start([job], 'long-b');
   await waitFor(() => runs === 1, 'the first run');
-  // The lease's own renewals (every third of an interval) are the clock: seven of them span two intervals, so both schedulers have ticked.
+  // The lease's own renewals (six an interval) are the clock: thirteen of them span two intervals, so both schedulers have ticked.
   const expirations = new Set<string>();
   const deadline = Date.now() + 10_000;
-  while (expirations.size < 7 && Date.now() < deadline) {
+  while (expirations.size < 13 && Date.now() < deadline) {
     expirations.add(String((await leaseOf('test-long-run'))?.expires_at));
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
-  expect(expirations.size).toBeGreaterThanOrEqual(7);
+  expect(expirations.size).toBeGreaterThanOrEqual(13);
   expect(runs).toBe(1);
   release();
   await waitFor(() => runs >= 3, 'runs after the long one');
@@ -128,4 +131,20 @@ test('a failing run is logged with the job’s name, counted as a failure, and t
   ]);
   const logged = logs.find((line) => line.job === 'test-flaky' && line.level === 50);
   expect(logged?.msg).toMatch(/periodic job failed/);
+});
+
+test('a holder that died without releasing: its lease runs out, another takes the job and runs it only when due', async () => {
+  const runs: string[] = [];
+  const job = (name: string): PeriodicJob => ({ name, intervalMs: INTERVAL_MS, run: async () => void runs.push(name) });
+  // A dead process's leases, as it left them: one job overdue, one whose last run is recorded as still ahead (never due here).
+  await t.database.db.execute(sql`
+    insert into job_leases (job_name, holder, expires_at, last_run_at) values
+      ('test-dead-overdue', 'dead', now() + interval '300 milliseconds', now() - interval '1 hour'),
+      ('test-dead-not-due', 'dead', now() + interval '300 milliseconds', now() + interval '1 hour')`);
+  start([job('test-dead-not-due'), job('test-dead-overdue')], 'taker');
+  await waitFor(() => runs.filter((name) => name === 'test-dead-overdue').length >= 2, 'the overdue job run twice by the taker', 10_000);
+  expect((await leaseOf('test-dead-overdue'))?.holder).toBe('taker');
+  expect((await leaseOf('test-dead-not-due'))?.holder).toBe('taker');
+  // The taker holds both leases, but the time of the last run stayed with the job: not due, not run.
+  expect(runs).not.toContain('test-dead-not-due');
 });
