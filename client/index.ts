@@ -17,7 +17,7 @@ import {
   type WatchDependencies,
   type WatchState,
 } from './watch.js';
-import { requestProgress, requestUpdates, type RequestUpdate, type UpdatesFilter } from './updates.js';
+import { requestProgress, requestUpdates, type RequestUpdate, type UpdateExtras, type UpdatesFilter } from './updates.js';
 
 export { TrackerError, type TrackerErrorCode } from './errors.js';
 export type { RequestUpdate, UpdatesFilter } from './updates.js';
@@ -53,9 +53,9 @@ export type TrackerClient = {
   watchRequest(id: string, options?: WatchOptions & { afterSequence?: number }): AsyncIterableIterator<RequestUpdate>;
   /**
    * Every request in reach (narrowed by `filter`): snapshots (or, from `after`, every change since that cursor), then every change.
-   * `withRequest` adds each request's topic and error to its updates.
+   * `withRequest` adds each request's topic and error to its updates, `withEta` its estimated completion time.
    */
-  watchUpdates(filter?: UpdatesFilter, options?: WatchOptions & { after?: string; withRequest?: boolean }): AsyncIterableIterator<RequestUpdate>;
+  watchUpdates(filter?: UpdatesFilter, options?: WatchOptions & UpdateExtras & { after?: string }): AsyncIterableIterator<RequestUpdate>;
   /** A query or mutation over HTTP with the token; throws a TrackerError carrying the server's code. */
   query<T = unknown>(document: string, variables?: Record<string, unknown>): Promise<T>;
   /** Ends every watch and its connection. */
@@ -92,7 +92,7 @@ export function createTrackerClient(options: TrackerClientOptions): TrackerClien
   return {
     watchRequest: (id, watchOptions = {}) => start(requestProgress(id, watchOptions.afterSequence), watchOptions),
     watchUpdates: (filter = {}, watchOptions = {}) =>
-      start(requestUpdates(filter, watchOptions.after, watchOptions.withRequest), watchOptions),
+      start(requestUpdates(filter, watchOptions.after, watchOptions), watchOptions),
 
     async query<T>(document: string, variables: Record<string, unknown> = {}): Promise<T> {
       const token = await options.getToken();

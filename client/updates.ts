@@ -26,6 +26,8 @@ export type RequestUpdate = {
     progressPercentage: number;
     createdAt: string;
   } | null;
+  /** When the request should be done (the service's estimate), on watchUpdates with `withEta: true` only; null once finished. */
+  estimatedCompletionAt?: string | null;
   /** The request's description and error, on watchUpdates with `withRequest: true` only. */
   request?: { topic: string; errorStage: string | null; errorMessage: string | null } | null;
 };
@@ -39,8 +41,11 @@ const REQUEST_PROGRESS = `subscription TrackerRequestProgress($id: ID!, $afterSe
   contentRequestProgress(id: $id, afterSequence: $afterSequence) { ${UPDATE_FIELDS} }
 }`;
 
-const requestUpdatesQuery = (withRequest: boolean) => `subscription TrackerRequestUpdates($filter: ContentRequestUpdatesFilter, $after: String) {
-  contentRequestUpdates(filter: $filter, after: $after) { ${UPDATE_FIELDS}${withRequest ? ' request { topic errorStage errorMessage }' : ''} }
+/** The feed's extra fields, asked for only by the callers that show them (each costs the service work per update). */
+export type UpdateExtras = { withRequest?: boolean | undefined; withEta?: boolean | undefined };
+
+const requestUpdatesQuery = ({ withRequest, withEta }: UpdateExtras) => `subscription TrackerRequestUpdates($filter: ContentRequestUpdatesFilter, $after: String) {
+  contentRequestUpdates(filter: $filter, after: $after) { ${UPDATE_FIELDS}${withEta ? ' estimatedCompletionAt' : ''}${withRequest ? ' request { topic errorStage errorMessage }' : ''} }
 }`;
 
 // A request in one of these changes no more: its stream ends.
@@ -81,9 +86,9 @@ export function requestProgress(id: string, afterSequence?: number): Resumable<R
  * only on a fresh subscription and share its cursor; events after it carry
  * growing cursors, so an event at or below the last cursor yielded is a repeat.
  */
-export function requestUpdates(filter: UpdatesFilter, after?: string, withRequest = false): Resumable<RequestUpdate> {
+export function requestUpdates(filter: UpdatesFilter, after?: string, extras: UpdateExtras = {}): Resumable<RequestUpdate> {
   let lastCursor = after === undefined ? undefined : BigInt(after);
-  const query = requestUpdatesQuery(withRequest);
+  const query = requestUpdatesQuery(extras);
   return {
     operation: () => ({ query, variables: { filter, after: lastCursor?.toString() ?? null } }),
     updateOf: toUpdate,

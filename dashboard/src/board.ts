@@ -12,6 +12,8 @@ export type Row = {
   stage: string | null;
   progress: number;
   stageStartedAt?: string | null;
+  /** When the service expects the request to be done; null or unknown: no estimate. */
+  readyAt?: string | null;
 };
 
 /** Requests in flight by id, and the most recently finished first. */
@@ -40,14 +42,21 @@ export function applyUpdate(board: Board, update: RequestUpdate): Board {
     stage: update.stage,
     progress: update.progressPercentage,
     stageStartedAt: startedNow ?? (row?.stage === update.stage ? row?.stageStartedAt : undefined),
+    readyAt: update.estimatedCompletionAt === undefined ? row?.readyAt : update.estimatedCompletionAt,
   });
   return { ...board, active };
 }
 
 /** Fills in what the feed does not carry, for a row still active. */
-export function describeRow(board: Board, id: string, details: Pick<Row, 'topic' | 'studentName'> & { stageStartedAt?: (stage: string | null) => string | null | undefined }): Board {
+export function describeRow(board: Board, id: string, details: Pick<Row, 'topic' | 'studentName' | 'readyAt'> & { stageStartedAt?: (stage: string | null) => string | null | undefined }): Board {
   const row = board.active.get(id);
   if (!row) return board;
-  const described = { ...row, topic: details.topic, studentName: details.studentName, stageStartedAt: row.stageStartedAt ?? details.stageStartedAt?.(row.stage) };
+  const described = {
+    ...row,
+    topic: details.topic,
+    studentName: details.studentName,
+    stageStartedAt: row.stageStartedAt ?? details.stageStartedAt?.(row.stage),
+    readyAt: row.readyAt === undefined ? details.readyAt : row.readyAt,
+  };
   return { ...board, active: new Map(board.active).set(id, described) };
 }

@@ -12,7 +12,7 @@ type Failure = { id: string; topic: string; errorStage: string | null; errorMess
 
 const ACTIVE = `query { activeRequests(first: 100) { id topic studentName status currentStage progressPercentage stageStartedAt } }`;
 const STAGES = `query { pipelineStages { name displayName expectedDurationSeconds } }`;
-const ONE = `query ($id: ID!) { contentRequest(id: $id) { topic student { name } stages { stage startedAt } } }`;
+const ONE = `query ($id: ID!) { contentRequest(id: $id) { topic estimatedCompletionAt student { name } stages { stage startedAt } } }`;
 const RETRY = `mutation ($id: ID!) { retryContentRequest(id: $id) { id status } }`;
 
 type Stage = { name: string; displayName: string; expectedDurationSeconds: number };
@@ -33,10 +33,10 @@ export function Overview({ session }: { session: Session }) {
     const described = new Set<string>();
     // What the feed does not carry (topic, student, when the stage started), read once per request.
     const describe = async (id: string) => {
-      const { contentRequest: found } = await client.query<{ contentRequest: { topic: string; student: { name: string | null } | null; stages: { stage: string; startedAt: string | null }[] } | null }>(ONE, { id });
+      const { contentRequest: found } = await client.query<{ contentRequest: { topic: string; estimatedCompletionAt: string | null; student: { name: string | null } | null; stages: { stage: string; startedAt: string | null }[] } | null }>(ONE, { id });
       if (!found) return;
       const stageStartedAt = (stage: string | null) => found.stages.find((s) => s.stage === stage)?.startedAt;
-      setBoard((current) => describeRow(current, id, { topic: found.topic, studentName: found.student?.name, stageStartedAt }));
+      setBoard((current) => describeRow(current, id, { topic: found.topic, studentName: found.student?.name, stageStartedAt, readyAt: found.estimatedCompletionAt }));
     };
     const apply = (update: RequestUpdate) => {
       setFailures((current) => (update.status !== 'FAILED' && current.has(update.requestId) ? withoutKey(current, update.requestId) : current));
@@ -61,7 +61,7 @@ export function Overview({ session }: { session: Session }) {
       setStages(new Map(pipelineStages.map((stage) => [stage.name, stage])));
       const rows = activeRequests.map((r): Row => ({ ...r, stage: r.currentStage, progress: r.progressPercentage }));
       setBoard((current) => ({ ...current, active: new Map([...rows.map((row): [string, Row] => [row.id, row]), ...current.active]) }));
-      for await (const update of client.watchUpdates({}, { signal: watching.signal })) {
+      for await (const update of client.watchUpdates({}, { withEta: true, signal: watching.signal })) {
         if (stopped) return;
         apply(update);
       }
@@ -92,7 +92,7 @@ export function Overview({ session }: { session: Session }) {
         <h2 id="active-heading">Active requests ({active.size})</h2>
         <table class="requests" id="active">
           <thead>
-            <tr><th>Topic</th><th>Student</th><th>Stage</th><th>Status</th><th>Progress</th><th>In stage</th></tr>
+            <tr><th>Topic</th><th>Student</th><th>Stage</th><th>Status</th><th>Progress</th><th>In stage</th><th>Ready in</th></tr>
           </thead>
           <tbody>
             {[...active.values()].map((row) => {
@@ -110,6 +110,7 @@ export function Overview({ session }: { session: Session }) {
                     {inStage === undefined ? '—' : formatSeconds(inStage)}
                     {overdue && <strong class="overdue-marker"> overdue</strong>}
                   </td>
+                  <td class="ready-in">{row.readyAt ? `~${formatSeconds(Math.max(0, secondsBetween(new Date(now).toISOString(), row.readyAt)))}` : '—'}</td>
                 </tr>
               );
             })}

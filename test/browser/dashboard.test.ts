@@ -73,6 +73,8 @@ describe.skipIf(testDatabaseKind() !== 'pglite')('PGlite', () => describeWithBro
     await driveTo(worker, inFlight.id, 'script_generation');
     const other = page.locator(`#active [data-request-id="${inFlight.id}"] [role="progressbar"]`);
     await expect.poll(async () => Number(await other.getAttribute('aria-valuenow'))).toBeGreaterThan(0);
+    // The service's estimate of when it will be done, counting down.
+    await expect.poll(() => page.locator(`#active [data-request-id="${inFlight.id}"] .ready-in`).innerText()).toMatch(/^~\d+(m \d+)?s$/);
     await mkdir(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: new URL('dashboard-in-flight.png', ARTIFACTS).pathname, fullPage: true });
 

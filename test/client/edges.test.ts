@@ -97,10 +97,12 @@ describe.each(['ws', 'sse'] as const)('over %s', (transport) => {
       const { id } = await submitRequest(student());
       const stop = new AbortController();
       const watched = collect(client.watchRequest(id, { signal: stop.signal }));
-      const feed = collect(client.watchUpdates({}, { signal: stop.signal, withRequest: true }));
+      const feed = collect(client.watchUpdates({}, { signal: stop.signal, withRequest: true, withEta: true }));
       await watched.waitForUpdates((updates) => updates.length >= 1, 'the snapshot');
       const [snapshot] = await feed.waitForUpdates((updates) => updates.some((u) => u.requestId === id), 'the feed snapshot');
       expect(snapshot?.request).toEqual({ topic: 'Tides', errorStage: null, errorMessage: null });
+      expect(Date.parse(snapshot!.estimatedCompletionAt!)).toBeGreaterThan(Date.now() - 60_000);
+      expect(watched.updates[0]).not.toHaveProperty('estimatedCompletionAt');
       stop.abort();
       expect(await Promise.all([watched.ended, feed.ended])).toEqual([{}, {}]);
       await noSubscriptionLeft();
