@@ -14,32 +14,20 @@ import { TEST_JWT_SECRET } from '../helpers/app.js';
 import { createTestDatabase, testDatabaseKind, type TestDatabase } from '../helpers/database.js';
 import { insertRequest } from '../helpers/factories.js';
 import { driveToCompletion, submitRequest } from '../helpers/requests.js';
-import { freePort, spawnService, START_TIMEOUT_MS, waitUntilReady, type ServiceProcess } from '../helpers/service-process.js';
+import { killAll, spawnReplica, START_TIMEOUT_MS, waitUntilReady, type Replica } from '../helpers/service-process.js';
 
 describe.skipIf(testDatabaseKind() !== 'postgres')('pipeline metrics on two replicas', () => {
   let testDatabase: TestDatabase;
-  const services: (ServiceProcess & { url: string })[] = [];
+  const services: Replica[] = [];
 
   beforeAll(async () => {
     testDatabase = await createTestDatabase();
-    for (const name of ['replica-a', 'replica-b']) {
-      const port = await freePort();
-      const service = spawnService(
-        { DATABASE_URL: testDatabase.url!, JWT_SECRET: TEST_JWT_SECRET, DEMO_DATA: 'false', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
-        name,
-      );
-      services.push(Object.assign(service, { url: `http://127.0.0.1:${port}` }));
-    }
+    for (const name of ['replica-a', 'replica-b']) services.push(await spawnReplica(testDatabase.url!, name));
     await Promise.all(services.map((service) => waitUntilReady(service, service.url)));
   }, START_TIMEOUT_MS * 2);
 
   afterAll(async () => {
-    for (const service of services) {
-      if (!service.hasExited()) {
-        service.child.kill('SIGKILL');
-        await service.exited;
-      }
-    }
+    await killAll(services);
     await testDatabase?.close();
   });
 

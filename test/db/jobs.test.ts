@@ -8,25 +8,15 @@
  * failing run is logged, counted and tried again.
  * Processes that die without stopping are test/live/stall-processes.test.ts.
  */
-import { Writable } from 'node:stream';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { createLogger } from '../../src/logger.js';
 import { startJobs, type JobOutcome, type JobScheduler, type PeriodicJob } from '../../src/services/jobs.js';
+import { captureLogs } from '../helpers/app.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/database.js';
 
 let t: TestDatabase;
 const schedulers: JobScheduler[] = [];
-const logs: Record<string, any>[] = [];
-const logger = createLogger(
-  'info',
-  new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line));
-      done();
-    },
-  }),
-);
+const { logger, logs } = captureLogs();
 
 beforeAll(async () => {
   t = await createTestDatabase();

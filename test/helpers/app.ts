@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { expect } from 'vitest';
 import type { RunningApp } from '../../src/app.js';
 import type { QueryObserver } from '../../src/db/client.js';
-import { createLogger } from '../../src/logger.js';
+import { createLogger, type Logger } from '../../src/logger.js';
 import { signToken, type TokenClaims } from '../../src/http/auth.js';
 import { startService } from '../../bench/lib/service.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
@@ -46,17 +46,7 @@ export async function startTestApp(
 ): Promise<TestApp> {
   const testDatabase = await createTestDatabase({ onQuery: options.onQuery });
   await options.prepare?.(testDatabase);
-  const logs: Record<string, any>[] = [];
-  // The service's own logger (its serializers included), writing here.
-  const logger = createLogger(
-    'info',
-    new Writable({
-      write(chunk, _encoding, done) {
-        for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line));
-        done();
-      },
-    }),
-  );
+  const { logger, logs } = captureLogs();
   const { app, running } = await startService(
     {
       // The database is handed over below; this only satisfies the auth rule for servers.
@@ -105,6 +95,21 @@ export async function startTestApp(
 }
 
 /** The one error of a response, failing the test clearly if there is not exactly one. */
+/** The service's own logger (its serializers included), at info, writing each line parsed into `logs`. */
+export function captureLogs(): { logger: Logger; logs: Record<string, any>[] } {
+  const logs: Record<string, any>[] = [];
+  const logger = createLogger(
+    'info',
+    new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line));
+        done();
+      },
+    }),
+  );
+  return { logger, logs };
+}
+
 export function onlyError(response: GraphQLResponse) {
   if (response.errors?.length !== 1) {
     throw new Error(`expected exactly one error, got ${JSON.stringify(response.errors ?? response.data)}`);

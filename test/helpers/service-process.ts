@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { TEST_JWT_SECRET } from './app.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const START_TIMEOUT_MS = 60_000;
@@ -105,6 +106,32 @@ export function spawnService(env: Record<string, string>, name = 'service'): Ser
       }
     },
   };
+}
+
+export type Replica = ServiceProcess & { name: string; url: string };
+
+/**
+ * One of several service processes on a shared server database, as replicas
+ * run: a free loopback port, the test secret, no demo data, warnings only;
+ * `settings` adds or overrides. Not yet ready: waitUntilReady(replica, replica.url).
+ */
+export async function spawnReplica(databaseUrl: string, name: string, settings: Record<string, string> = {}): Promise<Replica> {
+  const port = await freePort();
+  const service = spawnService(
+    { DATABASE_URL: databaseUrl, JWT_SECRET: TEST_JWT_SECRET, DEMO_DATA: 'false', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...settings },
+    name,
+  );
+  return Object.assign(service, { name, url: `http://127.0.0.1:${port}` });
+}
+
+/** Kills (SIGKILL) every process still running and waits for each to exit. */
+export async function killAll(services: readonly (ServiceProcess | undefined)[]): Promise<void> {
+  for (const service of services) {
+    if (service && !service.hasExited()) {
+      service.child.kill('SIGKILL');
+      await service.exited;
+    }
+  }
 }
 
 /** Waits for the exit, failing if it takes longer than `ms`. */

@@ -14,47 +14,30 @@ import { TEST_JWT_SECRET } from '../helpers/app.js';
 import { createTestDatabase, testDatabaseKind, type TestDatabase } from '../helpers/database.js';
 import { connectWs, PROGRESS, subscribeSse, type WsConnection } from '../helpers/live.js';
 import { reportStage, submitRequest } from '../helpers/requests.js';
-import { freePort, spawnService, START_TIMEOUT_MS, waitUntilReady, type ServiceProcess } from '../helpers/service-process.js';
+import { killAll, spawnReplica, START_TIMEOUT_MS, waitUntilReady, type Replica } from '../helpers/service-process.js';
 import { afterAWholeRun, backdateStage, stallEventsOf } from '../helpers/stalls.js';
-
-type Service = ServiceProcess & { name: string; url: string };
 
 describe.skipIf(testDatabaseKind() !== 'postgres')('the stall check with two server processes', () => {
   let testDatabase: TestDatabase;
-  let a: Service;
-  let b: Service;
+  let a: Replica;
+  let b: Replica;
   const sockets: WsConnection[] = [];
   const tokens = { student: '', worker: '' };
   const db = () => testDatabase.database.db;
   const sign = (claims: TokenClaims) => signToken(new TextEncoder().encode(TEST_JWT_SECRET), claims);
 
-  async function startService(name: string): Promise<Service> {
-    const port = await freePort();
-    const spawned = spawnService(
-      {
-        DATABASE_URL: testDatabase.url!,
-        JWT_SECRET: TEST_JWT_SECRET,
-        DEMO_DATA: 'false',
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'warn',
-        // Checks often; only backdated stages are old enough to stall.
-        STALL_CHECK_INTERVAL_SECONDS: '0.3',
-        STALL_FACTOR: '100',
-      },
-      name,
-    );
-    return Object.assign(spawned, { name, url: `http://127.0.0.1:${port}` });
-  }
+  // Checks often; only backdated stages are old enough to stall.
+  const startService = (name: string) =>
+    spawnReplica(testDatabase.url!, name, { STALL_CHECK_INTERVAL_SECONDS: '0.3', STALL_FACTOR: '100' });
 
   /** The process whose pid is in the stall check's lease. */
-  async function leaseHolder(): Promise<Service | undefined> {
+  async function leaseHolder(): Promise<Replica | undefined> {
     const result = (await db().execute(sql`select holder from job_leases where job_name = 'stall-check'`)) as { rows: { holder: string }[] };
     const pid = Number(result.rows[0]?.holder.split(':')[1]);
     return [a, b].find((service) => service.child.pid === pid);
   }
 
-  async function runningRequest(via: Service): Promise<string> {
+  async function runningRequest(via: Replica): Promise<string> {
     const { id } = await submitRequest({ url: via.url, token: tokens.student });
     await reportStage({ url: via.url, token: tokens.worker }, id, 'validation', 'IN_PROGRESS');
     return id;
@@ -70,12 +53,7 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('the stall check with two ser
 
   afterAll(async () => {
     await Promise.all(sockets.map((socket) => socket.dispose()));
-    for (const service of [a, b]) {
-      if (service && !service.hasExited()) {
-        service.child.kill('SIGKILL');
-        await service.exited;
-      }
-    }
+    await killAll([a, b]);
     await testDatabase?.close();
   });
 
