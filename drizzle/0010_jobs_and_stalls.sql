@@ -59,6 +59,10 @@ BEGIN
        AND s.started_at < now() - make_interval(secs => stall_factor * (SELECT min(expected_duration_seconds) FROM pipeline_stage_definitions))
        AND s.started_at < now() - make_interval(secs => stall_factor * d.expected_duration_seconds)
        AND s.updated_at < now() - make_interval(secs => stall_factor * d.expected_duration_seconds)
+       -- A request cancelled (or failed by hand) mid-stage leaves its stage running: never a
+       -- candidate, or enough of them would fill every batch and hide the real stalls.
+       AND EXISTS (SELECT 1 FROM content_requests r
+                    WHERE r.id = s.request_id AND r.status = ANY (pipeline_in_flight_statuses()))
      ORDER BY s.started_at
      LIMIT batch_limit
   LOOP

@@ -7,11 +7,14 @@
  * metrics count it. Stages are made old by backdating them, and the test waits
  * on the check's own record of its runs, never on a guessed delay.
  */
+import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { contentRequests } from '../../src/db/tables.js';
 import { dataOf, onlyError, startTestApp, type TestApp } from '../helpers/app.js';
 import { committedPosition } from '../helpers/committed.js';
 import { connectWs, PROGRESS, UPDATES, type WsConnection } from '../helpers/live.js';
-import { reportStage, submitRequest, type Client } from '../helpers/requests.js';
+import { insertRequest } from '../helpers/factories.js';
+import { reportStage, reportStageIn, submitRequest, type Client } from '../helpers/requests.js';
 import { afterAWholeRun, backdateStage, stallEventsOf } from '../helpers/stalls.js';
 
 const STALLED = `query ($first: Int) { stalledRequests(first: $first) { id status stages { stage status stalledAt } } }`;
@@ -145,4 +148,21 @@ describe('stalled stages', () => {
     await app.graphql(`mutation ($id: ID!) { cancelContentRequest(id: $id) { id } }`, { token: admin.token, variables: { id: a } });
     expect(await stalledIds(admin)).toEqual([]);
   });
+});
+
+test('requests cancelled mid-stage (their stage left running) never crowd a real stall out of the check', async () => {
+  // More than one check statement's batch (50) of old running stages whose requests were cancelled.
+  const cancelled: string[] = [];
+  for (let n = 0; n < 55; n++) {
+    const { id } = await insertRequest(db());
+    await reportStageIn(db(), id, 'validation', 'in_progress');
+    await db().update(contentRequests).set({ status: 'cancelled' }).where(eq(contentRequests.id, id));
+    await backdateStage(db(), id, 'validation', 72);
+    cancelled.push(id);
+  }
+  const stalled = await running(studentA);
+  await backdateStage(db(), stalled, 'validation');
+  await afterAWholeRun(db(), 'stall-check');
+  expect(await stallEventsOf(db(), stalled)).toHaveLength(1);
+  for (const id of cancelled.slice(0, 3)) expect(await stallEventsOf(db(), id)).toEqual([]);
 });
