@@ -19,7 +19,7 @@ import type { Logger } from '../logger.js';
 import { completedRequestDurations, countRequestsByStatus, stageDurations, type StageKey } from '../services/outcome-facts.js';
 import type { LiveEvent } from '../services/live-events.js';
 
-export const OTHER_LABEL = 'other';
+const OTHER_LABEL = 'other';
 /** Durations looked up with one statement, at most. */
 const LOOKUP_BATCH = 500;
 /** Durations waiting to be looked up, at most; beyond it they are dropped (and counted). */

@@ -181,17 +181,19 @@ export class EventHub {
   private deliver(event: LiveEvent): void {
     this.stats.delivered++;
     this.lastPosition = event.position;
-    const targets: [Topic | 'observer', Set<LiveEventHandler> | undefined][] = [['observer', this.observers]];
-    for (const topic of topicsOf(event)) targets.push([topic, this.subscribers.get(topic)]);
-    for (const [topic, handlers] of targets) {
-      if (!handlers) continue;
-      for (const handler of handlers) {
-        try {
-          handler(event);
-        } catch (error) {
-          this.logger.error({ err: error, topic }, 'subscriber failed on an event');
-        }
-      }
+    for (const observer of this.observers) this.call(observer, event, 'observer');
+    for (const topic of topicsOf(event)) {
+      const handlers = this.subscribers.get(topic);
+      if (handlers) for (const handler of handlers) this.call(handler, event, topic);
+    }
+  }
+
+  /** One handler's turn: a handler that throws is logged, never stops the others. */
+  private call(handler: LiveEventHandler, event: LiveEvent, topic: Topic | 'observer'): void {
+    try {
+      handler(event);
+    } catch (error) {
+      this.logger.error({ err: error, topic }, 'subscriber failed on an event');
     }
   }
 

@@ -18,7 +18,7 @@ import { stagesOfRequests, type RequestStage } from './stages.js';
 export const ORGANIZATION_MIN_SAMPLES = 20;
 
 /** A running stage is never estimated to end sooner than this: it has not ended yet. */
-export const MINIMUM_SECONDS_REMAINING = 5;
+const MINIMUM_SECONDS_REMAINING = 5;
 
 /** No ETA once a request is over (a failed one may be retried: it gets one again then). */
 const FINISHED: ReadonlySet<RequestStatus> = new Set(['completed', 'failed', 'cancelled']);
@@ -174,7 +174,7 @@ export function secondsRemaining(
  * The further its reports say it is, the more their pace counts: at 0 % only
  * the estimate does, at 80 % mostly the pace.
  */
-export function runningStageRemaining(estimateSeconds: number, elapsedSeconds: number, progress: number): number {
+function runningStageRemaining(estimateSeconds: number, elapsedSeconds: number, progress: number): number {
   const elapsed = Math.max(0, elapsedSeconds);
   const byEstimate = estimateSeconds - elapsed;
   const byPace = progress > 0 ? (elapsed * (1 - progress)) / progress : byEstimate;

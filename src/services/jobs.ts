@@ -17,7 +17,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { and, eq, sql } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import type { Queryable } from '../db/client.js';
 import { jobLeases } from '../db/tables.js';
 import type { Logger } from '../logger.js';
@@ -94,11 +94,9 @@ export function startJobs(db: Queryable, jobs: readonly PeriodicJob[], options: 
         options.onRun?.(job.name, 'failure');
         logger.error({ err: error, job: job.name }, 'periodic job failed; it runs again next interval');
       }
-      // Success or failure, the next run is an interval from now, whichever process holds the lease then.
-      await db
-        .update(jobLeases)
-        .set({ lastRunAt: sql`now()` })
-        .where(and(eq(jobLeases.jobName, job.name), eq(jobLeases.holder, holder)));
+      // Success or failure, the next run is an interval from now, whichever process holds the lease
+      // then (even one that took it during a run that outlived this process's renewals).
+      await db.update(jobLeases).set({ lastRunAt: sql`now()` }).where(eq(jobLeases.jobName, job.name));
     };
     const tick = async () => {
       let lease: { held: boolean; due: boolean };

@@ -90,7 +90,7 @@ export async function listRequestMetrics(
  */
 const METRICS_ROLLUP_CURSOR = 'request_metrics';
 /** Events one incremental run reads at most; the rest wait for the next run. */
-export const ROLLUP_MAX_EVENTS_PER_RUN = 100_000;
+const ROLLUP_MAX_EVENTS_PER_RUN = 100_000;
 /** The longest range one recompute (a backfill) may cover. */
 export const RECOMPUTE_MAX_DAYS = 366;
 const FINISHED = sql`('completed', 'failed', 'cancelled')`;
@@ -219,7 +219,7 @@ async function rowsOf<T>(db: Queryable, statement: SQL): Promise<T[]> {
   return result.rows;
 }
 
-/** The rollup as a periodic job: the current and previous hour, since an outcome can land an hour after its request was created. */
+/** The incremental rollup (rollupRequestMetrics) as a periodic job. */
 export function metricsRollupJob(intervalMs: number): PeriodicJob {
   return {
     name: 'metrics-rollup',
