@@ -105,6 +105,9 @@ async function refusal(response: Response): Promise<TrackerError> {
   return new TrackerError('HTTP_ERROR', `the service answered HTTP ${response.status}`);
 }
 
+/** The longest single event accepted from a stream (the service's updates are a few KiB). */
+const MAX_EVENT_BYTES = 1024 * 1024;
+
 /** The events of a text/event-stream body (comments and keep-alives skipped), read with a reader as every browser can. */
 export async function* serverSentEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<{ type: string; data: string }> {
   const reader = body.getReader();
@@ -114,7 +117,9 @@ export async function* serverSentEvents(body: ReadableStream<Uint8Array>): Async
     for (;;) {
       const { done, value } = await reader.read();
       if (done) return;
-      buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
+      buffer += decoder.decode(value, { stream: true });
+      // Line ends normalised on the whole buffer: a CRLF split across two chunks is still one line end.
+      buffer = buffer.endsWith('\r') ? buffer.slice(0, -1).replace(/\r\n?/g, '\n') + '\r' : buffer.replace(/\r\n?/g, '\n');
       let boundary;
       while ((boundary = buffer.indexOf('\n\n')) >= 0) {
         const block = buffer.slice(0, boundary);
@@ -130,6 +135,8 @@ export async function* serverSentEvents(body: ReadableStream<Uint8Array>): Async
         }
         if (data.length || type !== 'message') yield { type, data: data.join('\n') };
       }
+      // A server that never ends an event would grow this without bound: treat it as a broken stream.
+      if (buffer.length > MAX_EVENT_BYTES) throw new Error(`an event over ${MAX_EVENT_BYTES} bytes`);
     }
   } finally {
     await reader.cancel().catch(() => undefined);

@@ -12,7 +12,14 @@ import { openDatabase } from '../src/db/client.js';
 import { migrateUp } from '../src/db/migrate.js';
 import { countPurgeable, purgeFinishedRequests, retentionCutoff, type PurgeCounts } from '../src/services/retention.js';
 
-const { values } = parseArgs({ options: { 'dry-run': { type: 'boolean', default: false } } });
+let dryRun: boolean;
+try {
+  dryRun = parseArgs({ options: { 'dry-run': { type: 'boolean', default: false } } }).values['dry-run'];
+} catch {
+  // Not the option's text: it is the caller's input.
+  console.error('unknown option\nusage: npm run retention [-- --dry-run]');
+  process.exit(2);
+}
 
 let config: ReturnType<typeof loadRetentionConfig>;
 try {
@@ -34,7 +41,7 @@ const database = await openDatabase(config.database);
 try {
   await migrateUp(database);
   console.log(`finished requests untouched since ${cutoff.toISOString()} (RETENTION_DAYS=${days})`);
-  if (values['dry-run']) {
+  if (dryRun) {
     console.log(`dry run: would remove ${describe(await countPurgeable(database.db, cutoff))}`);
   } else {
     const removed = await purgeFinishedRequests(database.db, {
