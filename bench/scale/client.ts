@@ -18,15 +18,23 @@ export type CannonParams = {
   durationMs: number;
   warmupMs: number;
   query: string;
-  /** One is picked at random for each request. */
+  /** One is picked at random for each request; with inOrder, each in turn (cycling, the warm-up's turn carried on). */
   variants: { variables: Record<string, any>; token?: string }[];
+  inOrder?: boolean;
   /** Sets variables.input[field] to a new value on every request (an idempotency key). */
   uniqueInputField?: string;
 };
 
 export type CannonResult = {
+  /** Every response, failed ones included. */
   requests: number;
+  /** 2xx responses without GraphQL errors: the only ones requestsPerSecond counts. */
+  succeeded: number;
   requestsPerSecond: number;
+  /** Everything else: non-2xx, GraphQL errors, socket errors (timeouts among them). */
+  failed: number;
+  /** Successful responses during the warm-up before it (its changes are in the database too). */
+  warmupSucceeded: number;
   latency: { p50: number; p90: number; p99: number; max: number; mean: number };
   non2xx: number;
   /** 200 responses that carried GraphQL errors. */
@@ -39,6 +47,17 @@ export type CannonResult = {
 
 /** A load run, with who used the CPU meanwhile (measured in the parent). */
 export type Throughput = CannonResult & { cpu: CpuShares };
+
+/** A GraphQL response that answered: 2xx and no `errors` (a body can only say "errors" unescaped as a key, so most skip the parse). */
+function succeeded(status: number, body: string): boolean {
+  if (status < 200 || status >= 300) return false;
+  if (!body.includes('"errors"')) return true;
+  try {
+    return (JSON.parse(body) as { errors?: unknown }).errors === undefined;
+  } catch {
+    return false;
+  }
+}
 
 async function post(url: string, body: string, token?: string): Promise<{ status: number; text: string }> {
   const response = await fetch(url, {
@@ -64,7 +83,7 @@ async function latencies(params: LatencyParams): Promise<LatencyResult> {
     const started = performance.now();
     const { status, text } = await post(params.url, bodies[index]!, params.cases[index]!.token);
     const elapsed = performance.now() - started;
-    if (status !== 200 || text.includes('"errors"')) {
+    if (!succeeded(status, text)) {
       errors++;
       firstError ??= `${status} ${text.slice(0, 300)}`;
     }
@@ -76,8 +95,10 @@ async function latencies(params: LatencyParams): Promise<LatencyResult> {
 }
 
 let uniqueCounter = 0;
+let turn = 0;
 
-async function cannon(params: CannonParams, durationMs: number): Promise<CannonResult> {
+async function cannon(params: CannonParams, durationMs: number): Promise<Omit<CannonResult, 'warmupSucceeded'>> {
+  let successes = 0;
   let graphqlErrors = 0;
   let firstError: string | undefined;
   const variants = params.variants.map((v) => ({
@@ -98,7 +119,7 @@ async function cannon(params: CannonParams, durationMs: number): Promise<CannonR
       {
         method: 'POST',
         setupRequest(request) {
-          const variant = variants[Math.floor(Math.random() * variants.length)]!;
+          const variant = variants[params.inOrder ? turn++ % variants.length : Math.floor(Math.random() * variants.length)]!;
           let variables = variant.variables;
           if (params.uniqueInputField) {
             variables = { ...variables, input: { ...variables.input, [params.uniqueInputField]: `${prefix}${uniqueCounter++}` } };
@@ -106,18 +127,23 @@ async function cannon(params: CannonParams, durationMs: number): Promise<CannonR
           return { ...request, headers: variant.headers, body: JSON.stringify({ query: params.query, variables }) };
         },
         onResponse(status, body) {
-          if (status === 200 && body.includes('"errors"')) {
+          if (succeeded(status, body)) successes++;
+          else if (status === 200) {
             graphqlErrors++;
             firstError ??= body.slice(0, 300);
-          } else if (status !== 200) firstError ??= `${status} ${body.slice(0, 300)}`;
+          } else firstError ??= `${status} ${body.slice(0, 300)}`;
         },
       },
     ],
   });
   const seconds = result.duration || durationMs / 1000;
+  const total = result.requests.total;
   return {
-    requests: result.requests.total,
-    requestsPerSecond: result.requests.total / seconds,
+    requests: total,
+    succeeded: successes,
+    requestsPerSecond: successes / seconds,
+    // autocannon's errors include its timeouts.
+    failed: total - successes + result.errors,
     latency: {
       p50: result.latency.p50,
       p90: result.latency.p90,
@@ -136,8 +162,14 @@ async function cannon(params: CannonParams, durationMs: number): Promise<CannonR
 
 serveRpc({
   latencies: (params: LatencyParams) => latencies(params),
-  async load(params: CannonParams) {
-    if (params.warmupMs > 0) await cannon(params, params.warmupMs);
-    return cannon(params, params.durationMs);
+  async load(params: CannonParams): Promise<CannonResult> {
+    turn = 0;
+    const warmup = params.warmupMs > 0 ? await cannon(params, params.warmupMs) : undefined;
+    const result = { ...(await cannon(params, params.durationMs)), warmupSucceeded: warmup?.succeeded ?? 0 };
+    // Loud, for every figure built on this: the rate counts only the successes.
+    if (result.failed > 0) {
+      console.error(`!! load on ${params.url}: ${result.failed} of ${result.requests + result.socketErrors} requests FAILED; requests/s counts only the ${result.succeeded} that succeeded. First: ${result.firstError ?? '(a socket error or timeout)'}`);
+    }
+    return result;
   },
 });

@@ -136,7 +136,7 @@ export function renderScale(scale: ScaleResults): string[] {
           cpuCell(f.api.cpu),
         ]),
       ),
-      ...w.figures.map((f) => `${f.name}: ${f.description}; ${f.apiEffect}; raw p50 ${formatMs(f.rawTriggersOn.latency.p50)} ms on, ${formatMs(f.rawTriggersOff.latency.p50)} ms off` +
+      ...w.figures.map((f) => `${f.name}: ${f.description}; ${f.work}; raw p50 ${formatMs(f.rawTriggersOn.latency.p50)} ms on, ${formatMs(f.rawTriggersOff.latency.p50)} ms off` +
         (f.api.firstError ? `; API error sample: ${f.api.firstError}` : '') +
         (f.rawTriggersOn.firstError ? `; raw error sample: ${f.rawTriggersOn.firstError}` : '')),
     );
