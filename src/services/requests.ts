@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { Queryable } from '../db/client.js';
 import { contentRequests, users } from '../db/tables.js';
 import { badInput, notFound, ServiceError } from './errors.js';
+import { preparedPerDatabase } from './prepared.js';
 import { inTransaction } from './transaction.js';
 import { isStorableDate, metadataObject, optionalText, parseInput, requiredText, uuid } from './validation.js';
 import {
@@ -93,19 +94,15 @@ export async function submitRequest(
   const student = await findStudentFor(db, viewer, studentId);
   const key = storedCorrelationId(viewer, fields.correlationId);
 
-  const [inserted] = await db
-    .insert(contentRequests)
-    .values({
-      ...key,
-      studentId: student.userId,
-      organizationId: student.organizationId,
-      topic: fields.topic,
-      studentQuery: fields.studentQuery,
-      gradeLevel: fields.gradeLevel ?? null,
-      metadata: fields.metadata ?? {},
-    })
-    .onConflictDoNothing({ target: contentRequests.correlationId })
-    .returning();
+  const [inserted] = await insertRequest(db).execute({
+    ...key,
+    studentId: student.userId,
+    organizationId: student.organizationId,
+    topic: fields.topic,
+    studentQuery: fields.studentQuery,
+    gradeLevel: fields.gradeLevel ?? null,
+    metadata: fields.metadata ?? {},
+  });
   if (inserted) return { request: inserted, created: true };
 
   // Someone got there first; under READ COMMITTED this new statement sees their row.
@@ -136,13 +133,37 @@ export async function submitRequest(
  */
 async function findStudentFor(db: Queryable, viewer: Viewer, studentId: string) {
   assertMaySubmitFor(viewer, studentId);
-  const [student] = await db
-    .select({ userId: users.userId, organizationId: users.organizationId })
-    .from(users)
-    .where(eq(users.userId, studentId));
+  const [student] = await studentById(db).execute({ id: studentId });
   if (!student || !canSubmitFor(viewer, student)) throw badInput('studentId', 'is not a student you can submit for');
   return studentId === viewer.userId ? { ...student, organizationId: viewer.organizationId } : student;
 }
+
+// Every submit runs these two: built once (prepared.ts), not on each call.
+const studentById = preparedPerDatabase((db) =>
+  db
+    .select({ userId: users.userId, organizationId: users.organizationId })
+    .from(users)
+    .where(eq(users.userId, sql.placeholder('id')))
+    .prepare('submit_student'),
+);
+
+const insertRequest = preparedPerDatabase((db) =>
+  db
+    .insert(contentRequests)
+    .values({
+      correlationId: sql.placeholder('correlationId'),
+      submittedCorrelationId: sql.placeholder('submittedCorrelationId'),
+      studentId: sql.placeholder('studentId'),
+      organizationId: sql.placeholder('organizationId'),
+      topic: sql.placeholder('topic'),
+      studentQuery: sql.placeholder('studentQuery'),
+      gradeLevel: sql.placeholder('gradeLevel'),
+      metadata: sql.placeholder('metadata'),
+    })
+    .onConflictDoNothing({ target: contentRequests.correlationId })
+    .returning()
+    .prepare('submit_request'),
+);
 
 // ---------------------------------------------------------------------------
 // Listing, newest first, in keyset pages on (created_at, id)

@@ -10,7 +10,8 @@ import { contentRequests, contentStageStatus, pipelineStageDefinitions, requestS
 import { badInput, notFound, ServiceError } from './errors.js';
 import { listPipelineStages, REPORT_REFUSING_STATUSES } from './pipeline.js';
 import type { ContentRequest } from './requests.js';
-import { inTransaction } from './transaction.js';
+import { preparedPerDatabase } from './prepared.js';
+import { withRetries } from './transaction.js';
 import { metadataObject, optionalText, parseInput, requiredText, uuid } from './validation.js';
 import { assertCanReportStages, type Viewer } from './access.js';
 
@@ -44,50 +45,51 @@ export async function reportStage(
     throw badInput('stage', `is not a pipeline stage; the stages are ${stages.map((s) => s.stageName).join(', ')}`);
   }
 
-  return inTransaction(db, async (tx) => {
-    // Lock the request before its stage, in the order the trigger does, so
-    // concurrent reports on one request queue instead of deadlocking.
-    const [request] = await tx
-      .select({ status: contentRequests.status })
-      .from(contentRequests)
-      .where(eq(contentRequests.id, report.requestId))
-      .for('no key update');
+  const errorMessage = report.status === 'failed' ? (report.errorMessage ?? `${report.stage} failed`) : null;
+  for (let attempt = 1; ; attempt++) {
+    // One statement (one round trip, its own transaction): lock the request
+    // before its stage, in the order the trigger does, so concurrent reports
+    // on one request queue instead of deadlocking; skip a request the report
+    // may not touch (checked again on the row as it is once the lock is ours);
+    // upsert the stage. The triggers move the request and log the event.
+    const reported = await withRetries(async () =>
+      // Both drivers answer with { rows }; Queryable's type cannot say which.
+      (await db.execute(sql`
+        insert into request_stages (request_id, stage_name, status, progress_percentage, error_message, metadata)
+        select r.id, ${report.stage}::varchar, ${report.status}::content_stage_status, ${report.progress ?? 0}::int,
+               ${errorMessage}::text, ${JSON.stringify(report.metadata ?? {})}::jsonb
+          from content_requests r
+         where r.id = ${report.requestId}::uuid
+           and r.status not in (${sql.join([...REPORT_REFUSING_STATUSES].map((status) => sql`${status}`), sql`, `)})
+           for no key update of r
+        on conflict (request_id, stage_name) do update set
+          status = excluded.status,
+          -- No progress in the report: keep the stage's own (the timing trigger restarts it at 0 on a restart).
+          progress_percentage = coalesce(${report.progress ?? null}::int, request_stages.progress_percentage),
+          error_message = excluded.error_message,
+          metadata = request_stages.metadata || excluded.metadata
+        returning request_id`)) as { rows: { request_id: string }[] },
+    );
+    if (reported.rows.length > 0) break;
+    // Nothing written: say why (rarely, a retry of the request came in between: then report again).
+    const [request] = await db.select({ status: contentRequests.status }).from(contentRequests).where(eq(contentRequests.id, report.requestId));
     if (!request) throw notFound('content request', report.requestId);
-    if (REPORT_REFUSING_STATUSES.has(request.status)) {
+    if (REPORT_REFUSING_STATUSES.has(request.status) || attempt === 3) {
       throw new ServiceError(
         'INVALID_TRANSITION',
         `content request ${report.requestId} is ${request.status}; no stage can be reported on it` +
           (request.status === 'failed' ? ' until it is retried' : ''),
       );
     }
-
-    const errorMessage = report.status === 'failed' ? (report.errorMessage ?? `${report.stage} failed`) : null;
-    await tx
-      .insert(requestStages)
-      .values({
-        requestId: report.requestId,
-        stageName: report.stage,
-        status: report.status,
-        progressPercentage: report.progress ?? 0,
-        errorMessage,
-        metadata: report.metadata ?? {},
-      })
-      .onConflictDoUpdate({
-        target: [requestStages.requestId, requestStages.stageName],
-        set: {
-          status: report.status,
-          // No progress in the report: keep the stage's own (the timing trigger restarts it at 0 on a restart).
-          progressPercentage:
-            report.progress ?? sql`${requestStages.progressPercentage}`,
-          errorMessage,
-          metadata: sql`${requestStages.metadata} || excluded.metadata`,
-        },
-      });
-
-    const [updated] = await tx.select().from(contentRequests).where(eq(contentRequests.id, report.requestId));
-    return updated!;
-  });
+  }
+  // The request once the report has committed (a later report may already show in it).
+  const [updated] = await requestById(db).execute({ id: report.requestId });
+  return updated!;
 }
+
+const requestById = preparedPerDatabase((db) =>
+  db.select().from(contentRequests).where(eq(contentRequests.id, sql.placeholder('id'))).prepare('report_stage_request'),
+);
 
 /** Stages of many requests, in pipeline order: one query for a whole page. */
 export async function stagesOfRequests(

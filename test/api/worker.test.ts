@@ -155,4 +155,21 @@ describe('what the worker protocol refuses', () => {
       'VALIDATING',
     );
   });
+
+  test('a report without progress keeps the stage’s and merges its metadata; one on a request that does not exist is NOT_FOUND', async () => {
+    const { id } = await submit('worker-keep-1');
+    dataOf(await report({ requestId: id, stage: 'validation', status: 'IN_PROGRESS', progress: 60, metadata: { worker: 'a' } }));
+    const again = dataOf(await report({ requestId: id, stage: 'validation', status: 'IN_PROGRESS', metadata: { attempt: 2 } })).reportStage;
+    expect(again.progressPercentage).toBe(3); // 5 × 60%, kept
+    const stage = dataOf(
+      await app.graphql(`query ($id: ID!) { contentRequest(id: $id) { stages { stage progressPercentage metadata } } }`, {
+        token: studentToken,
+        variables: { id },
+      }),
+    ).contentRequest.stages[0];
+    expect(stage).toEqual({ stage: 'validation', progressPercentage: 60, metadata: { worker: 'a', attempt: 2 } });
+
+    const missing = await report({ requestId: '00000000-0000-4000-8000-000000000000', stage: 'validation', status: 'IN_PROGRESS' });
+    expect(onlyError(missing).extensions?.code).toBe('NOT_FOUND');
+  });
 });

@@ -1,0 +1,18 @@
+import type { Queryable } from '../db/client.js';
+
+/**
+ * A statement built once per database rather than on every call (Drizzle
+ * otherwise rebuilds its SQL each time, a hot path's largest cost in the
+ * service); on a server it is a named statement, parsed once per connection.
+ */
+export function preparedPerDatabase<T>(prepare: (db: Queryable) => T): (db: Queryable) => T {
+  const prepared = new WeakMap<Queryable, T>();
+  return (db) => {
+    let statement = prepared.get(db);
+    if (statement === undefined) {
+      statement = prepare(db);
+      prepared.set(db, statement);
+    }
+    return statement;
+  };
+}
