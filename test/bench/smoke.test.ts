@@ -133,6 +133,9 @@ describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode: data, que
     for (const figure of writes.figures) {
       expect(figure.api.requests).toBeGreaterThan(0);
       expect(figure.api.non2xx + figure.api.graphqlErrors, figure.api.firstError).toBe(0);
+      expect(figure.api.failed, figure.api.firstError).toBe(0);
+      // Equal work: each side's changes each wrote their rows and one event.
+      expect(figure.unequalWork, figure.work).toEqual([]);
       for (const raw of [figure.rawTriggersOn, figure.rawTriggersOff]) {
         expect(raw.errors, raw.firstError).toBe(0);
         expect(raw.transactions).toBeGreaterThan(0);
