@@ -5,7 +5,7 @@
  * whichever this process provisioned first, so what a request needs from the
  * caller (their organization) comes from the token itself (requests.ts).
  */
-import { inArray, or, sql } from 'drizzle-orm';
+import { inArray, sql } from 'drizzle-orm';
 import type { Queryable } from '../db/client.js';
 import { organizations, users } from '../db/tables.js';
 import type { Viewer } from './access.js';
@@ -31,25 +31,25 @@ export class ProvisionedViewers {
   }
 }
 
+/**
+ * The viewer's organization and user row in one statement (one round trip on a
+ * viewer's first request): the organization's insert is a CTE, and the
+ * foreign key is checked at the statement's end, after it.
+ */
 export async function provisionViewer(db: Queryable, viewer: Viewer): Promise<void> {
-  if (viewer.organizationId) {
-    await db
-      .insert(organizations)
-      .values({ organizationId: viewer.organizationId, name: viewer.organizationId })
-      .onConflictDoNothing();
-  }
-  await db
-    .insert(users)
-    .values({ userId: viewer.userId, role: viewer.role, organizationId: viewer.organizationId })
-    .onConflictDoUpdate({
-      target: users.userId,
-      set: { role: viewer.role, organizationId: viewer.organizationId },
-      // Only when something changed: no needless row versions or updated_at churn.
-      setWhere: or(
-        sql`${users.role} is distinct from excluded.role`,
-        sql`${users.organizationId} is distinct from excluded.organization_id`,
-      ),
-    });
+  const organizationId = viewer.organizationId;
+  await db.execute(sql`
+    with organization as (
+      insert into ${organizations} (${sql.identifier(organizations.organizationId.name)}, ${sql.identifier(organizations.name.name)})
+      select ${organizationId}::varchar, ${organizationId}::varchar where ${organizationId}::varchar is not null
+      on conflict do nothing
+    )
+    insert into ${users} (${sql.identifier(users.userId.name)}, ${sql.identifier(users.role.name)}, ${sql.identifier(users.organizationId.name)})
+    values (${viewer.userId}, ${viewer.role}, ${organizationId})
+    on conflict (${sql.identifier(users.userId.name)}) do update
+      set ${sql.identifier(users.role.name)} = excluded.role, ${sql.identifier(users.organizationId.name)} = excluded.organization_id
+      -- Only when something changed: no needless row versions or updated_at churn.
+      where ${users.role} is distinct from excluded.role or ${users.organizationId} is distinct from excluded.organization_id`);
 }
 
 export async function usersByIds(db: Queryable, ids: readonly string[]): Promise<User[]> {
