@@ -34,21 +34,28 @@ export class ProvisionedViewers {
 /**
  * The viewer's organization and user row in one statement (one round trip on a
  * viewer's first request): the organization's insert is a CTE, and the
- * foreign key is checked at the statement's end, after it.
+ * foreign key is checked at the statement's end, after it. A user row already
+ * as the token says is not touched at all: ON CONFLICT DO UPDATE locks the
+ * row even when its WHERE is false, which makes a read a write transaction
+ * (a transaction id, WAL, a commit that waits for the flush).
  */
 export async function provisionViewer(db: Queryable, viewer: Viewer): Promise<void> {
-  const organizationId = viewer.organizationId;
+  const { userId, role, organizationId } = viewer;
+  const column = (c: { name: string }) => sql.identifier(c.name);
   await db.execute(sql`
     with organization as (
-      insert into ${organizations} (${sql.identifier(organizations.organizationId.name)}, ${sql.identifier(organizations.name.name)})
+      insert into ${organizations} (${column(organizations.organizationId)}, ${column(organizations.name)})
       select ${organizationId}::varchar, ${organizationId}::varchar where ${organizationId}::varchar is not null
       on conflict do nothing
     )
-    insert into ${users} (${sql.identifier(users.userId.name)}, ${sql.identifier(users.role.name)}, ${sql.identifier(users.organizationId.name)})
-    values (${viewer.userId}, ${viewer.role}, ${organizationId})
-    on conflict (${sql.identifier(users.userId.name)}) do update
-      set ${sql.identifier(users.role.name)} = excluded.role, ${sql.identifier(users.organizationId.name)} = excluded.organization_id
-      -- Only when something changed: no needless row versions or updated_at churn.
+    insert into ${users} (${column(users.userId)}, ${column(users.role)}, ${column(users.organizationId)})
+    select ${userId}::varchar, ${role}::varchar, ${organizationId}::varchar
+    where not exists (
+      select from ${users}
+      where ${users.userId} = ${userId} and ${users.role} = ${role} and ${users.organizationId} is not distinct from ${organizationId}::varchar
+    )
+    on conflict (${column(users.userId)}) do update
+      set ${column(users.role)} = excluded.role, ${column(users.organizationId)} = excluded.organization_id
       where ${users.role} is distinct from excluded.role or ${users.organizationId} is distinct from excluded.organization_id`);
 }
 
