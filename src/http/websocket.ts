@@ -47,13 +47,31 @@ const SENT_MARK = '\u0000sent';
 const ALREADY_SENT = { toJSON: () => SENT_MARK };
 const ALREADY_SENT_FRAME_END = `"payload":${JSON.stringify(SENT_MARK)}}`;
 
-/** Drops graphql-ws's stand-in frames; every other frame goes out as usual. */
-function dropStandInFrames(socket: WebSocket): void {
+/**
+ * Every frame the socket sends goes through here: graphql-ws's stand-in
+ * frames are dropped, and the frames of one turn of the event loop leave in
+ * one write (one event fans out to many subscriptions on a socket: a system
+ * call each was the service's largest cost, by profile).
+ */
+function sendThroughBatches(socket: WebSocket): void {
+  // ws has no public cork; its underlying TCP socket does.
+  const tcp = (socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    tcp?.uncork();
+  };
   socket.send = function send(this: WebSocket, data: unknown, ...rest: unknown[]) {
     // A real `next` payload is an object: only the stand-in ends with a string payload.
     if (typeof data === 'string' && data.endsWith(ALREADY_SENT_FRAME_END)) {
       (rest.at(-1) as ((error?: Error) => void) | undefined)?.();
       return;
+    }
+    if (!corked && tcp) {
+      corked = true;
+      tcp.cork();
+      // After the microtasks queued now: a fan-out's frames are all written by then.
+      process.nextTick(uncork);
     }
     // Looked up on the prototype at each call: whoever wraps ws's send later (the benchmark) still sees every frame.
     return (WebSocket.prototype.send as (...args: unknown[]) => void).call(this, data, ...rest);
@@ -98,7 +116,7 @@ export function attachWebSocketTransport(options: {
   const { graphql, authenticate, limits } = options;
   const logger = options.logger.child({ component: 'websocket' });
   const sockets = new WebSocketServer({ server: options.server, path: '/graphql', maxPayload: limits.maxPayloadBytes });
-  sockets.on('connection', dropStandInFrames);
+  sockets.on('connection', sendThroughBatches);
   // Operations running now; on close we let them complete (the client gets
   // `complete`, not a dropped socket) before the sockets go.
   let running = 0;
