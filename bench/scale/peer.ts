@@ -8,11 +8,13 @@
  * service's: the same requests, in the same order.
  */
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { CpuMeter } from '../lib/cpu.js';
 import { forkRpcChild, type RpcChild } from '../lib/rpc.js';
 import { round } from '../lib/stats.js';
 import type { CannonParams, CannonResult, Throughput } from './client.js';
 import type { ScalePlan } from './plan.js';
+import { summarizePlan } from './queries.js';
 import type { Samples } from './samples.js';
 
 export type PeerKey = 'v5' | 'v4';
@@ -23,6 +25,8 @@ export type PeerRow = {
   query: string;
   /** Requests on the heaviest student's page, found equal to the service's before timing. */
   checkedRequests: number;
+  /** The peer's own SQL for that page (as pg_stat_activity showed it) under EXPLAIN ANALYZE; null if not found. */
+  plan: PeerPlan | null;
   theirs: Throughput;
   /** Ours over theirs. */
   ratio: { requestsPerSecond: number; p50: number; p99: number };
@@ -61,6 +65,60 @@ const PEERS: { key: PeerKey; module: string; query: string; note: string }[] = [
 ];
 
 type Page = { ids: string[]; hasNextPage: boolean };
+
+export type PeerPlan = {
+  sql: string;
+  /** Node types in pre-order, as the query patterns print them. */
+  nodes: string[];
+  sorts: boolean;
+  /** The plan again once PEER_INDEX exists, when the first one sorted. */
+  withPeerIndex?: { nodes: string[]; sorts: boolean };
+};
+
+/**
+ * PostGraphile orders CREATED_AT_DESC as plain DESC (NULLS FIRST), which the
+ * schema's DESC NULLS LAST indexes cannot serve, so each of its pages would
+ * sort. When its plan sorts, this index (its order, for its condition) is
+ * made in the benchmark's database only, for the peer phase only: the peers
+ * are timed with an index they can use, as the service is.
+ */
+const PEER_INDEX = 'bench_peer_student_created_desc';
+const PEER_INDEX_SQL = `create index if not exists ${PEER_INDEX} on content_requests (student_id, created_at desc, id desc)`;
+const APPLICATION_NAME: Record<PeerKey, string> = { v5: 'tracker-bench:postgraphile5', v4: 'tracker-bench:postgraphile' };
+
+/** The last statement the peer's connections ran on content_requests (the page just fetched), explained with the student as $1. */
+async function explainPeerPage(sql: pg.Client, key: PeerKey, studentId: string): Promise<{ sql: string; nodes: string[]; sorts: boolean } | null> {
+  const { rows } = await sql.query<{ query: string }>(
+    `select query from pg_stat_activity where datname = current_database() and application_name = $1 and query ilike '%content_requests%' order by query_start desc limit 1`,
+    [APPLICATION_NAME[key]],
+  );
+  const text = rows[0]?.query;
+  // Only a statement whose one parameter is the student can be replayed here.
+  if (!text || new Set(text.match(/\$\d+/g)).size !== 1 || !text.includes('$1')) return null;
+  // pg_stat_activity cuts a statement at track_activity_query_size (v4's is longer): then it does not parse.
+  const explained = await sql
+    .query<{ 'QUERY PLAN': unknown }>(`explain (analyze, buffers, format json) ${text}`, [studentId])
+    .catch(() => null);
+  if (!explained) return null;
+  const { nodes } = summarizePlan(explained.rows[0]!['QUERY PLAN']);
+  return { sql: text.replace(/\s+/g, ' ').trim(), nodes, sorts: nodes.some((node) => /^(Incremental )?Sort/.test(node)) };
+}
+
+/** The peer's plan for the page; when it sorts, PEER_INDEX is made and the plan read again. */
+async function checkPeerPlan(sql: pg.Client, key: PeerKey, studentId: string, log: (line: string) => void): Promise<PeerPlan | null> {
+  const first = await explainPeerPage(sql, key, studentId);
+  if (!first) {
+    log(`  ${key}: its SQL for the page was not found whole in pg_stat_activity; its plan is not checked`);
+    return null;
+  }
+  log(`  ${key} plan: ${first.nodes.join(' › ')}${first.sorts ? ' — sorts' : ''}`);
+  if (!first.sorts) return first;
+  await sql.query(PEER_INDEX_SQL);
+  const again = await explainPeerPage(sql, key, studentId);
+  const withPeerIndex = again ? { nodes: again.nodes, sorts: again.sorts } : { nodes: [], sorts: true };
+  log(`  ${key} plan with ${PEER_INDEX}: ${withPeerIndex.nodes.join(' › ')}`);
+  return { ...first, withPeerIndex };
+}
 
 /** The history page's ids, fetched once outside the timed load. */
 async function fetchPage(url: string, query: string, variables: Record<string, unknown>, token?: string): Promise<Page> {
@@ -116,43 +174,52 @@ export async function measurePeer(
     }
   };
   const heaviest = samples.heaviest;
-  const ourPage = await fetchPage(ourUrl, OUR_HISTORY, {}, heaviest.token);
-  const ours = await load({ url: ourUrl, query: OUR_HISTORY, variants: students.map((s) => ({ variables: {}, token: s.token })) });
-  log(`  service: ${Math.round(ours.requestsPerSecond)} requests/s, p99 ${ours.latency.p99} ms`);
+  const sql = new pg.Client({ connectionString: databaseUrl, application_name: 'tracker-bench:peer-plans' });
+  await sql.connect();
+  try {
+    const ourPage = await fetchPage(ourUrl, OUR_HISTORY, {}, heaviest.token);
+    const ours = await load({ url: ourUrl, query: OUR_HISTORY, variants: students.map((s) => ({ variables: {}, token: s.token })) });
+    log(`  service: ${Math.round(ours.requestsPerSecond)} requests/s, p99 ${ours.latency.p99} ms`);
 
-  const peers: PeerRow[] = [];
-  for (const { key, module, query, note } of PEERS) {
-    const peerProcess = forkRpcChild(fileURLToPath(new URL(module, import.meta.url)));
-    try {
-      const peer = await peerProcess.call<{ url: string; version: string; graphqlVersion: string; node: string }>('start', {
-        databaseUrl,
-        poolSize: plan.poolSize,
-      });
-      const theirPage = await fetchPage(peer.url, query, { s: heaviest.id });
-      if (theirPage.ids.join() !== ourPage.ids.join() || theirPage.hasNextPage !== ourPage.hasNextPage) {
-        throw new Error(
-          `PostGraphile ${peer.version} answers the heaviest student's history page differently from the service ` +
-            `(${theirPage.ids.length} requests, hasNextPage ${theirPage.hasNextPage}; the service: ` +
-            `${ourPage.ids.length}, ${ourPage.hasNextPage}): not timing it`,
-        );
+    const peers: PeerRow[] = [];
+    for (const { key, module, query, note } of PEERS) {
+      const peerProcess = forkRpcChild(fileURLToPath(new URL(module, import.meta.url)));
+      try {
+        const peer = await peerProcess.call<{ url: string; version: string; graphqlVersion: string; node: string }>('start', {
+          databaseUrl,
+          poolSize: plan.poolSize,
+        });
+        const theirPage = await fetchPage(peer.url, query, { s: heaviest.id });
+        if (theirPage.ids.join() !== ourPage.ids.join() || theirPage.hasNextPage !== ourPage.hasNextPage) {
+          throw new Error(
+            `PostGraphile ${peer.version} answers the heaviest student's history page differently from the service ` +
+              `(${theirPage.ids.length} requests, hasNextPage ${theirPage.hasNextPage}; the service: ` +
+              `${ourPage.ids.length}, ${ourPage.hasNextPage}): not timing it`,
+          );
+        }
+        const peerPlan = await checkPeerPlan(sql, key, heaviest.id, log);
+        const theirs = await load({ url: peer.url, query, variants: students.map((s) => ({ variables: { s: s.id } })) }, peerProcess.pid);
+        log(`  PostGraphile ${peer.version}: ${Math.round(theirs.requestsPerSecond)} requests/s, p99 ${theirs.latency.p99} ms`);
+        peers.push({
+          key,
+          peer: { name: 'PostGraphile', ...peer, note },
+          query,
+          checkedRequests: theirPage.ids.length,
+          plan: peerPlan,
+          theirs,
+          ratio: {
+            requestsPerSecond: round(ours.requestsPerSecond / theirs.requestsPerSecond),
+            p50: round(ours.latency.p50 / theirs.latency.p50),
+            p99: round(ours.latency.p99 / theirs.latency.p99),
+          },
+        });
+      } finally {
+        await peerProcess.close();
       }
-      const theirs = await load({ url: peer.url, query, variants: students.map((s) => ({ variables: { s: s.id } })) }, peerProcess.pid);
-      log(`  PostGraphile ${peer.version}: ${Math.round(theirs.requestsPerSecond)} requests/s, p99 ${theirs.latency.p99} ms`);
-      peers.push({
-        key,
-        peer: { name: 'PostGraphile', ...peer, note },
-        query,
-        checkedRequests: theirPage.ids.length,
-        theirs,
-        ratio: {
-          requestsPerSecond: round(ours.requestsPerSecond / theirs.requestsPerSecond),
-          p50: round(ours.latency.p50 / theirs.latency.p50),
-          p99: round(ours.latency.p99 / theirs.latency.p99),
-        },
-      });
-    } finally {
-      await peerProcess.close();
     }
+    return { connections: plan.connections, poolSize: plan.poolSize, query: OUR_HISTORY, ours, peers };
+  } finally {
+    await sql.query(`drop index if exists ${PEER_INDEX}`);
+    await sql.end();
   }
-  return { connections: plan.connections, poolSize: plan.poolSize, query: OUR_HISTORY, ours, peers };
 }

@@ -2,6 +2,7 @@
 import { formatCount, formatMs, formatRatio, renderTable } from '../lib/table.js';
 import type { CpuShares } from '../lib/cpu.js';
 import type { ScaleResults, Throughput } from './suite.js';
+import type { PeerPlan } from './peer.js';
 
 const cpuCell = (c: CpuShares) =>
   [c.server, c.driver, c.postgres, c.other].map((v) => (Number.isFinite(v) ? Math.round(v * 100) : '–')).join(' / ');
@@ -100,6 +101,7 @@ export function renderScale(scale: ScaleResults): string[] {
         ],
       ),
       ...p.peers.map((r) => `note, ${r.peer.name} ${r.peer.version}: ${r.peer.note}`),
+      ...p.peers.map((r) => `plan, ${r.peer.name} ${r.peer.version}: ${peerPlanLine(r.plan)}`),
     );
     if (p.ours.firstError) out.push(`service error sample: ${p.ours.firstError}`);
     for (const r of p.peers) if (r.theirs.firstError) out.push(`${r.peer.name} ${r.peer.version} error sample: ${r.theirs.firstError}`);
@@ -175,4 +177,11 @@ export function renderScale(scale: ScaleResults): string[] {
   }
 
   return out;
+}
+
+function peerPlanLine(plan: PeerPlan | null): string {
+  if (!plan) return 'not checked (its statement was not found whole in pg_stat_activity)';
+  const first = `${plan.nodes.join(' › ')}${plan.sorts ? ' (sorts)' : ''}`;
+  if (!plan.withPeerIndex) return first;
+  return `${first}; timed with an index in its order (created_at DESC, NULLS FIRST) made for it in this database: ${plan.withPeerIndex.nodes.join(' › ')}`;
 }

@@ -23,6 +23,11 @@ export type VerifiedToken = { viewer: Viewer; /** From `exp`; a WebSocket is clo
 
 export type TokenVerifier = (token: string) => Promise<VerifiedToken>;
 
+/** Verified tokens remembered, at most (about 3 MB of 300-byte tokens). */
+const VERIFIED_CAPACITY = 10_000;
+/** A remembered verification is redone after this long, so a key dropped from a JWKS stops being honoured. */
+const VERIFIED_TTL_MS = 5 * 60_000;
+
 export function createTokenVerifier(auth: AuthConfig, secret?: Uint8Array): TokenVerifier {
   let key: KeyObject | JWTVerifyGetKey;
   let algorithms: string[];
@@ -46,7 +51,10 @@ export function createTokenVerifier(auth: AuthConfig, secret?: Uint8Array): Toke
     clockTolerance: auth.clockSkewSeconds,
   };
 
-  return async (token) => {
+  // Successes only, keyed by the whole token (signature included): a changed
+  // or forged token is never found, and a refusal is decided by jose each time.
+  const verified = new Map<string, { result: VerifiedToken; until: number }>();
+  const verify: TokenVerifier = async (token) => {
     let payload: unknown;
     try {
       // The overloads differ only in the key's type.
@@ -66,10 +74,22 @@ export function createTokenVerifier(auth: AuthConfig, secret?: Uint8Array): Toke
     if (exp - iat > auth.maxLifetimeSeconds) {
       throw new ServiceError('UNAUTHENTICATED', `the token's exp claim is more than ${auth.maxLifetimeSeconds} s after its iat (the longest lifetime accepted)`);
     }
-    return {
+    const result = {
       viewer: { userId: claims.data.sub, role: claims.data.role, organizationId: claims.data.organization_id ?? null },
       expiresAt: new Date(exp * 1000),
     };
+    // Never past exp or the longest lifetime (without the clock skew: past them, jose decides again).
+    const until = Math.min(exp * 1000, (iat + auth.maxLifetimeSeconds) * 1000, Date.now() + VERIFIED_TTL_MS);
+    if (verified.size >= VERIFIED_CAPACITY) verified.delete(verified.keys().next().value!);
+    verified.set(token, { result, until });
+    return result;
+  };
+
+  return async (token) => {
+    const known = verified.get(token);
+    if (known && Date.now() < known.until) return known.result;
+    if (known) verified.delete(token);
+    return verify(token);
   };
 }
 

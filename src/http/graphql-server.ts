@@ -33,6 +33,7 @@ import { graphiqlOptions, graphiqlPage } from './graphiql.js';
 import type { Metrics } from './metrics.js';
 import { useMutationLimits } from './mutation-limits.js';
 import { usePersistedQueries } from './persisted-queries.js';
+import { subscribeSharingResults } from '../live/shared-results.js';
 
 // The cost model counts what a document can fetch: each field (1, an object 2)
 // times the `first` of the lists around it, with no extra factor per level
@@ -214,6 +215,8 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
       useValidationErrorCodes(),
       ...(options.mutationLimiter ? [useMutationLimits(options.mutationLimiter)] : []),
       options.metrics.plugin,
+      // Subscribers of one event with the same operation and variables share its execution.
+      { onSubscribe: ({ setSubscribeFn }) => setSubscribeFn(subscribeSharingResults) } satisfies Plugin,
       useReadinessCheck({
         endpoint: '/ready',
         // false, not the error: its message would reach the response body.

@@ -5,7 +5,7 @@
  * whichever this process provisioned first, so what a request needs from the
  * caller (their organization) comes from the token itself (requests.ts).
  */
-import { inArray, or, sql } from 'drizzle-orm';
+import { inArray, sql } from 'drizzle-orm';
 import type { Queryable } from '../db/client.js';
 import { organizations, users } from '../db/tables.js';
 import type { Viewer } from './access.js';
@@ -31,25 +31,32 @@ export class ProvisionedViewers {
   }
 }
 
+/**
+ * The viewer's organization and user row in one statement (one round trip on a
+ * viewer's first request): the organization's insert is a CTE, and the
+ * foreign key is checked at the statement's end, after it. A user row already
+ * as the token says is not touched at all: ON CONFLICT DO UPDATE locks the
+ * row even when its WHERE is false, which makes a read a write transaction
+ * (a transaction id, WAL, a commit that waits for the flush).
+ */
 export async function provisionViewer(db: Queryable, viewer: Viewer): Promise<void> {
-  if (viewer.organizationId) {
-    await db
-      .insert(organizations)
-      .values({ organizationId: viewer.organizationId, name: viewer.organizationId })
-      .onConflictDoNothing();
-  }
-  await db
-    .insert(users)
-    .values({ userId: viewer.userId, role: viewer.role, organizationId: viewer.organizationId })
-    .onConflictDoUpdate({
-      target: users.userId,
-      set: { role: viewer.role, organizationId: viewer.organizationId },
-      // Only when something changed: no needless row versions or updated_at churn.
-      setWhere: or(
-        sql`${users.role} is distinct from excluded.role`,
-        sql`${users.organizationId} is distinct from excluded.organization_id`,
-      ),
-    });
+  const { userId, role, organizationId } = viewer;
+  const column = (c: { name: string }) => sql.identifier(c.name);
+  await db.execute(sql`
+    with organization as (
+      insert into ${organizations} (${column(organizations.organizationId)}, ${column(organizations.name)})
+      select ${organizationId}::varchar, ${organizationId}::varchar where ${organizationId}::varchar is not null
+      on conflict do nothing
+    )
+    insert into ${users} (${column(users.userId)}, ${column(users.role)}, ${column(users.organizationId)})
+    select ${userId}::varchar, ${role}::varchar, ${organizationId}::varchar
+    where not exists (
+      select from ${users}
+      where ${users.userId} = ${userId} and ${users.role} = ${role} and ${users.organizationId} is not distinct from ${organizationId}::varchar
+    )
+    on conflict (${column(users.userId)}) do update
+      set ${column(users.role)} = excluded.role, ${column(users.organizationId)} = excluded.organization_id
+      where ${users.role} is distinct from excluded.role or ${users.organizationId} is distinct from excluded.organization_id`);
 }
 
 export async function usersByIds(db: Queryable, ids: readonly string[]): Promise<User[]> {

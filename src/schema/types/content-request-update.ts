@@ -3,6 +3,7 @@
  * subscriptions that send them: contentRequestProgress (one request) and
  * contentRequestUpdates (every request in the viewer's reach).
  */
+import { SAME_FOR_EVERY_VIEWER } from '../../live/shared-results.js';
 import { requestProgressStream, requestUpdatesStream, type Update } from '../../live/subscriptions.js';
 import { eventEta } from '../../services/eta.js';
 import { getRequest } from '../../services/requests.js';
@@ -20,39 +21,47 @@ const UpdateKindEnum = builder.enumType('ContentRequestUpdateKind', {
   } as const,
 });
 
+// Fields whose value depends on the update alone: subscribers of one event share their execution (live/shared-results.ts).
+const sameForEveryViewer = { extensions: { [SAME_FOR_EVERY_VIEWER]: true } };
+
 const UpdateRef = builder.objectRef<Update>('ContentRequestUpdate').implement({
   description:
     'One message of a live subscription: the request’s state at that point, and the change that led to it (none for a snapshot).',
   fields: (t) => ({
-    kind: t.field({ type: UpdateKindEnum, resolve: (update) => update.kind }),
-    cursor: t.string({
+    kind: t.field({ type: UpdateKindEnum, ...sameForEveryViewer, resolve: (update) => update.kind }),
+    cursor: t.string({ ...sameForEveryViewer,
       description: 'Resume contentRequestUpdates after this message with `after: cursor`.',
       resolve: (update) => String(update.kind === 'event' ? update.event.position : update.position),
     }),
-    requestId: t.id({ resolve: (update) => (update.kind === 'event' ? update.event.requestId : update.request.id) }),
-    sequence: t.field({
+    requestId: t.id({ ...sameForEveryViewer, resolve: (update) => (update.kind === 'event' ? update.event.requestId : update.request.id) }),
+    sequence: t.field({ ...sameForEveryViewer,
       type: 'BigInt',
       description: 'Resume contentRequestProgress after this message with `afterSequence: sequence`.',
       resolve: (update) => (update.kind === 'event' ? update.event.sequence : update.sequence),
     }),
-    status: t.field({
+    status: t.field({ ...sameForEveryViewer,
       type: RequestStatusEnum,
       resolve: (update) => (update.kind === 'event' ? update.event.newStatus : update.request.status),
     }),
-    stage: t.string({
+    stage: t.string({ ...sameForEveryViewer,
       nullable: true,
       resolve: (update) => (update.kind === 'event' ? update.event.stage : update.request.currentStage),
     }),
-    progressPercentage: t.int({
+    progressPercentage: t.int({ ...sameForEveryViewer,
       resolve: (update) => (update.kind === 'event' ? update.event.progress : update.request.progressPercentage),
     }),
     // As of delivery: the request's stages are read then, only when asked for, once per event for all its subscribers.
-    ...etaFields(t, (update, ctx) => (update.kind === 'event' ? eventEta(ctx.db, update.event) : ctx.loaders.etas.load(update.request))),
-    event: t.field({
+    ...etaFields(
+      t,
+      (update, ctx) => (update.kind === 'event' ? eventEta(ctx.db, update.event) : ctx.loaders.etas.load(update.request)),
+      sameForEveryViewer,
+    ),
+    event: t.field({ ...sameForEveryViewer,
       type: LiveRequestEventRef,
       nullable: true,
       resolve: (update) => (update.kind === 'event' ? update.event : null),
     }),
+    // Read as the subscriber may see it: never shared.
     request: t.field({
       type: ContentRequestRef,
       description: 'The whole request as it is now: one read per message, so ask for it only when you need more than the state above.',

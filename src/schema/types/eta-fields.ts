@@ -8,9 +8,11 @@ type Types = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer T> ? T
 export function etaFields<Parent>(
   t: PothosSchemaTypes.ObjectFieldBuilder<Types, Parent>,
   etaOf: (parent: Parent, context: GraphQLContext) => Promise<Eta | null>,
+  options: { extensions?: Record<string, unknown> } = {},
 ) {
   return {
     estimatedCompletionAt: t.field({
+      ...options,
       type: 'DateTime',
       nullable: true,
       description:
@@ -18,6 +20,7 @@ export function etaFields<Parent>(
       resolve: async (parent, _args, ctx) => (await etaOf(parent, ctx))?.completionAt ?? null,
     }),
     estimatedSecondsRemaining: t.int({
+      ...options,
       nullable: true,
       description: 'Seconds from now until estimatedCompletionAt (at least a few while a stage runs). Null once completed, failed or cancelled.',
       resolve: async (parent, _args, ctx) => (await etaOf(parent, ctx))?.secondsRemaining ?? null,
