@@ -32,13 +32,14 @@ export type HeapFigure = {
 
 export async function heapPhase(bench: Bench, running: RunningApp, token: string, seeded: Seeded): Promise<HeapFigure> {
   const { driver, plan, log } = bench;
-  const n = seeded.idle.length;
+  const idle = seeded.heapIdle;
+  const n = idle.length;
   const sockets = Math.ceil(n / plan.subscriptionsPerSocket);
   const waitForHub = (count: number) => until(() => running.hub.subscriberCount === count, 60_000);
 
   // Warm up the paths a subscription takes, then let it all go.
   await driver.call('connectSockets', { serverUrl: running.url, token, count: 1 });
-  await driver.call('subscribeIdle', { ids: seeded.idle.slice(0, Math.min(n, 200)) });
+  await driver.call('subscribeIdle', { ids: idle.slice(0, Math.min(n, 200)) });
   await driver.call('unsubscribeIdle');
   await driver.call('disconnectSockets');
   await waitForHub(0);
@@ -52,7 +53,7 @@ export async function heapPhase(bench: Bench, running: RunningApp, token: string
   log(`heap: ${n} idle subscriptions on ${sockets} sockets`);
   await driver.call('connectSockets', { serverUrl: running.url, token, count: sockets });
   const socketsOnly = await serverHeap(running);
-  const opened = await driver.call<{ ms: number }>('subscribeIdle', { ids: seeded.idle });
+  const opened = await driver.call<{ ms: number }>('subscribeIdle', { ids: idle });
   log(`heap: opened ${n} subscriptions in ${Math.round(opened.ms)} ms`);
   await waitForHub(n);
   const hubSubscribersOpen = running.hub.subscriberCount;
@@ -61,7 +62,12 @@ export async function heapPhase(bench: Bench, running: RunningApp, token: string
   await waitForHub(0);
   const hubSubscribersAfterClose = running.hub.subscriberCount;
   const closed = await serverHeap(running);
-  // The sockets stay for the fan-out phase.
+  // The fan-out phase uses these sockets, as many as its own subscribers need.
+  const fanoutSockets = Math.ceil(seeded.idle.length / plan.subscriptionsPerSocket);
+  if (fanoutSockets !== sockets) {
+    await driver.call('disconnectSockets');
+    await driver.call('connectSockets', { serverUrl: running.url, token, count: fanoutSockets });
+  }
   return {
     subscriptions: n,
     sockets,

@@ -18,8 +18,10 @@ export type LivePlan = {
     /** Most changes the writer puts in one transaction when it is behind. */
     maxBatch: number;
   };
-  /** Idle subscriptions for the heap figure, and subscribers of one request for the fan-out figure. */
+  /** Subscribers of one request for the fan-out figure. */
   subscriptions: number;
+  /** Idle subscriptions, each on its own request, open at once for the heap figure. */
+  heapSubscriptions: number;
   subscriptionsPerSocket: number;
   /** Sockets opened (with no subscription) for the heap-per-socket figure. */
   socketSample: number;
@@ -38,6 +40,7 @@ export function livePlan(mode: Mode): LivePlan {
         latency: { rates: [100, 1000], warmupMs: 200, durationMs: () => 500, drainMs: 2_000 },
         ramp: { startRate: 100, maxRate: 200, stepMs: 500, drainMs: 2_000, bisect: 0, maxBatch: 200 },
         subscriptions: 60,
+        heapSubscriptions: 60,
         subscriptionsPerSocket: 20,
         socketSample: 20,
         lateSubscribeSample: 20,
@@ -51,6 +54,7 @@ export function livePlan(mode: Mode): LivePlan {
         latency: { rates: [100, 1000], warmupMs: 1_000, durationMs: (rate) => (rate <= 100 ? 5_000 : 3_000), drainMs: 3_000 },
         ramp: { startRate: 1_000, maxRate: 128_000, stepMs: 2_000, drainMs: 3_000, bisect: 1, maxBatch: 1_000 },
         subscriptions: 1_000,
+        heapSubscriptions: 1_000,
         subscriptionsPerSocket: 100,
         socketSample: 500,
         lateSubscribeSample: 200,
@@ -64,6 +68,7 @@ export function livePlan(mode: Mode): LivePlan {
         latency: { rates: [100, 1000], warmupMs: 3_000, durationMs: (rate) => (rate <= 100 ? 30_000 : 20_000), drainMs: 5_000 },
         ramp: { startRate: 1_000, maxRate: 256_000, stepMs: 5_000, drainMs: 5_000, bisect: 2, maxBatch: 2_000 },
         subscriptions: 10_000,
+        heapSubscriptions: 20_000,
         subscriptionsPerSocket: 100,
         socketSample: 1_000,
         lateSubscribeSample: 500,

@@ -10,7 +10,10 @@ import type { LivePlan } from './plan.js';
 export type Seeded = {
   total: number;
   pool: { id: string; sequence: number }[];
+  /** The fan-out's subscribers' requests (plan.subscriptions): the first of heapIdle. */
   idle: string[];
+  /** One request per idle subscription of the heap figure (plan.heapSubscriptions). */
+  heapIdle: string[];
   broadcast: { id: string; sequence: number };
 };
 
@@ -20,7 +23,8 @@ export type Seeded = {
  * All pending (in flight), each with its `created` event (sequence 1).
  */
 export async function seed(database: BenchDatabase, plan: LivePlan): Promise<Seeded> {
-  const total = plan.poolSize + plan.subscriptions + 1;
+  const idleCount = Math.max(plan.subscriptions, plan.heapSubscriptions);
+  const total = plan.poolSize + idleCount + 1;
   const client = new pg.Client({ connectionString: database.url, application_name: 'tracker-bench:seed' });
   await client.connect();
   try {
@@ -48,6 +52,7 @@ export async function seed(database: BenchDatabase, plan: LivePlan): Promise<See
       total,
       pool: rows.slice(0, plan.poolSize).map((row) => tracked(row.id)),
       idle: rows.slice(plan.poolSize, plan.poolSize + plan.subscriptions).map((row) => row.id),
+      heapIdle: rows.slice(plan.poolSize, plan.poolSize + plan.heapSubscriptions).map((row) => row.id),
       broadcast: tracked(rows[total - 1]!.id),
     };
   } finally {

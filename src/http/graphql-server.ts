@@ -13,11 +13,10 @@ import { ServiceError } from '../services/errors.js';
 import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Queryable } from '../db/client.js';
 import type { Logger } from '../logger.js';
-import type { GraphQLContext } from '../schema/context.js';
+import { LazyLoaders, type GraphQLContext } from '../schema/context.js';
 import { buildSchema } from '../schema/index.js';
 import type { MutationLimiter } from '../services/limits.js';
 import type { RequestStatus } from '../services/pipeline.js';
-import { createLoaders, type Loaders } from '../services/loaders.js';
 import { ProvisionedViewers } from '../services/users.js';
 import type { Role, Viewer } from '../services/access.js';
 import type { LiveDependencies } from '../live/subscriptions.js';
@@ -168,26 +167,15 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
     renderGraphiQL: page.renderGraphiQL,
     graphiql: graphiqlOptions(options.graphiqlTokens ?? {}),
     context: async (initial): Promise<GraphQLContext> => {
-      // Loaders and the child logger are made on first use: a subscription's
-      // context lives as long as it does, and most never touch them.
-      const make = (requestId: string, viewer: Viewer | null, viewerExpiresAt: Date | null = null, hangUp?: AbortSignal): GraphQLContext => {
-        let loaders: Loaders | undefined;
-        let requestLogger: Logger | undefined;
-        return {
-          requestId,
-          viewer,
-          viewerExpiresAt,
-          hangUp,
-          db,
-          live,
-          get loaders() {
-            return (loaders ??= createLoaders(db));
-          },
-          get logger() {
-            return (requestLogger ??= logger.child({ requestId }));
-          },
-        };
-      };
+      const make = (requestId: string, viewer: Viewer | null, viewerExpiresAt: Date | null = null, hangUp?: AbortSignal): GraphQLContext => ({
+        requestId,
+        viewer,
+        viewerExpiresAt,
+        hangUp,
+        db,
+        live,
+        loaders: new LazyLoaders(db),
+      });
       const { socketViewer, socketExpiresAt } = initial as Partial<SocketContext>;
       if (socketViewer) return make(randomUUID(), socketViewer, socketExpiresAt ?? null);
 

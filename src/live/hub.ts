@@ -36,7 +36,9 @@ export function topicsOf(event: Pick<LiveEvent, 'requestId' | 'studentId' | 'org
 }
 
 export class EventHub {
-  private readonly subscribers = new Map<Topic, Set<LiveEventHandler>>();
+  // A topic's one handler is kept as is, a Set only from the second: most
+  // topics (one request each) have one subscriber, and a Set each costs more than the stream.
+  private readonly subscribers = new Map<Topic, LiveEventHandler | Set<LiveEventHandler>>();
   /** See every event like a subscriber of 'all', without being counted as a live subscription (metrics). */
   private readonly observers = new Set<LiveEventHandler>();
   private lastPosition = 0n;
@@ -85,13 +87,18 @@ export class EventHub {
   }
 
   subscribe(topic: Topic, handler: LiveEventHandler): () => void {
-    let handlers = this.subscribers.get(topic);
-    if (!handlers) this.subscribers.set(topic, (handlers = new Set()));
-    handlers.add(handler);
-    return () => {
-      handlers.delete(handler);
-      if (handlers.size === 0 && this.subscribers.get(topic) === handlers) this.subscribers.delete(topic);
-    };
+    const handlers = this.subscribers.get(topic);
+    if (!handlers) this.subscribers.set(topic, handler);
+    else if (typeof handlers !== 'function') handlers.add(handler);
+    else if (handlers !== handler) this.subscribers.set(topic, new Set([handlers, handler]));
+    return () => this.unsubscribe(topic, handler);
+  }
+
+  unsubscribe(topic: Topic, handler: LiveEventHandler): void {
+    const handlers = this.subscribers.get(topic);
+    if (handlers === handler || (typeof handlers === 'object' && handlers.delete(handler) && handlers.size === 0)) {
+      this.subscribers.delete(topic);
+    }
   }
 
   /** Every event, in order, for the process's own bookkeeping (not a client's subscription). */
@@ -103,13 +110,14 @@ export class EventHub {
   /** Open subscriptions, by topic count (for metrics and tests). */
   get subscriberCount(): number {
     let count = 0;
-    for (const handlers of this.subscribers.values()) count += handlers.size;
+    for (const handlers of this.subscribers.values()) count += typeof handlers === 'function' ? 1 : handlers.size;
     return count;
   }
 
   /** Open subscriptions on one topic. */
   subscriberCountOf(topic: Topic): number {
-    return this.subscribers.get(topic)?.size ?? 0;
+    const handlers = this.subscribers.get(topic);
+    return handlers ? (typeof handlers === 'function' ? 1 : handlers.size) : 0;
   }
 
   /** Waits until everything received so far has been delivered. */
@@ -184,7 +192,8 @@ export class EventHub {
     for (const observer of this.observers) this.call(observer, event, 'observer');
     for (const topic of topicsOf(event)) {
       const handlers = this.subscribers.get(topic);
-      if (handlers) for (const handler of handlers) this.call(handler, event, topic);
+      if (typeof handlers === 'function') this.call(handlers, event, topic);
+      else if (handlers) for (const handler of handlers) this.call(handler, event, topic);
     }
   }
 

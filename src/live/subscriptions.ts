@@ -11,9 +11,8 @@
  * drops what it has already sent by sequence or position, so the seam between
  * replayed and live events has neither a gap nor a duplicate.
  */
-import { Repeater } from '@repeaterjs/repeater';
 import type { Queryable } from '../db/client.js';
-import { ServiceError, badInput } from '../services/errors.js';
+import { badInput } from '../services/errors.js';
 import {
   feedEventsAfter,
   feedSnapshot,
@@ -26,243 +25,15 @@ import {
 } from '../services/live-reads.js';
 import type { LiveEvent } from '../services/live-events.js';
 import { STREAM_ENDING_STATUSES } from '../services/pipeline.js';
-import type { ContentRequest } from '../services/requests.js';
 import { assertNever } from '../services/assert-never.js';
 import { canSeeRequest, feedSource, type Viewer } from '../services/access.js';
-import type { EventHub, Topic } from './hub.js';
+import type { Topic } from './hub.js';
+import { LiveStream, type LiveDependencies, type Subscriber, type Update } from './live-stream.js';
 
-export type Update =
-  | { kind: 'snapshot'; request: ContentRequest; sequence: number; position: bigint }
-  | { kind: 'event'; event: LiveEvent };
-
-export type LiveDependencies = {
-  db: Queryable;
-  hub: EventHub;
-  /** Aborted when the server stops: every stream then completes. */
-  closing: AbortSignal;
-  /** Open streams per user, capped (LIVE_MAX_SUBSCRIPTIONS_PER_USER). */
-  streamsPerUser: StreamQuota;
-  /** A client this many updates behind is cut off; it resumes from its last cursor (LIVE_MAX_UNREAD_UPDATES). */
-  maxUnreadUpdates: number;
-};
-
-/** Who is subscribing, and until when their token lets them. */
-export type Subscriber = {
-  viewer: Viewer;
-  expiresAt: Date | null;
-  /**
-   * Aborted when the client's HTTP connection goes. An SSE client that hangs up
-   * before the transport first reads the stream gets no return() from it, so
-   * this is what frees what the stream holds then.
-   */
-  hangUp?: AbortSignal;
-};
+export { StreamQuota, type LiveDependencies, type Subscriber, type Update } from './live-stream.js';
 
 const FEED_SNAPSHOT_LIMIT = 100;
 const REPLAY_BATCH = 1_000;
-// setTimeout holds at most ~24.8 days.
-const MAX_TIMER_MS = 2_147_483_647;
-
-/** Counts each user's open streams in this process, refusing one past the cap. */
-export class StreamQuota {
-  private readonly open = new Map<string, number>();
-  constructor(readonly maxPerUser: number) {}
-
-  /** Takes a slot for `userId`; the returned function gives it back (once). */
-  acquire(userId: string): () => void {
-    const count = this.open.get(userId) ?? 0;
-    if (count >= this.maxPerUser) {
-      throw new ServiceError(
-        'RATE_LIMITED',
-        `you have ${this.maxPerUser} live subscriptions open, the most allowed: end one before opening another`,
-        { limit: this.maxPerUser },
-      );
-    }
-    this.open.set(userId, count + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const left = (this.open.get(userId) ?? 1) - 1;
-      if (left > 0) this.open.set(userId, left);
-      else this.open.delete(userId);
-    };
-  }
-}
-
-/**
- * Subscribes to a hub topic at once and holds events until the stream is
- * ready for them, so nothing between subscribing and the starting point is lost.
- */
-function holdEvents(hub: EventHub, topic: Topic) {
-  const held: LiveEvent[] = [];
-  let forward: ((event: LiveEvent) => void) | undefined;
-  const unsubscribe = hub.subscribe(topic, (event) => (forward ? forward(event) : held.push(event)));
-  return {
-    unsubscribe,
-    /** Hands over what was held, then every later event, to `handler`. */
-    release(handler: (event: LiveEvent) => void) {
-      forward = handler;
-      for (const event of held.splice(0)) handler(event);
-    },
-  };
-}
-
-type StreamSetup = {
-  /** The updates that open the stream (a snapshot or a replay), in order. */
-  opening(): AsyncIterable<Update>;
-  /** What is sent already, so a live event at or below it is a duplicate. */
-  isNew(event: LiveEvent): boolean;
-  /** What was missed before `event` (a gap), in order; undefined when nothing was (the usual case, kept off the hot path's awaits). */
-  missedBefore?(event: LiveEvent): AsyncIterable<LiveEvent> | undefined;
-  /** Records the event as sent. */
-  sent(event: LiveEvent): void;
-  keep(event: LiveEvent): boolean;
-  /** True once the stream has nothing more to say (a finished request). */
-  finished(update: Update): boolean;
-  /** The opening already says everything (resuming on a request that had finished). */
-  endsAfterOpening?: boolean;
-};
-
-const tokenExpired = () => new ServiceError('UNAUTHENTICATED', 'your token has expired: subscribe again with a new one');
-
-/**
- * The stream a transport reads. `releaseResources` (the hub subscription, the
- * user's slot) runs exactly once, however the stream ends: finished, cut off,
- * or dropped by the transport with return(), even before its first read.
- */
-function liveStream(
-  deps: LiveDependencies,
-  subscriber: Subscriber,
-  held: ReturnType<typeof holdEvents>,
-  releaseSlot: () => void,
-  setup: StreamSetup,
-): AsyncIterableIterator<Update> {
-  let expiryTimer: NodeJS.Timeout | undefined;
-  let released = false;
-  const releaseResources = () => {
-    if (released) return;
-    released = true;
-    clearTimeout(expiryTimer);
-    held.unsubscribe();
-    releaseSlot();
-  };
-  const { expiresAt } = subscriber;
-  const repeater = new Repeater<Update>(async (push, stop) => {
-    // How far behind the client is: updates pushed and not yet taken, and live
-    // events still queued behind the opening (a client that stops reading
-    // during a long snapshot holds them there).
-    let unread = 0;
-    let queued = 0;
-    let cut = false;
-    const cutOff = () => {
-      if (!cut) deps.hub.stats.cutOffs++;
-      cut = true;
-      stop(new ServiceError('CONFLICT', `more than ${deps.maxUnreadUpdates} updates unread: resubscribe from your last cursor`));
-    };
-    // Returns the push: the opening awaits it, so a long replay goes at the
-    // client's pace; live updates count as unread until the client takes them.
-    const emit = (update: Update): Promise<unknown> | undefined => {
-      // Checked here too, not only by the timer: nothing goes out after expiry, even if the timer runs late.
-      if (expiresAt && Date.now() >= expiresAt.getTime()) {
-        stop(tokenExpired());
-        return undefined;
-      }
-      if (unread + queued >= deps.maxUnreadUpdates) {
-        cutOff();
-        return undefined;
-      }
-      unread++;
-      const taken = push(update).then(() => unread--);
-      if (setup.finished(update)) stop();
-      return taken;
-    };
-    const deliver = (event: LiveEvent) => {
-      if (!setup.isNew(event)) return undefined;
-      setup.sent(event);
-      return setup.keep(event) ? emit({ kind: 'event', event }) : undefined;
-    };
-
-    if (expiresAt) {
-      expiryTimer = setTimeout(() => stop(tokenExpired()), Math.min(Math.max(expiresAt.getTime() - Date.now(), 0), MAX_TIMER_MS));
-    }
-    // Everything runs one step at a time, in arrival order.
-    let steps: Promise<void> = (async () => {
-      for await (const update of setup.opening()) {
-        await (update.kind === 'event' ? deliver(update.event) : emit(update));
-      }
-      if (setup.endsAfterOpening) stop();
-    })();
-    const enqueue = (step: () => Promise<void>) => {
-      steps = steps.then(step).catch((error: unknown) => stop(error));
-    };
-    enqueue(async () => undefined); // surfaces an opening failure through stop()
-    held.release((event) => {
-      if (unread + queued >= deps.maxUnreadUpdates) return cutOff();
-      queued++;
-      enqueue(async () => {
-        queued--;
-        if (!setup.isNew(event)) return;
-        const missed = setup.missedBefore?.(event);
-        // A gap is replayed at the client's pace, like the opening; a live event counts as unread.
-        if (missed) for await (const earlier of missed) await deliver(earlier);
-        void deliver(event);
-      });
-    });
-
-    const onClosing = () => stop();
-    if (deps.closing.aborted) stop();
-    deps.closing.addEventListener('abort', onClosing);
-    await stop;
-    deps.closing.removeEventListener('abort', onClosing);
-    releaseResources();
-  });
-  const stream = endsQuietly(repeater, releaseResources);
-  const { hangUp } = subscriber;
-  if (hangUp) {
-    const onHangUp = () => void stream.return?.();
-    if (hangUp.aborted) onHangUp();
-    else hangUp.addEventListener('abort', onHangUp, { once: true });
-  }
-  return stream;
-}
-
-const DONE: IteratorResult<Update> = { done: true, value: undefined };
-
-/**
- * The transports end a stream they no longer read with return(), without
- * catching it (graphql-ws on a closing socket), and may do so before the first
- * read, when the Repeater has not even started. A Repeater stopped with an
- * error rejects its return(): that would be an unhandled rejection. So
- * return() and throw() here always settle quietly, and free what the stream holds.
- */
-function endsQuietly(repeater: Repeater<Update>, releaseResources: () => void): AsyncIterableIterator<Update> {
-  const finish = () => {
-    releaseResources();
-    return repeater.return().then(
-      () => DONE,
-      () => DONE,
-    );
-  };
-  return {
-    next: () =>
-      repeater.next().then(
-        (result) => {
-          if (result.done) releaseResources();
-          return result;
-        },
-        (error: unknown) => {
-          releaseResources();
-          throw error;
-        },
-      ),
-    return: finish,
-    throw: finish,
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
-}
 
 /** One request's events after `afterSequence` (up to `untilSequence`), read a batch at a time. */
 async function* replayRequest(db: Queryable, requestId: string, afterSequence: number, untilSequence?: number) {
@@ -274,6 +45,61 @@ async function* replayRequest(db: Queryable, requestId: string, afterSequence: n
   }
 }
 
+type RequestSnapshot = Awaited<ReturnType<typeof requestSnapshot>>;
+
+/** One request's stream: its snapshot (or replay), then its events in sequence order, gaps filled from the table. */
+class RequestProgress extends LiveStream {
+  /** Until the opening has sent it. */
+  private snapshot: RequestSnapshot | undefined;
+  private resuming = false;
+  private lastSequence = 0;
+
+  constructor(
+    deps: LiveDependencies,
+    subscriber: Subscriber,
+    private readonly id: string,
+  ) {
+    super(deps, subscriber.viewer, `request:${id}`, subscriber.expiresAt);
+  }
+
+  /** From here on, events after `afterSequence` (null: after the snapshot's). */
+  begin(snapshot: RequestSnapshot, afterSequence: number | null, hangUp?: AbortSignal): this {
+    this.resuming = afterSequence !== null;
+    this.lastSequence = afterSequence ?? snapshot.sequence;
+    if (this.resuming) this.endsAfterOpening = STREAM_ENDING_STATUSES.has(snapshot.request.status);
+    else this.snapshot = snapshot;
+    return this.start(hangUp);
+  }
+
+  protected async *opening(): AsyncIterable<Update> {
+    const snapshot = this.snapshot;
+    this.snapshot = undefined;
+    if (snapshot) yield { kind: 'snapshot', ...snapshot };
+    else for await (const event of replayRequest(this.deps.db, this.id, this.lastSequence)) yield { kind: 'event', event };
+  }
+
+  protected isNew(event: LiveEvent): boolean {
+    return event.sequence > this.lastSequence;
+  }
+
+  protected override missedBefore(event: LiveEvent): AsyncIterable<LiveEvent> | undefined {
+    const last = this.lastSequence;
+    return event.sequence > last + 1 ? replayRequest(this.deps.db, this.id, last, event.sequence - 1) : undefined;
+  }
+
+  protected sent(event: LiveEvent): void {
+    this.lastSequence = event.sequence;
+  }
+
+  protected keep(event: LiveEvent): boolean {
+    return canSeeRequest(this.viewer, event);
+  }
+
+  protected finished(update: Update): boolean {
+    return STREAM_ENDING_STATUSES.has(update.kind === 'snapshot' ? update.request.status : update.event.newStatus);
+  }
+}
+
 /** One request: snapshot or replay after `afterSequence`, then live. NOT_FOUND when out of reach (BAD_USER_INPUT when resuming). */
 export async function requestProgressStream(
   deps: LiveDependencies,
@@ -281,42 +107,21 @@ export async function requestProgressStream(
   requestId: string,
   afterSequence: number | null,
 ): Promise<AsyncIterable<Update>> {
-  const { viewer } = subscriber;
   // Notifications carry PostgreSQL's lower-case form of the UUID.
   const id = requestId.toLowerCase();
-  const releaseSlot = deps.streamsPerUser.acquire(viewer.userId);
-  const held = holdEvents(deps.hub, `request:${id}`);
-  let snapshot: Awaited<ReturnType<typeof requestSnapshot>>;
+  // Subscribed before the starting point is read: nothing in between is lost.
+  const stream = new RequestProgress(deps, subscriber, id);
   try {
-    snapshot = await requestSnapshot(deps.db, viewer, id, { resuming: afterSequence !== null }); // also the access check
+    const snapshot = await requestSnapshot(deps.db, subscriber.viewer, id, { resuming: afterSequence !== null }); // also the access check
     if (afterSequence !== null && (!Number.isSafeInteger(afterSequence) || afterSequence < 0 || afterSequence > snapshot.sequence)) {
       // A sequence from the future would silently hold back every event up to it.
       throw badInput('afterSequence', `must be a sequence this request has reached (now ${snapshot.sequence})`);
     }
+    return stream.begin(snapshot, afterSequence, subscriber.hangUp);
   } catch (error) {
-    held.unsubscribe();
-    releaseSlot();
+    stream.release();
     throw error;
   }
-  const resuming = afterSequence !== null;
-  let lastSequence = afterSequence ?? snapshot.sequence;
-  return liveStream(deps, subscriber, held, releaseSlot, {
-    async *opening() {
-      if (!resuming) yield { kind: 'snapshot', ...snapshot };
-      else for await (const event of replayRequest(deps.db, id, lastSequence)) yield { kind: 'event', event };
-    },
-    isNew: (event) => event.sequence > lastSequence,
-    missedBefore: (event) =>
-      event.sequence > lastSequence + 1 ? replayRequest(deps.db, id, lastSequence, event.sequence - 1) : undefined,
-    sent: (event) => {
-      lastSequence = event.sequence;
-    },
-    keep: (event) => canSeeRequest(viewer, event),
-    finished: (update) =>
-      STREAM_ENDING_STATUSES.has(update.kind === 'snapshot' ? update.request.status : update.event.newStatus),
-    // A finished request changes no more: the replay is all there is.
-    endsAfterOpening: resuming && STREAM_ENDING_STATUSES.has(snapshot.request.status),
-  });
 }
 
 /** Which hub topic serves a viewer's feed (access.ts decides which requests it covers). */
@@ -339,6 +144,80 @@ function parseCursor(after: string): bigint {
   return BigInt(after);
 }
 
+type FeedSnapshot = Awaited<ReturnType<typeof feedSnapshot>>;
+
+/**
+ * A feed: its snapshot (or replay after a cursor), then its events in feed
+ * position (commit) order. No missedBefore: the hub delivers every position
+ * in order; between two of this feed's events lie other requests' events, not gaps.
+ */
+class RequestUpdates extends LiveStream {
+  /** Until the opening has sent it. */
+  private snapshot: FeedSnapshot | undefined;
+  private position = 0n;
+  private readonly statuses: Set<string> | null;
+
+  constructor(
+    deps: LiveDependencies,
+    subscriber: Subscriber,
+    private readonly filter: FeedFilter,
+  ) {
+    super(deps, subscriber.viewer, feedTopic(subscriber.viewer, filter), subscriber.expiresAt);
+    this.statuses = filter.statuses?.length ? new Set(filter.statuses) : null;
+  }
+
+  /** From here on, events after the snapshot's position, or after `position` when resuming. */
+  begin(from: FeedSnapshot | bigint, hangUp?: AbortSignal): this {
+    if (typeof from === 'bigint') this.position = from;
+    else {
+      this.snapshot = from;
+      this.position = from.position;
+    }
+    return this.start(hangUp);
+  }
+
+  protected async *opening(): AsyncIterable<Update> {
+    const snapshot = this.snapshot;
+    this.snapshot = undefined;
+    if (snapshot) {
+      for (const entry of snapshot.requests) yield { kind: 'snapshot', ...entry, position: snapshot.position };
+      return;
+    }
+    const { db } = this.deps;
+    const resumedFrom = this.position;
+    for (;;) {
+      const events = await feedEventsAfter(db, this.viewer, this.filter, this.position, REPLAY_BATCH);
+      for (const event of events) yield { kind: 'event', event };
+      if (events.length < REPLAY_BATCH) break;
+    }
+    // A purge that committed during the replay may have removed events it was about to read.
+    await checkFeedCursor(db, resumedFrom, 'purged');
+  }
+
+  protected isNew(event: LiveEvent): boolean {
+    return event.position > this.position;
+  }
+
+  protected sent(event: LiveEvent): void {
+    this.position = event.position;
+  }
+
+  protected keep(event: LiveEvent): boolean {
+    const { filter } = this;
+    return (
+      canSeeRequest(this.viewer, event) &&
+      (!this.statuses || this.statuses.has(event.newStatus)) &&
+      (!filter.stalled || event.eventType === STALL_EVENT) &&
+      (!filter.studentId || event.studentId === filter.studentId) &&
+      (!filter.organizationId || event.organizationId === filter.organizationId)
+    );
+  }
+
+  protected finished(): boolean {
+    return false;
+  }
+}
+
 /** Many requests: snapshot (or replay after the cursor `after`), then live, in commit order. */
 export async function requestUpdatesStream(
   deps: LiveDependencies,
@@ -346,54 +225,16 @@ export async function requestUpdatesStream(
   given: FeedFilter,
   after: string | null,
 ): Promise<AsyncIterable<Update>> {
-  const { viewer } = subscriber;
   const filter = parseFeedFilter(given);
-  let lastPosition = after === null ? null : parseCursor(after);
-  const topic = feedTopic(viewer, filter);
-  const releaseSlot = deps.streamsPerUser.acquire(viewer.userId);
-  const held = holdEvents(deps.hub, topic);
-  let snapshot: Awaited<ReturnType<typeof feedSnapshot>> | null = null;
+  const cursor = after === null ? null : parseCursor(after);
+  // Subscribed before the starting point is read: nothing in between is lost.
+  const stream = new RequestUpdates(deps, subscriber, filter);
   try {
-    if (lastPosition === null) {
-      snapshot = await feedSnapshot(deps.db, viewer, filter, FEED_SNAPSHOT_LIMIT);
-      lastPosition = snapshot.position;
-    } else {
-      await checkFeedCursor(deps.db, lastPosition);
-    }
+    if (cursor === null) return stream.begin(await feedSnapshot(deps.db, subscriber.viewer, filter, FEED_SNAPSHOT_LIMIT), subscriber.hangUp);
+    await checkFeedCursor(deps.db, cursor);
+    return stream.begin(cursor, subscriber.hangUp);
   } catch (error) {
-    held.unsubscribe();
-    releaseSlot();
+    stream.release();
     throw error;
   }
-  let position: bigint = lastPosition;
-  const statuses = filter.statuses?.length ? new Set(filter.statuses) : null;
-  return liveStream(deps, subscriber, held, releaseSlot, {
-    async *opening() {
-      if (snapshot) {
-        for (const entry of snapshot.requests) yield { kind: 'snapshot', ...entry, position: snapshot.position };
-        return;
-      }
-      const resumedFrom = position;
-      for (;;) {
-        const events = await feedEventsAfter(deps.db, viewer, filter, position, REPLAY_BATCH);
-        for (const event of events) yield { kind: 'event', event };
-        if (events.length < REPLAY_BATCH) break;
-      }
-      // A purge that committed during the replay may have removed events it was about to read.
-      await checkFeedCursor(deps.db, resumedFrom, 'purged');
-    },
-    // No missedBefore: the hub delivers every position in order; between two
-    // of this feed's events lie other requests' events, not gaps.
-    isNew: (event) => event.position > position,
-    sent: (event) => {
-      position = event.position;
-    },
-    keep: (event) =>
-      canSeeRequest(viewer, event) &&
-      (!statuses || statuses.has(event.newStatus)) &&
-      (!filter.stalled || event.eventType === STALL_EVENT) &&
-      (!filter.studentId || event.studentId === filter.studentId) &&
-      (!filter.organizationId || event.organizationId === filter.organizationId),
-    finished: () => false,
-  });
 }

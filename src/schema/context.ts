@@ -1,9 +1,8 @@
 /** The GraphQL context, and the checks resolvers make on it (signed in, forward paging). */
 import type { Queryable } from '../db/client.js';
 import type { LiveDependencies } from '../live/subscriptions.js';
-import type { Logger } from '../logger.js';
 import { badInput, ServiceError } from '../services/errors.js';
-import type { Loaders } from '../services/loaders.js';
+import { createLoaders, type Loaders } from '../services/loaders.js';
 import type { Viewer } from '../services/access.js';
 
 /** What every resolver gets; built once per GraphQL operation. */
@@ -20,8 +19,36 @@ export type GraphQLContext = {
   hangUp?: AbortSignal;
   /** The hub and shutdown signal the subscriptions run on. */
   live: LiveDependencies;
-  logger: Logger;
 };
+
+/**
+ * The loaders, made on first use: a subscription's context lives as long as
+ * it does, and most never touch them. The laziness sits in this object, not
+ * in a getter on the context, because envelop copies the context's
+ * properties (Object.assign), which would call such a getter at once.
+ */
+export class LazyLoaders implements Loaders {
+  private made: Loaders | undefined;
+  constructor(private readonly db: Queryable) {}
+  private get all(): Loaders {
+    return (this.made ??= createLoaders(this.db));
+  }
+  get stagesByRequest() {
+    return this.all.stagesByRequest;
+  }
+  get eventPages() {
+    return this.all.eventPages;
+  }
+  get etas() {
+    return this.all.etas;
+  }
+  get users() {
+    return this.all.users;
+  }
+  get organizations() {
+    return this.all.organizations;
+  }
+}
 
 export function requireViewer(context: GraphQLContext): Viewer {
   if (!context.viewer) {
