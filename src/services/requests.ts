@@ -144,7 +144,7 @@ const studentById = preparedPerDatabase((db) =>
     .select({ userId: users.userId, organizationId: users.organizationId })
     .from(users)
     .where(eq(users.userId, sql.placeholder('id')))
-    .prepare('submit_student'),
+    .prepare(''),
 );
 
 const insertRequest = preparedPerDatabase((db) =>
@@ -162,7 +162,7 @@ const insertRequest = preparedPerDatabase((db) =>
     })
     .onConflictDoNothing({ target: contentRequests.correlationId })
     .returning()
-    .prepare('submit_request'),
+    .prepare(''),
 );
 
 // ---------------------------------------------------------------------------

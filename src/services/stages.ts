@@ -88,7 +88,7 @@ export async function reportStage(
 }
 
 const requestById = preparedPerDatabase((db) =>
-  db.select().from(contentRequests).where(eq(contentRequests.id, sql.placeholder('id'))).prepare('report_stage_request'),
+  db.select().from(contentRequests).where(eq(contentRequests.id, sql.placeholder('id'))).prepare(''),
 );
 
 /** Stages of many requests, in pipeline order: one query for a whole page. */
