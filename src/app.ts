@@ -144,6 +144,9 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         signIns: developmentTokens.map(({ name, role, token }) => ({ name, role, token })),
       });
       const server = createServer(limitRequestBodies(dashboard, config.http.maxBodyBytes));
+      // Node's 5 s default is shorter than most load balancers' and client pools' idle timeouts: a
+      // client reusing a connection the server is just closing gets a reset instead of an answer.
+      server.keepAliveTimeout = config.http.keepAliveMs;
       const drain = closeConnectionsWhenDone(server);
       const websockets = attachWebSocketTransport({
         server,
