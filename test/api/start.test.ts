@@ -66,7 +66,8 @@ describe.skipIf(inject('testDatabase').kind === 'postgres')('npm start', () => {
     dataDir = await mkdtemp(path.join(tmpdir(), 'tracker-start-'));
     port = await freePort();
     url = `http://127.0.0.1:${port}`;
-    service = startService({ DATA_DIR: dataDir, PORT: String(port) });
+    // A grace period far longer than any test waits: a prompt exit on SIGTERM is the service's doing, not the grace running out.
+    service = startService({ DATA_DIR: dataDir, PORT: String(port), SHUTDOWN_GRACE_SECONDS: '600' });
     await service.waitForOutput(/^ {2}worker\s+\S+\s+Authorization: Bearer \S+$/m);
   }, START_TIMEOUT_MS + 10_000);
 
@@ -150,7 +151,7 @@ describe.skipIf(inject('testDatabase').kind === 'postgres')('npm start', () => {
     expect((await fetch(`${url}/ready`)).status).toBe(200);
   }, START_TIMEOUT_MS + 10_000);
 
-  test('SIGTERM: the request in flight is answered, its keep-alive connection closed, and a clean exit (code 0) within a few seconds', async () => {
+  test('SIGTERM: the request in flight is answered, its keep-alive connection closed, and a clean exit (code 0) without waiting out the grace period', async () => {
     // A client on a keep-alive connection (as every HTTP client pools them): one
     // request answered, the next one in flight (headers sent, body not yet) at SIGTERM.
     const body = JSON.stringify({ query: '{ viewer { id } }' });
@@ -168,13 +169,15 @@ describe.skipIf(inject('testDatabase').kind === 'postgres')('npm start', () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
 
     service.child.kill('SIGTERM');
+    // The body only once the service is stopping (on a busy machine a fixed pause alone was not always enough).
+    await service.waitForOutput(/"msg":"stopping"/);
     await new Promise((resolve) => setTimeout(resolve, 300));
     socket.write(body);
 
-    const { code, signal, elapsedMs } = await exitWithin(service, 5_000);
+    // Well inside the 600 s grace period: it exits once the request in flight is answered.
+    const { code, signal } = await exitWithin(service, 60_000);
     await closedByServer;
     expect({ code, signal }).toEqual({ code: 0, signal: null });
-    expect(elapsedMs).toBeLessThan(3_000);
     const answers = responses();
     expect(answers).toHaveLength(2);
     expect(answers[1]).toMatch(/^HTTP\/1\.1 200/);
@@ -182,7 +185,7 @@ describe.skipIf(inject('testDatabase').kind === 'postgres')('npm start', () => {
     expect(answers[1]).toContain('{"data":{"viewer":{"id":"demo-student"}}}');
     expect(service.stdout()).toMatch(/"msg":"stopping"[^]*"msg":"stopped"/);
     expect(service.stderr()).toBe('');
-  });
+  }, 90_000);
 
   test('started again on the same folder: the request and the printed tokens are still good', async () => {
     const again = startService({ DATA_DIR: dataDir, PORT: String(port) });
@@ -192,7 +195,7 @@ describe.skipIf(inject('testDatabase').kind === 'postgres')('npm start', () => {
       .contentRequest;
     expect(read).toEqual({ status: 'VALIDATING', progressPercentage: 3 });
     again.child.kill('SIGTERM');
-    expect((await exitWithin(again, 5_000)).code).toBe(0);
+    expect((await exitWithin(again, 30_000)).code).toBe(0);
   }, START_TIMEOUT_MS + 10_000);
 });
 
@@ -234,6 +237,6 @@ describe.skipIf(inject('testDatabase').kind === 'postgres')('npm start with a ba
     const next = startService({ DATA_DIR: folder, PORT: String(port) });
     await next.waitForOutput(/Development tokens/);
     next.child.kill('SIGTERM');
-    expect((await exitWithin(next, 5_000)).code).toBe(0);
+    expect((await exitWithin(next, 30_000)).code).toBe(0);
   }, 2 * START_TIMEOUT_MS);
 });

@@ -56,7 +56,8 @@ const tagsOf = (database: Database) =>
     appliedTags(session),
   );
 
-describe('migrations', () => {
+// Each test migrates a whole database up (and down) from nothing: on PGlite on a busy machine, past the 30 s default.
+describe('migrations', { timeout: 120_000 }, () => {
   test('up, down one step, down all, up again', async () => {
     const { database } = await emptyDatabase();
     expect(await publicObjects(database)).toEqual([]);
