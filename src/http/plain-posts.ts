@@ -19,7 +19,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import { processRegularResult, type GraphQLParams, type Plugin } from 'graphql-yoga';
 import type { ExecutionResult } from 'graphql';
 import type { Logger } from '../logger.js';
-import { maskError } from './error-responses.js';
+import { maskError, unexpected } from './error-responses.js';
 import type { GraphQLServer } from './graphql-server.js';
 import type { Metrics } from './metrics.js';
 
@@ -172,10 +172,11 @@ export function servePlainPosts(graphql: GraphQLServer, options: { logger: Logge
         (request as IncomingMessage & { body?: Uint8Array }).body = body;
         return next(request, response);
       }
+      // A hook that throws: logged once and masked, as yoga's adapter would answer it.
       answer(request, response, params, mediaType).catch((error: unknown) => {
-        logger.error({ err: error }, 'unexpected error answering a request');
-        if (!response.headersSent) response.writeHead(500, { 'content-type': 'application/json; charset=utf-8' });
-        response.end(JSON.stringify({ errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] }));
+        if (response.headersSent) return response.end();
+        const body = JSON.stringify({ errors: [unexpected(error, undefined, logger)] });
+        response.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'x-content-type-options': 'nosniff' }).end(body);
       });
     });
   };
