@@ -48,6 +48,8 @@ class OperationNames {
 export type Metrics = {
   plugin: Plugin;
   registry: Registry;
+  /** Counts a request answered by the direct path for plain POSTs (plain-posts.ts) rather than by yoga's adapter. */
+  countDirectRequest(): void;
   /** Stops what feeds the metrics in the background. */
   close(): Promise<void>;
 };
@@ -168,9 +170,15 @@ export function createMetrics(
       }),
     },
   });
+  const directRequests = new Counter({
+    name: 'tracker_http_direct_requests_total',
+    help: 'Plain POST /graphql requests answered without yoga\'s Fetch-API adapter (the rest of /graphql is yoga\'s)',
+    registers: [registry],
+  });
   return {
     registry,
     close: closePipelineMetrics,
+    countDirectRequest: () => directRequests.inc(),
     plugin: {
       onPluginInit: ({ addPlugin }) => addPlugin(prometheus),
       onSchemaChange: ({ schema }) => {

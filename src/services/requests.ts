@@ -28,7 +28,7 @@ export type { RequestStatus };
 
 export function getRequest(db: Queryable, viewer: Viewer, id: string): Promise<ContentRequest> {
   const requestId = parseInput(uuid, id, 'id');
-  return findVisible(db, viewer, eq(contentRequests.id, requestId), `content request ${requestId}`);
+  return findVisible(db, viewer, 'id', requestId, `content request ${requestId}`);
 }
 
 export function getRequestByCorrelationId(
@@ -37,12 +37,7 @@ export function getRequestByCorrelationId(
   correlationId: string,
 ): Promise<ContentRequest> {
   const key = parseInput(requiredText(255), correlationId, 'correlationId');
-  return findVisible(
-    db,
-    viewer,
-    eq(contentRequests.correlationId, storedCorrelationId(viewer, key).correlationId),
-    'content request with that correlation id',
-  );
+  return findVisible(db, viewer, 'correlationId', storedCorrelationId(viewer, key).correlationId, 'content request with that correlation id');
 }
 
 /**
@@ -60,10 +55,50 @@ export function storedCorrelationId(
   return { correlationId: `user:${scoped}`, submittedCorrelationId: key };
 }
 
-async function findVisible(db: Queryable, viewer: Viewer, condition: SQL, description: string) {
-  const [row] = await db.select().from(contentRequests).where(withinScope(viewer, condition));
+async function findVisible(db: Queryable, viewer: Viewer, by: LookupKey, value: string, description: string) {
+  const [row] = await lookupStatement(db, viewer, by).execute({ ...viewerValues(viewer), value });
   if (!row) throw new ServiceError('NOT_FOUND', `${description} was not found`);
   return row;
+}
+
+/**
+ * The viewer's rule (access.ts) with the viewer's ids as placeholders
+ * (viewerValues fills them): the rule is the same SQL for every viewer of
+ * one role, so a statement built with it serves them all.
+ */
+function viewerPlaceholders(role: Viewer['role'], hasOrganization: boolean): Viewer {
+  return {
+    role,
+    userId: sql.placeholder('viewerId'),
+    organizationId: hasOrganization ? sql.placeholder('viewerOrganization') : null,
+  } as unknown as Viewer;
+}
+
+const viewerValues = (viewer: Viewer) => ({ viewerId: viewer.userId, viewerOrganization: viewer.organizationId });
+
+type LookupKey = 'id' | 'correlationId';
+
+/** One request by a unique key, built once per (key, role, organization or not): at most 16 statements a database, sent unnamed. */
+const lookupStatements = preparedPerDatabase(() => new Map<string, ReturnType<typeof buildLookupStatement>>());
+
+function lookupStatement(db: Queryable, viewer: Viewer, by: LookupKey) {
+  const byShape = lookupStatements(db);
+  const hasOrganization = viewer.organizationId !== null;
+  const key = `${by}:${viewer.role}:${hasOrganization}`;
+  let statement = byShape.get(key);
+  if (!statement) {
+    statement = buildLookupStatement(db, viewerPlaceholders(viewer.role, hasOrganization), by);
+    byShape.set(key, statement);
+  }
+  return statement;
+}
+
+function buildLookupStatement(db: Queryable, viewer: Viewer, by: LookupKey) {
+  return db
+    .select()
+    .from(contentRequests)
+    .where(withinScope(viewer, eq(contentRequests[by], sql.placeholder('value'))))
+    .prepare('');
 }
 
 // ---------------------------------------------------------------------------
@@ -212,8 +247,7 @@ export async function listRequests(
   const after = options.after ? decodeCursor(options.after) : undefined;
 
   const rows = await listStatement(db, viewer, filter, after !== undefined).execute({
-    viewerId: viewer.userId,
-    viewerOrganization: viewer.organizationId,
+    ...viewerValues(viewer),
     ...Object.fromEntries((filter.status ?? []).map((status, i) => [`status${i}`, status])),
     studentId: filter.studentId,
     organizationId: filter.organizationId,
@@ -281,12 +315,7 @@ type ListShape = {
 
 function buildListStatement(db: Queryable, shape: ListShape) {
   const value = (name: string) => sql.placeholder(name);
-  // The viewer's rule (access.ts) with the viewer's ids as placeholders: the rule is the same for every viewer of this shape.
-  const viewer = {
-    role: shape.role,
-    userId: value('viewerId'),
-    organizationId: shape.hasOrganization ? value('viewerOrganization') : null,
-  } as unknown as Viewer;
+  const viewer = viewerPlaceholders(shape.role, shape.hasOrganization);
   const statuses = Array.from({ length: shape.statuses }, (_, i) => value(`status${i}`));
   const conditions: (SQL | undefined)[] = [
     statuses.length ? inArray(contentRequests.status, statuses) : undefined,

@@ -72,6 +72,28 @@ describe('reading', () => {
     expect(onlyError(byCorrelation).extensions?.code).toBe('NOT_FOUND');
   });
 
+  test('one viewer after another of the same role reads by id and by correlation id only what is in their own reach', async () => {
+    // The lookups' statements are built once per role and filled with each viewer's ids: alternate viewers on them.
+    for (const [who, own, other] of [
+      ['ana', 'ana', 'cho'],
+      ['cho', 'cho', 'ana'],
+      ['northAdmin', 'ben', 'cho'],
+      ['southAdmin', 'cho', 'ben'],
+      ['ben', 'ben', 'ana'],
+    ] as const) {
+      const mine = requestOf[own]!;
+      const theirs = requestOf[other]!;
+      expect(dataOf(await app.graphql(READ, { token: tokens[who], variables: { id: mine.id } })).contentRequest.id).toBe(mine.id);
+      expect(onlyError(await app.graphql(READ, { token: tokens[who], variables: { id: theirs.id } })).extensions?.code).toBe('NOT_FOUND');
+      if (who === own) {
+        const found = await app.graphql(BY_CORRELATION, { token: tokens[who], variables: { c: mine.correlationId } });
+        expect(dataOf(found).contentRequestByCorrelationId.id).toBe(mine.id);
+      }
+      const refused = await app.graphql(BY_CORRELATION, { token: tokens[who], variables: { c: theirs.correlationId } });
+      expect(onlyError(refused).extensions?.code).toBe('NOT_FOUND');
+    }
+  });
+
   test('an org admin reads their organization’s requests, not another’s', async () => {
     expect(dataOf(await app.graphql(READ, { token: tokens.northAdmin, variables: { id: requestOf.ben!.id } })).contentRequest.id).toBe(
       requestOf.ben!.id,

@@ -8,7 +8,7 @@
  */
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { listRequests, submitRequest } from '../../src/services/requests.js';
+import { getRequest, getRequestByCorrelationId, listRequests, submitRequest } from '../../src/services/requests.js';
 import { reportStage } from '../../src/services/stages.js';
 import { provisionViewer } from '../../src/services/users.js';
 import { createTestDatabase, testDatabaseKind, type TestDatabase } from '../helpers/database.js';
@@ -20,7 +20,7 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('statements a pooler can carr
   });
   afterAll(() => t?.close());
 
-  test('submitting, reporting and listing leave no named prepared statement on the connection', async () => {
+  test('submitting, reporting, listing and looking up leave no named prepared statement on the connection', async () => {
     const student = { userId: 'pooler-student', role: 'student', organizationId: 'pooler-org' } as const;
     const worker = { userId: 'pooler-worker', role: 'worker', organizationId: null } as const;
     await provisionViewer(t.database.db, student);
@@ -30,7 +30,10 @@ describe.skipIf(testDatabaseKind() !== 'postgres')('statements a pooler can carr
       const reported = await reportStage(t.database.db, worker, { requestId: request.id, stage: 'validation', status: 'in_progress', progress: 10 });
       expect(reported.id).toBe(request.id);
     }
-    expect((await listRequests(t.database.db, student, { first: 20 })).rows).toHaveLength(2);
+    const listed = (await listRequests(t.database.db, student, { first: 20 })).rows;
+    expect(listed).toHaveLength(2);
+    expect((await getRequest(t.database.db, worker, listed[0]!.id)).id).toBe(listed[0]!.id);
+    expect((await getRequestByCorrelationId(t.database.db, student, 'pooler-1')).submittedCorrelationId).toBe('pooler-1');
 
     const { rows } = (await t.database.db.execute(sql`select name from pg_prepared_statements`)) as { rows: { name: string }[] };
     expect(rows.map((row) => row.name)).toEqual([]);

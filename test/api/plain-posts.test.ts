@@ -1,0 +1,115 @@
+/**
+ * Plain `POST /graphql` requests are answered by src/http/plain-posts.ts
+ * rather than yoga's Fetch-API adapter: the answer must be yoga's, to the
+ * byte. The same request with `"extensions": {}` in its body is not plain,
+ * so yoga answers it: each case is sent both ways, under each Accept header
+ * a client sends, and the two answers compared (status, headers, body; the
+ * request id and date apart). /metrics counts which path answered.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { startTestApp, type TestApp } from '../helpers/app.js';
+
+let app: TestApp;
+let student: string;
+beforeAll(async () => {
+  app = await startTestApp();
+  student = await app.token({ sub: 'plain-student', role: 'student', organization_id: 'plain-org' });
+});
+afterAll(() => app?.close());
+
+const ABSENT = '00000000-0000-4000-8000-000000000000';
+const deep = (levels: number): string => (levels === 0 ? 'id' : `contentRequests(first: 1) { edges { node { ${deep(levels - 1)} } } }`);
+
+type Case = { name: string; query: string; variables?: unknown; operationName?: string; token?: string | null };
+const cases = (): Case[] => [
+  { name: 'a query', query: '{ viewer { id role } }', token: student },
+  { name: 'a list', query: '{ contentRequests(first: 5) { edges { node { id } } pageInfo { hasNextPage } } }', token: student },
+  { name: 'no token', query: '{ viewer { id } }', token: null },
+  { name: 'a forged token', query: '{ viewer { id } }', token: 'forged' },
+  { name: 'NOT_FOUND', query: 'query ($id: ID!) { contentRequest(id: $id) { id } }', variables: { id: ABSENT }, token: student },
+  { name: 'a bad id', query: 'query ($id: ID!) { contentRequest(id: $id) { id } }', variables: { id: 'nope' }, token: student },
+  { name: 'a missing variable', query: 'query ($id: ID!) { contentRequest(id: $id) { id } }', token: student },
+  { name: 'a mutation refused', query: 'mutation ($id: ID!) { cancelContentRequest(id: $id) { id } }', variables: { id: ABSENT }, token: student },
+  { name: 'a syntax error', query: '{ viewer {', token: student },
+  { name: 'an unknown field', query: '{ nope }', token: student },
+  { name: 'the depth limit', query: `{ ${deep(8)} }`, token: student },
+  { name: 'two operations, one named', query: 'query A { viewer { id } } query B { viewer { role } }', operationName: 'B', token: student },
+  { name: 'two operations, none named', query: 'query A { viewer { id } } query B { viewer { role } }', token: student },
+  { name: 'null variables', query: '{ viewer { id } }', variables: null, token: student },
+];
+
+const ACCEPTS = [
+  undefined,
+  'application/json',
+  'application/graphql-response+json',
+  '*/*',
+  'application/graphql-response+json, application/json',
+  'application/json, application/graphql-response+json',
+  'application/graphql-response+json; charset=utf-8, application/json; charset=utf-8',
+];
+
+async function send(c: Case, accept: string | undefined, extra: Record<string, unknown>) {
+  const response = await fetch(`${app.url}/graphql`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      ...(accept ? { accept } : {}),
+      ...(c.token ? { authorization: `Bearer ${c.token}` } : {}),
+    },
+    body: JSON.stringify({ query: c.query, variables: c.variables, operationName: c.operationName, ...extra }),
+  });
+  const headers = Object.fromEntries([...response.headers].filter(([name]) => name !== 'date' && name !== 'x-request-id'));
+  // An unexpected error's answer names the request's id: one per request.
+  const body = (await response.text()).replace(/"requestId":"[^"]+"/g, '"requestId":"…"');
+  return { status: response.status, headers, body };
+}
+
+async function directRequests(): Promise<number> {
+  const text = await (await fetch(`${app.url}/metrics`)).text();
+  return Number(/^tracker_http_direct_requests_total (\d+)$/m.exec(text)?.[1]);
+}
+
+describe('a plain POST is answered exactly as yoga answers it', () => {
+  for (const accept of ACCEPTS) {
+    test(`Accept: ${accept ?? '(none)'}`, async () => {
+      for (const c of cases()) {
+        const before = await directRequests();
+        const direct = await send(c, accept, {});
+        const afterDirect = await directRequests();
+        const yoga = await send(c, accept, { extensions: {} });
+        const afterYoga = await directRequests();
+        expect({ case: c.name, ...direct }).toEqual({ case: c.name, ...yoga });
+        expect([afterDirect - before, afterYoga - afterDirect], c.name).toEqual([1, 0]);
+      }
+    });
+  }
+});
+
+test('anything not plain goes to yoga, and is answered as before', async () => {
+  const before = await directRequests();
+  const post = (headers: Record<string, string>, body: string, path = '/graphql') =>
+    fetch(`${app.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${student}`, ...headers }, body });
+  const json = { 'content-type': 'application/json' };
+  const viewer = JSON.stringify({ query: '{ viewer { id } }' });
+
+  // Not JSON: yoga's short BAD_REQUEST.
+  const notJson = await post(json, '{"query": ');
+  expect(notJson.status).toBe(400);
+  expect(((await notJson.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toBe('BAD_REQUEST');
+  // Batched: refused as yoga refuses it.
+  expect((await post(json, `[${viewer}]`)).status).toBe(400);
+  // A parameter yoga does not know.
+  expect((await post(json, JSON.stringify({ query: '{ viewer { id } }', extra: 1 }))).status).toBe(400);
+  // A query string on the path, the GraphQL media type, and event streams: yoga's.
+  expect(await (await post(json, viewer, '/graphql?x=1')).json()).toEqual({ data: { viewer: { id: 'plain-student' } } });
+  expect(await (await post({ 'content-type': 'application/graphql+json' }, viewer)).json()).toEqual({ data: { viewer: { id: 'plain-student' } } });
+  const stream = await post({ ...json, accept: 'text/event-stream' }, viewer);
+  expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
+  await stream.body?.cancel();
+  // A subscription, even over plain JSON (refused here before it streams: the request does not exist).
+  const subscription = JSON.stringify({ query: `subscription { contentRequestProgress(id: "${ABSENT}") { sequence } }` });
+  const refused = (await (await post({ ...json, accept: 'application/json' }, subscription)).json()) as { errors: { extensions: { code: string } }[] };
+  expect(refused.errors[0]!.extensions.code).toBe('NOT_FOUND');
+
+  expect(await directRequests()).toBe(before);
+});
