@@ -40,7 +40,7 @@ export function livePlan(mode: Mode): LivePlan {
         poolSize: 40,
         writerConnections: 2,
         latency: { rates: [100, 1000], warmupMs: 200, durationMs: () => 500, drainMs: 2_000 },
-        ramp: { startRate: 100, maxRate: 200, stepMs: 500, drainMs: 2_000, warmupMs: 0, bisect: 0, maxBatch: 200 },
+        ramp: { startRate: 100, maxRate: 200, stepMs: 500, drainMs: 2_000, warmupMs: 200, bisect: 0, maxBatch: 200 },
         subscriptions: 60,
         heapSubscriptions: 60,
         subscriptionsPerSocket: 20,
