@@ -12,16 +12,12 @@
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { clockBase } from '../lib/clock.js';
-import { CpuMeter } from '../lib/cpu.js';
 import { createBenchDatabase, DEFAULT_SERVER_URL } from '../lib/database.js';
-import { forkRpcChild } from '../lib/rpc.js';
 import { benchToken, startBenchService } from '../lib/service.js';
 import { round } from '../lib/stats.js';
 import type { Integrity } from './driver.js';
-import { measuredLoad } from './phase.js';
+import { measuredLoad, startDriver } from './phase.js';
 import { livePlan } from './plan.js';
 import { seed, vacuumTables } from './seed.js';
 
@@ -40,17 +36,7 @@ const database = await createBenchDatabase(process.env.DATABASE_URL || DEFAULT_S
 const cleanup: (() => Promise<void>)[] = [() => database.drop()];
 try {
   const seeded = await seed(database, plan);
-  const driver = forkRpcChild(fileURLToPath(new URL('./driver.ts', import.meta.url)));
-  cleanup.push(() => driver.close());
-  await driver.call('init', {
-    databaseUrl: database.url,
-    clockBase: clockBase(),
-    writerConnections: plan.writerConnections,
-    pool: seeded.pool,
-    broadcast: seeded.broadcast,
-  });
-  const meter = await CpuMeter.connect(database.url, database.name, driver.pid);
-  cleanup.push(() => meter.close());
+  const { driver, meter } = await startDriver(database, seeded, plan.writerConnections, cleanup);
   const { app, running } = await startBenchService(database.url);
   cleanup.push(() => app.stop());
   const token = await benchToken({ sub: 'bench-admin', role: 'admin' });
