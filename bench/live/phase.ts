@@ -3,19 +3,46 @@
  * CPU meter together, a load run measured with who used the CPU, the hub
  * seen from inside the service, and the service's settled heap.
  */
+import { fileURLToPath } from 'node:url';
 import type { RunningApp } from '../../src/app.js';
 import type { LiveEvent } from '../../src/services/live-events.js';
-import { now } from '../lib/clock.js';
+import { clockBase, now } from '../lib/clock.js';
+import type { BenchDatabase } from '../lib/database.js';
 import { settledHeapUsed } from '../lib/heap.js';
-import type { CpuMeter, CpuShares } from '../lib/cpu.js';
-import type { RpcChild } from '../lib/rpc.js';
+import { CpuMeter, type CpuShares } from '../lib/cpu.js';
+import { forkRpcChild, type RpcChild } from '../lib/rpc.js';
 import type { LoadParams, LoadResult } from './driver.js';
 import type { LivePlan } from './plan.js';
+import type { Seeded } from './seed.js';
 import { changeKey } from './writer.js';
 
 export type Measured = LoadResult & { cpu: CpuShares };
 
 export type Bench = { driver: RpcChild; plan: LivePlan; meter: CpuMeter; log: (line: string) => void };
+
+/**
+ * The driver process, ready to write to the seeded requests, and the CPU
+ * meter that tells it apart from the service; each close is pushed on `cleanup`.
+ */
+export async function startDriver(
+  database: BenchDatabase,
+  seeded: Seeded,
+  writerConnections: number,
+  cleanup: (() => Promise<void>)[],
+): Promise<{ driver: RpcChild; meter: CpuMeter }> {
+  const driver = forkRpcChild(fileURLToPath(new URL('./driver.ts', import.meta.url)));
+  cleanup.push(() => driver.close());
+  await driver.call('init', {
+    databaseUrl: database.url,
+    clockBase: clockBase(),
+    writerConnections,
+    pool: seeded.pool,
+    broadcast: seeded.broadcast,
+  });
+  const meter = await CpuMeter.connect(database.url, database.name, driver.pid);
+  cleanup.push(() => meter.close());
+  return { driver, meter };
+}
 
 /** Runs one load phase in the driver, noting who used the CPU meanwhile. */
 export async function measuredLoad(bench: Bench, params: LoadParams): Promise<Measured> {

@@ -13,6 +13,8 @@ export type LivePlan = {
     maxRate: number;
     stepMs: number;
     drainMs: number;
+    /** Unmeasured load at startRate before the first step, and after the service's subscriptions are reopened. */
+    warmupMs: number;
     /** Extra steps halving the interval between the last good and the first bad rate. */
     bisect: number;
     /** Most changes the writer puts in one transaction when it is behind. */
@@ -38,7 +40,7 @@ export function livePlan(mode: Mode): LivePlan {
         poolSize: 40,
         writerConnections: 2,
         latency: { rates: [100, 1000], warmupMs: 200, durationMs: () => 500, drainMs: 2_000 },
-        ramp: { startRate: 100, maxRate: 200, stepMs: 500, drainMs: 2_000, bisect: 0, maxBatch: 200 },
+        ramp: { startRate: 100, maxRate: 200, stepMs: 500, drainMs: 2_000, warmupMs: 200, bisect: 0, maxBatch: 200 },
         subscriptions: 60,
         heapSubscriptions: 60,
         subscriptionsPerSocket: 20,
@@ -52,7 +54,7 @@ export function livePlan(mode: Mode): LivePlan {
         poolSize: 1_000,
         writerConnections: 4,
         latency: { rates: [100, 1000], warmupMs: 1_000, durationMs: (rate) => (rate <= 100 ? 5_000 : 3_000), drainMs: 3_000 },
-        ramp: { startRate: 1_000, maxRate: 128_000, stepMs: 2_000, drainMs: 3_000, bisect: 1, maxBatch: 1_000 },
+        ramp: { startRate: 1_000, maxRate: 128_000, stepMs: 2_000, drainMs: 3_000, warmupMs: 1_000, bisect: 3, maxBatch: 1_000 },
         subscriptions: 1_000,
         heapSubscriptions: 1_000,
         subscriptionsPerSocket: 100,
@@ -66,7 +68,7 @@ export function livePlan(mode: Mode): LivePlan {
         poolSize: 2_000,
         writerConnections: 4,
         latency: { rates: [100, 1000], warmupMs: 3_000, durationMs: (rate) => (rate <= 100 ? 30_000 : 20_000), drainMs: 5_000 },
-        ramp: { startRate: 1_000, maxRate: 256_000, stepMs: 5_000, drainMs: 5_000, bisect: 2, maxBatch: 2_000 },
+        ramp: { startRate: 1_000, maxRate: 256_000, stepMs: 5_000, drainMs: 5_000, warmupMs: 2_000, bisect: 4, maxBatch: 2_000 },
         subscriptions: 10_000,
         heapSubscriptions: 20_000,
         subscriptionsPerSocket: 100,

@@ -19,6 +19,12 @@ export type RampStep = {
   paths: Partial<Record<Path, { p50: number; p99: number; firstThirdP50: number; lastThirdP50: number; missing: number }>>;
   /** Cores used by the service (this process), the writer and clients, PostgreSQL for this database, and anything else. */
   cpu: CpuShares;
+  /**
+   * The same as CPU time per change, in µs: on a machine where all of them
+   * share the cores, the ratio of the two ramps' rates is about the ratio of
+   * what a change costs in all on each side.
+   */
+  cpuPerChangeUs: { server: number; driver: number; postgres: number };
   /** The service's event loop delay, p99 in ms (service ramp only). */
   serverEventLoopDelayP99: number;
   keptUp: boolean;
@@ -36,7 +42,8 @@ export type Ramp = {
 
 /**
  * Doubles the rate until a step falls behind, then bisects between the last
- * good and the first bad rate. A step keeps up when the writer reached 95% of
+ * good and the first bad rate; raw and through the service alike, each after
+ * the same warm-up. A step keeps up when the writer reached 95% of
  * the rate, every change arrived on every path (within the drain time), no
  * subscription was cut, and the median latency of the step's last third is
  * not far above its first third's (a growing backlog shows there first).
@@ -50,6 +57,16 @@ export async function ramp(
   const steps: RampStep[] = [];
   let good: RampStep | undefined;
   let bad: RampStep | undefined;
+  // Unmeasured load after each setup (the ramp's start; the service's
+  // subscriptions reopened): what the setup left to do (collecting its
+  // garbage, a thousand first deliveries) would otherwise land in the next
+  // step's last third and read as a growing backlog.
+  const warmUp = async () => {
+    if (plan.ramp.warmupMs <= 0) return;
+    const { startRate, warmupMs, maxBatch, drainMs } = plan.ramp;
+    await measuredLoad(bench, { paths, rate: startRate, warmupMs: 0, durationMs: warmupMs, maxBatch, drainMs });
+  };
+  await warmUp();
   const runStep = async (rate: number) => {
     const step = await rampStep(bench, paths, rate, service);
     steps.push(step);
@@ -64,6 +81,7 @@ export async function ramp(
       await driver.call('closeLive');
       await until(() => service.running.hub.subscriberCount === 0, 10_000);
       await service.reopen();
+      await warmUp();
     }
     return step;
   };
@@ -138,10 +156,17 @@ async function rampStep(
       }),
     ),
     cpu: result.cpu,
+    cpuPerChangeUs: perChange(result.cpu, plan.ramp.stepMs + result.drainedMs, result.changes),
     serverEventLoopDelayP99: service ? round(loopDelay.percentile(99) / 1e6, 1) : NaN,
     keptUp: reasons.length === 0,
     reasons,
   };
+}
+
+/** Cores over a step's wall time, as µs of CPU per change. */
+function perChange(cpu: CpuShares, wallMs: number, changes: number): RampStep['cpuPerChangeUs'] {
+  const us = (cores: number) => round((cores * wallMs * 1000) / Math.max(1, changes), 0);
+  return { server: us(cpu.server), driver: us(cpu.driver), postgres: us(cpu.postgres) };
 }
 
 /** A backlog that grows during the step shows as a last third much slower than the first. */

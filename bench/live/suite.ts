@@ -19,11 +19,8 @@
  * subscriptions opened again: the ramps grow request_events by a hundred
  * thousand rows or more, and opening a subscription costs more as it grows.
  */
-import { fileURLToPath } from 'node:url';
-import { clockBase, now, until } from '../lib/clock.js';
+import { now, until } from '../lib/clock.js';
 import { createBenchDatabase } from '../lib/database.js';
-import { CpuMeter } from '../lib/cpu.js';
-import { forkRpcChild } from '../lib/rpc.js';
 import { benchToken, startBenchService } from '../lib/service.js';
 import { round, roundSummary, summarize } from '../lib/stats.js';
 import type { Integrity, Path } from './driver.js';
@@ -31,7 +28,7 @@ import { livePlan, type LivePlan, type Mode } from './plan.js';
 import { fanoutPhase, type FanoutFigure } from './fanout.js';
 import { heapPhase, type HeapFigure } from './heap.js';
 import { latencyPhase, ratioOf, type LatencyFigure } from './latency.js';
-import { joinTimes, probeHub, type Bench, type Measured } from './phase.js';
+import { joinTimes, probeHub, startDriver, type Bench, type Measured } from './phase.js';
 import { ramp, type Ramp } from './ramp.js';
 import { countEvents, seed, vacuumTables } from './seed.js';
 
@@ -76,17 +73,7 @@ export async function runLiveBenchmark(options: LiveOptions): Promise<LiveResult
     const seedMs = now() - seedStart;
     log(`seeded ${seeded.total} requests in ${Math.round(seedMs)} ms`);
 
-    const driver = forkRpcChild(fileURLToPath(new URL('./driver.ts', import.meta.url)));
-    cleanup.push(() => driver.close());
-    await driver.call('init', {
-      databaseUrl: database.url,
-      clockBase: clockBase(),
-      writerConnections: plan.writerConnections,
-      pool: seeded.pool,
-      broadcast: seeded.broadcast,
-    });
-    const meter = await CpuMeter.connect(database.url, database.name, driver.pid);
-    cleanup.push(() => meter.close());
+    const { driver, meter } = await startDriver(database, seeded, plan.writerConnections, cleanup);
     const vacuum = () => vacuumTables(database.url);
     const bench: Bench = { driver, plan, meter, log };
 

@@ -66,6 +66,12 @@ describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode', () => {
       expect(ramp.steps.length).toBeGreaterThan(0);
       expect(ramp.steps[0]!.achievedRate).toBeGreaterThan(0);
       expect(Number.isFinite(ramp.sustainedRate)).toBe(true);
+      // What a change cost each process, the figure that explains the ratio on shared cores.
+      for (const step of ramp.steps) {
+        const { server, driver, postgres } = step.cpuPerChangeUs;
+        for (const us of [server, driver, postgres]) expect(us).toBeGreaterThanOrEqual(0);
+        expect(postgres).toBeGreaterThan(0);
+      }
     }
 
     // 4: heap per subscription and fan-out to every subscriber.
