@@ -29,13 +29,20 @@ import {
 } from 'graphql';
 // graphql's own subscribe() maps the source stream with this; it is what we do too, with a lookup in between.
 import { mapAsyncIterator } from 'graphql/execution/mapAsyncIterator.js';
-import type { Update } from './subscriptions.js';
+import { LiveStream, type Update } from './live-stream.js';
 
 /** A field extension: true when the field's value depends only on the live update, never on who reads it. */
 export const SAME_FOR_EVERY_VIEWER = 'sameForEveryViewer';
 
-/** Counters for tests and diagnostics: selections executed per event, and served from another subscriber's execution. */
-export const sharedResultStats = { executed: 0, reused: 0, serialized: 0 };
+/** Counters for tests and diagnostics: selections executed per event, served from another subscriber's execution, serialized, and sent as a frame directly. */
+export const sharedResultStats = { executed: 0, reused: 0, serialized: 0, sentDirectly: 0 };
+
+/**
+ * What a transport that can write a shared result's JSON itself puts in the
+ * operation's context (the WebSocket transport: a `next` frame around it).
+ * `written` is called once it is written, or the connection failed.
+ */
+export type SharedResultWriter = { writeSharedResult(json: string, written: () => void): void };
 
 type PromiseOrValue<T> = T | Promise<T>;
 
@@ -110,6 +117,20 @@ export async function subscribeSharingResults(
   // An ExecutionResult here is the subscription's failure (access refused, bad input).
   if (!(Symbol.asyncIterator in stream)) return stream;
   const key = shareKey(args);
+  const writer = args.contextValue as Partial<SharedResultWriter> | undefined;
+  if (key !== null && writer?.writeSharedResult && stream instanceof LiveStream) {
+    // A live event's shared result goes from here to the connection: none of the per-subscription iterators below see it.
+    const { writeSharedResult } = writer;
+    stream.sendDirectly((update, written) => {
+      if (update.kind !== 'event') return false;
+      const result = executeOnce(args, update, key);
+      const json = result instanceof Promise ? undefined : sharedJson(result);
+      if (json === undefined) return false;
+      sharedResultStats.sentDirectly++;
+      writeSharedResult(json, written);
+      return true;
+    });
+  }
   return mapAsyncIterator(stream as AsyncIterable<Update>, (update) => executeOnce(args, update, key));
 }
 
