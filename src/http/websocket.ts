@@ -78,10 +78,13 @@ function sendThroughBatches(socket: WebSocket): void {
   } as WebSocket['send'];
 }
 
+/** The start of a `next` frame for operation `id`: a shared result's JSON and `}` complete it. */
+const nextFrameStart = (id: string) => `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+
 /** Sends a shared result's `next` frame; `written` is called once it is written (or the socket failed). */
-function sendNextFrame(socket: WebSocket, id: string, payloadJson: string, written: (error?: Error) => void): void {
+function sendNextFrame(socket: WebSocket, frameStart: string, payloadJson: string, written: (error?: Error) => void): void {
   if (socket.readyState !== WebSocket.OPEN) return written();
-  socket.send(`{"id":${JSON.stringify(id)},"type":"next","payload":${payloadJson}}`, written);
+  socket.send(`${frameStart}${payloadJson}}`, written);
 }
 
 const AUTHORIZATION_KEY = /^(authorization|authToken|authentication|token|accessToken)$/i;
@@ -159,7 +162,9 @@ export function attachWebSocketTransport(options: {
         const json = sharedJson(result);
         if (json === undefined) return undefined;
         // Resolved once written, as graphql-ws's own send: a slow reader holds its stream back.
-        await new Promise<void>((resolve, reject) => sendNextFrame(ctx.extra.socket, id, json, (error) => (error ? reject(error) : resolve())));
+        await new Promise<void>((resolve, reject) =>
+          sendNextFrame(ctx.extra.socket, nextFrameStart(id), json, (error) => (error ? reject(error) : resolve())),
+        );
         return ALREADY_SENT as never;
       },
 
@@ -184,7 +189,8 @@ export function attachWebSocketTransport(options: {
         }
         const socketContext: SocketContext = { socketViewer: ctx.extra.viewer!, socketExpiresAt: ctx.extra.expiresAt ?? null };
         const socket = ctx.extra.socket;
-        const writer: SharedResultWriter = { writeSharedResult: (json, written) => sendNextFrame(socket, id, json, written) };
+        const frameStart = nextFrameStart(id);
+        const writer: SharedResultWriter = { writeSharedResult: (json, written) => sendNextFrame(socket, frameStart, json, written) };
         const { schema, execute, subscribe, contextFactory, parse, validate } = graphql.getEnveloped({
           ...socketContext,
           ...writer,

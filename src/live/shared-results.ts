@@ -82,13 +82,21 @@ function shareKey(args: ExecutionArgs): string | null {
   return `${args.operationName ?? ''}\u0000${JSON.stringify(args.variableValues ?? {})}\u0000${text}`;
 }
 
+function run(args: ExecutionArgs, update: Update): PromiseOrValue<ExecutionResult> {
+  sharedResultStats.executed++;
+  return execute({ ...args, rootValue: update });
+}
+
+// An error-free result keeps its identity up to the transport: it is the one serialized once.
+function markShared(result: ExecutionResult): ExecutionResult {
+  if (!result.errors) jsonOfShared.set(result, null);
+  return result;
+}
+
+// Called once per subscriber per event: no closure made here.
 function executeOnce(args: ExecutionArgs, update: Update, key: string | null): PromiseOrValue<ExecutionResult> {
-  const run = () => {
-    sharedResultStats.executed++;
-    return execute({ ...args, rootValue: update });
-  };
   // Snapshots and replayed events are each subscriber's own; only a live event object is shared.
-  if (key === null || update.kind !== 'event') return run();
+  if (key === null || update.kind !== 'event') return run(args, update);
   let results = resultsByEvent.get(update.event);
   if (!results) resultsByEvent.set(update.event, (results = new Map()));
   const known = results.get(key);
@@ -96,11 +104,7 @@ function executeOnce(args: ExecutionArgs, update: Update, key: string | null): P
     sharedResultStats.reused++;
     return known;
   }
-  const markShared = (result: ExecutionResult) => {
-    if (!result.errors) jsonOfShared.set(result, null);
-    return result;
-  };
-  const result = run();
+  const result = run(args, update);
   const shared = result instanceof Promise ? result.then(markShared) : markShared(result);
   results.set(key, shared);
   return shared;
