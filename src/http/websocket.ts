@@ -10,7 +10,7 @@ import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import type { ExecutionArgs, GraphQLError } from 'graphql';
 import { WebSocket, WebSocketServer } from 'ws';
-import { sharedJson } from '../live/shared-results.js';
+import { sharedJson, type SharedResultWriter } from '../live/shared-results.js';
 import type { Logger } from '../logger.js';
 import { ServiceError } from '../services/errors.js';
 import type { Viewer } from '../services/access.js';
@@ -78,12 +78,13 @@ function sendThroughBatches(socket: WebSocket): void {
   } as WebSocket['send'];
 }
 
-/** Sends a shared result's `next` frame, resolving once written (as graphql-ws's own send does: a slow reader holds its stream back). */
-function sendNextFrame(socket: WebSocket, id: string, payloadJson: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (socket.readyState !== WebSocket.OPEN) return resolve();
-    socket.send(`{"id":${JSON.stringify(id)},"type":"next","payload":${payloadJson}}`, (error) => (error ? reject(error) : resolve()));
-  });
+/** The start of a `next` frame for operation `id`: a shared result's JSON and `}` complete it. */
+const nextFrameStart = (id: string) => `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+
+/** Sends a shared result's `next` frame; `written` is called once it is written (or the socket failed). */
+function sendNextFrame(socket: WebSocket, frameStart: string, payloadJson: string, written: (error?: Error) => void): void {
+  if (socket.readyState !== WebSocket.OPEN) return written();
+  socket.send(`${frameStart}${payloadJson}}`, written);
 }
 
 const AUTHORIZATION_KEY = /^(authorization|authToken|authentication|token|accessToken)$/i;
@@ -160,7 +161,10 @@ export function attachWebSocketTransport(options: {
       onNext: async (ctx, id, _payload, _args, result) => {
         const json = sharedJson(result);
         if (json === undefined) return undefined;
-        await sendNextFrame(ctx.extra.socket, id, json);
+        // Resolved once written, as graphql-ws's own send: a slow reader holds its stream back.
+        await new Promise<void>((resolve, reject) =>
+          sendNextFrame(ctx.extra.socket, nextFrameStart(id), json, (error) => (error ? reject(error) : resolve())),
+        );
         return ALREADY_SENT as never;
       },
 
@@ -170,7 +174,7 @@ export function attachWebSocketTransport(options: {
         if (running === 0) setImmediate(() => onIdle?.());
       },
 
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
         // This subscription is already counted in ctx.subscriptions.
         if (Object.keys(ctx.subscriptions).length > limits.maxSubscriptionsPerSocket) {
           return [
@@ -184,8 +188,12 @@ export function attachWebSocketTransport(options: {
           ] as GraphQLError[];
         }
         const socketContext: SocketContext = { socketViewer: ctx.extra.viewer!, socketExpiresAt: ctx.extra.expiresAt ?? null };
+        const socket = ctx.extra.socket;
+        const frameStart = nextFrameStart(id);
+        const writer: SharedResultWriter = { writeSharedResult: (json, written) => sendNextFrame(socket, frameStart, json, written) };
         const { schema, execute, subscribe, contextFactory, parse, validate } = graphql.getEnveloped({
           ...socketContext,
+          ...writer,
           params: payload,
         });
         let document;

@@ -117,6 +117,13 @@ function endings(closing: AbortSignal): Endings {
 type Reader = { resolve(result: IteratorResult<Update>): void; reject(error: unknown): void };
 
 /**
+ * Sends a live update to the client itself, outside the reader's pipeline,
+ * calling `written` once it is written (or the connection failed); false when
+ * it does not take this one (the reader gets it then).
+ */
+export type DirectSend = (update: Update, written: () => void) => boolean;
+
+/**
  * Subscribes to its hub topic at once and holds events until start(), when
  * the starting point is known, so nothing in between is lost; then sends the
  * opening and every later event, one step at a time, in arrival order.
@@ -140,6 +147,10 @@ export abstract class LiveStream implements AsyncIterableIterator<Update> {
   private released = false;
   private failure: unknown;
   private readonly expiresAt: number | null;
+  private direct: DirectSend | undefined;
+  /** Updates sent directly and not yet written to the client's connection: unread as well. */
+  private unwritten = 0;
+  private onWritten: (() => void) | undefined;
   private readonly onEvent = (event: LiveEvent) => this.arrive(event);
 
   constructor(
@@ -231,6 +242,16 @@ export abstract class LiveStream implements AsyncIterableIterator<Update> {
     return this;
   }
 
+  /**
+   * Live events go to `send` instead of the reader whenever the reader is
+   * waiting: everything it was given is then sent already, so the order holds.
+   * Openings and replays are paced by the reader and always go to it.
+   */
+  sendDirectly(send: DirectSend): void {
+    this.direct = send;
+    this.onWritten = () => void this.unwritten--;
+  }
+
   /** Frees what the stream holds, once. */
   release(): void {
     if (this.released) return;
@@ -296,6 +317,10 @@ export abstract class LiveStream implements AsyncIterableIterator<Update> {
     // Checked here too, not only by the timer: nothing goes out after expiry, even if the timer runs late.
     if (this.expiresAt !== null && Date.now() >= this.expiresAt) return void this.stop(tokenExpired());
     if (this.unreadCount() + this.queued >= this.deps.maxUnreadUpdates) return void this.cutOff();
+    if (!paced && this.readers && this.sentDirectly(update)) {
+      if (this.finished(update)) this.stop();
+      return undefined;
+    }
     const reader = this.readers?.shift();
     if (reader) {
       if (!this.readers!.length) this.readers = undefined;
@@ -311,8 +336,16 @@ export abstract class LiveStream implements AsyncIterableIterator<Update> {
     });
   }
 
+  private sentDirectly(update: Update): boolean {
+    // Counted first: `written` may be called at once.
+    this.unwritten++;
+    if (this.direct?.(update, this.onWritten!)) return true;
+    this.unwritten--;
+    return false;
+  }
+
   private unreadCount(): number {
-    return this.unread?.length ?? 0;
+    return (this.unread?.length ?? 0) + this.unwritten;
   }
 
   private cutOff(): void {

@@ -29,13 +29,20 @@ import {
 } from 'graphql';
 // graphql's own subscribe() maps the source stream with this; it is what we do too, with a lookup in between.
 import { mapAsyncIterator } from 'graphql/execution/mapAsyncIterator.js';
-import type { Update } from './subscriptions.js';
+import { LiveStream, type Update } from './live-stream.js';
 
 /** A field extension: true when the field's value depends only on the live update, never on who reads it. */
 export const SAME_FOR_EVERY_VIEWER = 'sameForEveryViewer';
 
-/** Counters for tests and diagnostics: selections executed per event, and served from another subscriber's execution. */
-export const sharedResultStats = { executed: 0, reused: 0, serialized: 0 };
+/** Counters for tests and diagnostics: selections executed per event, served from another subscriber's execution, serialized, and sent as a frame directly. */
+export const sharedResultStats = { executed: 0, reused: 0, serialized: 0, sentDirectly: 0 };
+
+/**
+ * What a transport that can write a shared result's JSON itself puts in the
+ * operation's context (the WebSocket transport: a `next` frame around it).
+ * `written` is called once it is written, or the connection failed.
+ */
+export type SharedResultWriter = { writeSharedResult(json: string, written: () => void): void };
 
 type PromiseOrValue<T> = T | Promise<T>;
 
@@ -75,13 +82,21 @@ function shareKey(args: ExecutionArgs): string | null {
   return `${args.operationName ?? ''}\u0000${JSON.stringify(args.variableValues ?? {})}\u0000${text}`;
 }
 
+function run(args: ExecutionArgs, update: Update): PromiseOrValue<ExecutionResult> {
+  sharedResultStats.executed++;
+  return execute({ ...args, rootValue: update });
+}
+
+// An error-free result keeps its identity up to the transport: it is the one serialized once.
+function markShared(result: ExecutionResult): ExecutionResult {
+  if (!result.errors) jsonOfShared.set(result, null);
+  return result;
+}
+
+// Called once per subscriber per event: no closure made here.
 function executeOnce(args: ExecutionArgs, update: Update, key: string | null): PromiseOrValue<ExecutionResult> {
-  const run = () => {
-    sharedResultStats.executed++;
-    return execute({ ...args, rootValue: update });
-  };
   // Snapshots and replayed events are each subscriber's own; only a live event object is shared.
-  if (key === null || update.kind !== 'event') return run();
+  if (key === null || update.kind !== 'event') return run(args, update);
   let results = resultsByEvent.get(update.event);
   if (!results) resultsByEvent.set(update.event, (results = new Map()));
   const known = results.get(key);
@@ -89,11 +104,7 @@ function executeOnce(args: ExecutionArgs, update: Update, key: string | null): P
     sharedResultStats.reused++;
     return known;
   }
-  const markShared = (result: ExecutionResult) => {
-    if (!result.errors) jsonOfShared.set(result, null);
-    return result;
-  };
-  const result = run();
+  const result = run(args, update);
   const shared = result instanceof Promise ? result.then(markShared) : markShared(result);
   results.set(key, shared);
   return shared;
@@ -110,6 +121,20 @@ export async function subscribeSharingResults(
   // An ExecutionResult here is the subscription's failure (access refused, bad input).
   if (!(Symbol.asyncIterator in stream)) return stream;
   const key = shareKey(args);
+  const writer = args.contextValue as Partial<SharedResultWriter> | undefined;
+  if (key !== null && writer?.writeSharedResult && stream instanceof LiveStream) {
+    // A live event's shared result goes from here to the connection: none of the per-subscription iterators below see it.
+    const { writeSharedResult } = writer;
+    stream.sendDirectly((update, written) => {
+      if (update.kind !== 'event') return false;
+      const result = executeOnce(args, update, key);
+      const json = result instanceof Promise ? undefined : sharedJson(result);
+      if (json === undefined) return false;
+      sharedResultStats.sentDirectly++;
+      writeSharedResult(json, written);
+      return true;
+    });
+  }
   return mapAsyncIterator(stream as AsyncIterable<Update>, (update) => executeOnce(args, update, key));
 }
 

@@ -61,6 +61,8 @@ test('one change to many subscribers of one request is executed once and seriali
   expect(after.executed - before.executed).toBe(1);
   expect(after.reused - before.reused).toBe(subscribers.length - 1);
   expect(after.serialized - before.serialized).toBe(1);
+  // Over WebSocket the frame is written from that JSON, outside each subscription's iterator pipeline; SSE's goes through it.
+  expect(after.sentDirectly - before.sentDirectly).toBe(subscribers.length - 1);
 });
 
 test('subscribers sharing an execution still receive only the requests they may see', async () => {
