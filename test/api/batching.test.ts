@@ -24,7 +24,11 @@ const STUDENTS = [
 
 beforeAll(async () => {
   // No stall check: its statements would land in the counts below.
-  app = await startTestApp({ onQuery: (query) => statements.push(query), env: { STALL_CHECK_INTERVAL_SECONDS: '0' } });
+  // No periodic job: a job's lease tick landing between two measured requests was counted as theirs.
+  app = await startTestApp({
+    onQuery: (query) => statements.push(query),
+    env: { STALL_CHECK_INTERVAL_SECONDS: '0', METRICS_ROLLUP_INTERVAL_SECONDS: '0', STAGE_ESTIMATES_REFRESH_SECONDS: '0', RETENTION_DAYS: '0' },
+  });
   const db = app.testDatabase.database.db;
   for (const organizationId of ORGS) await insertOrganization(db, { organizationId, name: organizationId });
   for (const student of STUDENTS) await insertUser(db, { ...student, role: 'student' });
