@@ -6,6 +6,7 @@
  * a client sends, and the two answers compared (status, headers, body; the
  * request id and date apart). /metrics counts which path answered.
  */
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 
@@ -112,4 +113,30 @@ test('anything not plain goes to yoga, and is answered as before', async () => {
   expect(refused.errors[0]!.extensions.code).toBe('NOT_FOUND');
 
   expect(await directRequests()).toBe(before);
+});
+
+test('clients that leave mid-body or mid-answer: nothing logged as an error, and the next request is answered', async () => {
+  const { hostname, port } = new URL(app.url);
+  const body = JSON.stringify({ query: '{ contentRequests(first: 20) { edges { node { id } } } }' });
+  const head = (length: number) =>
+    `POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nauthorization: Bearer ${student}\r\ncontent-length: ${length}\r\n\r\n`;
+  const before = await directRequests();
+  // Half a body, or the whole request, then the connection dropped after 0–4 ms (reading, executing, answering).
+  for (let i = 0; i < 60; i++) {
+    const socket = connect(Number(port), hostname);
+    socket.on('error', () => undefined);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write(i % 2 ? head(body.length) + body : head(body.length) + body.slice(0, 10));
+    await new Promise((resolve) => setTimeout(resolve, i % 5));
+    socket.destroy();
+  }
+  const answered = await fetch(`${app.url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${student}` },
+    body: JSON.stringify({ query: '{ viewer { id } }' }),
+  });
+  expect(await answered.json()).toEqual({ data: { viewer: { id: 'plain-student' } } });
+  // Whole requests reached the direct path (some may have been dropped before they were read).
+  expect(await directRequests()).toBeGreaterThan(before + 1);
+  expect(app.logs.filter((line) => line.level >= 50)).toEqual([]);
 });
