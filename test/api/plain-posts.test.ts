@@ -140,3 +140,40 @@ test('clients that leave mid-body or mid-answer: nothing logged as an error, and
   expect(await directRequests()).toBeGreaterThan(before + 1);
   expect(app.logs.filter((line) => line.level >= 50)).toEqual([]);
 });
+
+/** A raw HTTP/1.1 exchange (a Host no client library would send), read until the server closes. */
+function exchange(request: string): Promise<{ status: number; head: string; body: string }> {
+  const { hostname, port } = new URL(app.url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.write(request));
+    let text = '';
+    socket.on('data', (chunk) => (text += chunk));
+    socket.on('end', () => {
+      const [head = '', body = ''] = text.split('\r\n\r\n');
+      resolve({ status: Number(head.split(' ')[1]), head, body });
+    });
+    socket.on('error', reject);
+  });
+}
+
+test('a Host header that makes no URL is refused as BAD_REQUEST on either path, without a stack, an echo or an error logged', async () => {
+  const plain = JSON.stringify({ query: '{ viewer { id } }' });
+  const notPlain = JSON.stringify({ query: '{ viewer { id } }', extensions: {} });
+  const post = (host: string, body: string) =>
+    `POST /graphql HTTP/1.1\r\nhost: ${host}\r\ncontent-type: application/json\r\nauthorization: Bearer ${student}\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`;
+  const logged = app.logs.length;
+  for (const host of ['echo me', 'echo:99999', '[echo', 'echo%zz']) {
+    for (const request of [post(host, plain), post(host, notPlain), `GET /health HTTP/1.1\r\nhost: ${host}\r\nconnection: close\r\n\r\n`]) {
+      const answer = await exchange(request);
+      expect({ host, status: answer.status }).toEqual({ host, status: 400 });
+      expect(JSON.parse(answer.body).errors[0].extensions.code).toBe('BAD_REQUEST');
+      expect(answer.body).not.toMatch(/stack|node_modules|\bat \w+|Invalid URL/);
+      expect(answer.body).not.toContain('echo');
+    }
+  }
+  expect(app.logs.slice(logged).filter((line) => line.level >= 50)).toEqual([]);
+  // And the next request is answered.
+  expect(await (await fetch(`${app.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${student}` }, body: plain })).json()).toEqual({
+    data: { viewer: { id: 'plain-student' } },
+  });
+});
