@@ -177,3 +177,18 @@ test('a Host header that makes no URL is refused as BAD_REQUEST on either path, 
     data: { viewer: { id: 'plain-student' } },
   });
 });
+
+test('the hooks the direct path skips are still only those its own parsing and result processing stand for (a yoga upgrade adding one fails here)', () => {
+  // Read as plain-posts.ts reads them: yoga's protected `plugins`, nested ones included.
+  const plugins = (app.running.graphql as unknown as { plugins: (Record<string, unknown> | false | undefined)[] }).plugins.filter(
+    (plugin): plugin is Record<string, unknown> => Boolean(plugin),
+  );
+  const withHook = (hook: string) => plugins.filter((plugin) => typeof plugin[hook] === 'function').length;
+  // onRequestParse: yoga's five body parsers, its body-size and batch limits and method check, and
+  // useShortRequestParseErrors; onResultProcess: yoga's result processors. Any other would be skipped
+  // on plain POSTs without a word: decide in plain-posts.ts whether it must run there, then count it here.
+  expect({ onRequestParse: withHook('onRequestParse'), onResultProcess: withHook('onResultProcess') }).toEqual({ onRequestParse: 9, onResultProcess: 1 });
+  // What the direct path does run is there to run.
+  expect(withHook('onRequest')).toBeGreaterThan(0);
+  expect(withHook('onResponse')).toBeGreaterThan(0);
+});
