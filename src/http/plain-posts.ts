@@ -101,6 +101,18 @@ function refuseHost(response: ServerResponse): void {
   response.end(body);
 }
 
+type HookState = { early: PlainResponse | undefined; processed: PlainResponse | undefined };
+
+const ignore = () => undefined;
+
+function endResponse(this: HookState, given: Response) {
+  this.early = given as unknown as PlainResponse;
+}
+
+function setResponse(this: HookState, given: Response) {
+  this.processed = given as unknown as PlainResponse;
+}
+
 export function servePlainPosts(graphql: GraphQLServer, options: { logger: Logger; metrics: Metrics }, next: RequestListener): RequestListener {
   const { logger, metrics } = options;
   // Every plugin, nested ones included: the list yoga hands its own Node adapter (createYoga reads it the same way).
@@ -116,22 +128,24 @@ export function servePlainPosts(graphql: GraphQLServer, options: { logger: Logge
     const fetchRequest = requestFor(graphql, request, response);
     const serverContext = { req: request, res: response } as Record<string, unknown>;
     const url = new fetchAPI.URL(fetchRequest.url);
-    let early: PlainResponse | undefined;
+    // One payload per request for every hook (not one per hook): each
+    // callback made per request costs a `__name` property definition under tsx.
+    const state: HookState = { early: undefined, processed: undefined };
+    const requestPayload = {
+      request: fetchRequest,
+      url,
+      fetchAPI,
+      serverContext,
+      requestHandler: undefined as never,
+      setRequest: ignore,
+      setRequestHandler: ignore,
+      endResponse: endResponse.bind(state),
+    };
     for (const hook of onRequest) {
-      await hook({
-        request: fetchRequest,
-        url,
-        fetchAPI,
-        serverContext,
-        requestHandler: undefined as never,
-        setRequest: () => undefined,
-        setRequestHandler: () => undefined,
-        endResponse: (given: Response) => {
-          early = given as unknown as PlainResponse;
-        },
-      } as never);
-      if (early) break;
+      await hook(requestPayload as never);
+      if (state.early) break;
     }
+    const early = state.early;
     let result: ExecutionResult;
     try {
       result = early ? {} : ((await graphql.getResultForParams({ params: params as GraphQLParams, request: fetchRequest }, serverContext)) as ExecutionResult);
@@ -139,18 +153,18 @@ export function servePlainPosts(graphql: GraphQLServer, options: { logger: Logge
       result = { errors: [masked(error) as never] };
     }
     // Any early response is a Fetch Response of yoga's: write what it is.
-    let processed = early ?? (processRegularResult(result, resultFetchAPI, mediaType) as unknown as PlainResponse);
-    for (const hook of onResponse) {
-      await hook({
-        request: fetchRequest,
-        response: processed,
-        serverContext,
-        fetchAPI,
-        setResponse: (given: Response) => {
-          processed = given as unknown as PlainResponse;
-        },
-      } as never);
-    }
+    state.processed = early ?? (processRegularResult(result, resultFetchAPI, mediaType) as unknown as PlainResponse);
+    const responsePayload = {
+      request: fetchRequest,
+      get response() {
+        return state.processed;
+      },
+      serverContext,
+      fetchAPI,
+      setResponse: setResponse.bind(state),
+    };
+    for (const hook of onResponse) await hook(responsePayload as never);
+    const processed = state.processed;
     const body = processed instanceof PlainResponse ? processed.body : await (processed as unknown as Response).text();
     const headers: Record<string, string> = {};
     processed.headers.forEach((value, key) => {

@@ -125,6 +125,8 @@ export function attachWebSocketTransport(options: {
 
   const disposable = useServer<Record<string, unknown>, ConnectionExtra>(
     {
+      // Not read from NODE_ENV (production under `npm start`): the close reasons of internal errors stay as they were.
+      isProd: false,
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
 
