@@ -17,7 +17,13 @@ import type { Viewer } from '../services/access.js';
 import { toCodedError } from './error-responses.js';
 import type { Authenticator, GraphQLServer, SocketContext } from './graphql-server.js';
 
-type ConnectionExtra = { viewer?: Viewer; expiresAt?: Date | null; expiryTimer?: NodeJS.Timeout };
+type ConnectionExtra = {
+  viewer?: Viewer;
+  expiresAt?: Date | null;
+  expiryTimer?: NodeJS.Timeout;
+  /** The connection's one writer of shared results, for all its operations. */
+  writeSharedResult?: SharedResultWriter['writeSharedResult'];
+};
 type EnvelopedRoot = { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
 
 export type WebSocketTransport = {
@@ -141,6 +147,7 @@ export function attachWebSocketTransport(options: {
           const { viewer, expiresAt } = await authenticate(authorization);
           ctx.extra.viewer = viewer;
           ctx.extra.expiresAt = expiresAt;
+          ctx.extra.writeSharedResult = (id, json, written) => sendNextFrame(socket, nextFrameStart(id), json, written);
           if (expiresAt) {
             ctx.extra.expiryTimer = setTimeout(
               () => socket.close(CloseCode.Forbidden, 'Forbidden: token expired'),
@@ -188,9 +195,8 @@ export function attachWebSocketTransport(options: {
           ] as GraphQLError[];
         }
         const socketContext: SocketContext = { socketViewer: ctx.extra.viewer!, socketExpiresAt: ctx.extra.expiresAt ?? null };
-        const socket = ctx.extra.socket;
-        const frameStart = nextFrameStart(id);
-        const writer: SharedResultWriter = { writeSharedResult: (json, written) => sendNextFrame(socket, frameStart, json, written) };
+        // The connection's writer and this operation's id: nothing made per subscription (each idle one holds this context).
+        const writer: SharedResultWriter = { writeSharedResult: ctx.extra.writeSharedResult!, sharedResultId: id };
         const { schema, execute, subscribe, contextFactory, parse, validate } = graphql.getEnveloped({
           ...socketContext,
           ...writer,
