@@ -208,6 +208,10 @@ export function attachWebSocketTransport(options: {
         } catch (error) {
           return [error as never];
         }
+        // graphql-ws keeps the payload as long as the operation runs: the parser's cached document
+        // holds the same text already, and every subscriber with this document can keep that one.
+        const text = document.loc?.source.body;
+        if (text !== undefined && text === payload.query) (payload as { query: string }).query = text;
         const errors = validate(schema, document);
         if (errors.length) return errors;
         running++;
