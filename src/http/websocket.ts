@@ -84,6 +84,19 @@ function sendThroughBatches(socket: WebSocket): void {
   } as WebSocket['send'];
 }
 
+/**
+ * Frames reach graphql-ws as text. Its handler of a `subscribe` frame runs as
+ * long as the operation does and holds what it was given: ws's Buffer is a
+ * slice of the socket's read chunk and would keep that chunk too.
+ */
+function receiveAsText(socket: WebSocket): void {
+  const emit = socket.emit;
+  socket.emit = function (this: WebSocket, event: string | symbol, ...args: unknown[]) {
+    if (event === 'message' && Buffer.isBuffer(args[0])) args[0] = args[0].toString();
+    return emit.call(this, event, ...args);
+  };
+}
+
 /** The start of a `next` frame for operation `id`: a shared result's JSON and `}` complete it. */
 const nextFrameStart = (id: string) => `{"id":${JSON.stringify(id)},"type":"next","payload":`;
 
@@ -123,7 +136,10 @@ export function attachWebSocketTransport(options: {
   const { graphql, authenticate, limits } = options;
   const logger = options.logger.child({ component: 'websocket' });
   const sockets = new WebSocketServer({ server: options.server, path: '/graphql', maxPayload: limits.maxPayloadBytes });
-  sockets.on('connection', sendThroughBatches);
+  sockets.on('connection', (socket) => {
+    sendThroughBatches(socket);
+    receiveAsText(socket);
+  });
   // Operations running now; on close we let them complete (the client gets
   // `complete`, not a dropped socket) before the sockets go.
   let running = 0;
