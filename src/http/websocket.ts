@@ -144,6 +144,8 @@ export function attachWebSocketTransport(options: {
   // `complete`, not a dropped socket) before the sockets go.
   let running = 0;
   let onIdle: (() => void) | undefined;
+  // envelop hands every operation the same execute and subscribe (unless instrumented): one root for all while so.
+  let root: EnvelopedRoot | undefined;
 
   const disposable = useServer<Record<string, unknown>, ConnectionExtra>(
     {
@@ -240,7 +242,7 @@ export function attachWebSocketTransport(options: {
           operationName: payload.operationName,
           variableValues: payload.variables,
           contextValue: await contextFactory(),
-          rootValue: { execute, subscribe } satisfies EnvelopedRoot,
+          rootValue: root?.execute === execute && root.subscribe === subscribe ? root : (root = { execute, subscribe }),
         };
       },
     },

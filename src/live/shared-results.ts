@@ -48,9 +48,6 @@ export type SharedResultWriter = {
 
 type PromiseOrValue<T> = T | Promise<T>;
 
-/** Which subscriptions share an execution: the same document text, then the same operation name and variables. */
-type ShareKey = { text: string; variables: string };
-
 // Per document: its text when every field it selects is the same for every viewer, null otherwise.
 const shareableText = new WeakMap<DocumentNode, string | null>();
 // Per event: per document text, the result of each (operation, variables) executed on it.
@@ -81,16 +78,11 @@ function documentShareKey(schema: GraphQLSchema, document: DocumentNode): string
 }
 
 /**
- * The share key of a subscription (null: each subscriber executes its own).
- * Kept by every idle subscription: the document's text is the one string all
- * its subscribers share, and the rest is one flat string (concatenated, it
- * would be a rope of a dozen pieces).
+ * A subscription's share key, after its document's text (the one string all
+ * its subscribers share): its operation name and variables as one string
+ * (concatenated, it would be a rope of a dozen pieces, kept by every idle subscription).
  */
-function shareKey(args: ExecutionArgs): ShareKey | null {
-  const text = documentShareKey(args.schema, args.document);
-  if (text === null) return null;
-  return { text, variables: JSON.stringify([args.operationName ?? '', args.variableValues ?? {}]) };
-}
+const variablesKey = (args: ExecutionArgs): string => JSON.stringify([args.operationName ?? '', args.variableValues ?? {}]);
 
 function run(args: ExecutionArgs, update: Update): PromiseOrValue<ExecutionResult> {
   sharedResultStats.executed++;
@@ -103,22 +95,22 @@ function markShared(result: ExecutionResult): ExecutionResult {
   return result;
 }
 
-// Called once per subscriber per event: no closure made here.
-function executeOnce(args: ExecutionArgs, update: Update, key: ShareKey | null): PromiseOrValue<ExecutionResult> {
+// Called once per subscriber per event: no closure made here. `text` null: not shared.
+function executeOnce(args: ExecutionArgs, update: Update, text: string | null, variables: string): PromiseOrValue<ExecutionResult> {
   // Snapshots and replayed events are each subscriber's own; only a live event object is shared.
-  if (key === null || update.kind !== 'event') return run(args, update);
+  if (text === null || update.kind !== 'event') return run(args, update);
   let byText = resultsByEvent.get(update.event);
   if (!byText) resultsByEvent.set(update.event, (byText = new Map()));
-  let results = byText.get(key.text);
-  if (!results) byText.set(key.text, (results = new Map()));
-  const known = results.get(key.variables);
+  let results = byText.get(text);
+  if (!results) byText.set(text, (results = new Map()));
+  const known = results.get(variables);
   if (known) {
     sharedResultStats.reused++;
     return known;
   }
   const result = run(args, update);
   const shared = result instanceof Promise ? result.then(markShared) : markShared(result);
-  results.set(key.variables, shared);
+  results.set(variables, shared);
   return shared;
 }
 
@@ -131,12 +123,23 @@ function executeOnce(args: ExecutionArgs, update: Update, key: ShareKey | null):
  * direct sender when the transport writes shared results itself.
  */
 class SharedResults implements AsyncIterableIterator<ExecutionResult>, DirectSender {
+  /** The share key: the document's text (null: not shared), then the operation and variables. */
+  private readonly text: string | null;
+  private readonly variables: string;
+
   constructor(
     private readonly source: AsyncIterator<Update>,
     private readonly args: ExecutionArgs,
-    private readonly key: ShareKey | null,
     private readonly writer?: SharedResultWriter,
-  ) {}
+  ) {
+    this.text = documentShareKey(args.schema, args.document);
+    this.variables = this.text === null ? '' : variablesKey(args);
+  }
+
+  /** Whether this subscription shares its executions with others of its key. */
+  get shared(): boolean {
+    return this.text !== null;
+  }
 
   next(): Promise<IteratorResult<ExecutionResult>> {
     return this.source.next().then((result) => this.map(result));
@@ -160,7 +163,7 @@ class SharedResults implements AsyncIterableIterator<ExecutionResult>, DirectSen
   /** A live event's shared result goes from here to the connection: the iterators above this one never see it. */
   sendDirect(update: Update, written: () => void): boolean {
     if (update.kind !== 'event') return false;
-    const result = executeOnce(this.args, update, this.key);
+    const result = executeOnce(this.args, update, this.text, this.variables);
     const json = result instanceof Promise ? undefined : sharedJson(result);
     if (json === undefined) return false;
     sharedResultStats.sentDirectly++;
@@ -171,7 +174,7 @@ class SharedResults implements AsyncIterableIterator<ExecutionResult>, DirectSen
   private async map(result: IteratorResult<Update>): Promise<IteratorResult<ExecutionResult>> {
     if (result.done) return result;
     try {
-      return { value: await executeOnce(this.args, result.value, this.key), done: false };
+      return { value: await executeOnce(this.args, result.value, this.text, this.variables), done: false };
     } catch (error) {
       await this.returnIgnoringErrors();
       throw error;
@@ -197,12 +200,11 @@ export async function subscribeSharingResults(
   const stream = await createSourceEventStream(args);
   // An ExecutionResult here is the subscription's failure (access refused, bad input).
   if (!(Symbol.asyncIterator in stream)) return stream;
-  const key = shareKey(args);
   const writer = args.contextValue as Partial<SharedResultWriter> | undefined;
-  const sendsDirectly = key !== null && writer?.writeSharedResult !== undefined && stream instanceof LiveStream;
   const source = (stream as AsyncIterable<Update>)[Symbol.asyncIterator]();
-  const results = new SharedResults(source, args, key, sendsDirectly ? (writer as SharedResultWriter) : undefined);
-  if (sendsDirectly) stream.sendDirectly(results);
+  const sendsDirectly = writer?.writeSharedResult !== undefined && stream instanceof LiveStream;
+  const results = new SharedResults(source, args, sendsDirectly ? (writer as SharedResultWriter) : undefined);
+  if (sendsDirectly && results.shared) stream.sendDirectly(results);
   return results;
 }
 
