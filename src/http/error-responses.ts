@@ -95,18 +95,20 @@ export function presentOutsideExecution(error: unknown, requestId: string, logge
 
 /** For execution results, queries and subscriptions alike (the context is known here). */
 export function useServiceErrors(logger: Logger): Plugin<GraphQLContext> {
-  const onDone = (contextValue: Partial<GraphQLContext>) => (payload: Parameters<Parameters<typeof handleStreamOrSingleExecutionResult>[1]>[0]) => {
+  const onDone = (payload: Parameters<Parameters<typeof handleStreamOrSingleExecutionResult>[1]>[0]) => {
     const errors = payload.result.errors;
     if (!errors?.length) return;
-    payload.setResult({ ...payload.result, errors: errors.map((e) => present(e as GraphQLError, contextValue, logger)) });
+    const context = payload.args.contextValue as Partial<GraphQLContext>;
+    payload.setResult({ ...payload.result, errors: errors.map((e) => present(e as GraphQLError, context, logger)) });
   };
+  const onResult = (payload: Parameters<typeof handleStreamOrSingleExecutionResult<GraphQLContext>>[0]) =>
+    handleStreamOrSingleExecutionResult(payload, onDone);
+  // The same hooks for every operation, no closure each: an open subscription keeps what its hook returned.
+  const executeHooks = { onExecuteDone: onResult };
+  const subscribeHooks = { onSubscribeResult: onResult };
   return {
-    onExecute: ({ args }) => ({
-      onExecuteDone: (payload) => handleStreamOrSingleExecutionResult(payload, onDone(args.contextValue)),
-    }),
-    onSubscribe: ({ args }) => ({
-      onSubscribeResult: (payload) => handleStreamOrSingleExecutionResult(payload, onDone(args.contextValue)),
-    }),
+    onExecute: () => executeHooks,
+    onSubscribe: () => subscribeHooks,
   };
 }
 

@@ -17,7 +17,13 @@ import type { Viewer } from '../services/access.js';
 import { toCodedError } from './error-responses.js';
 import type { Authenticator, GraphQLServer, SocketContext } from './graphql-server.js';
 
-type ConnectionExtra = { viewer?: Viewer; expiresAt?: Date | null; expiryTimer?: NodeJS.Timeout };
+type ConnectionExtra = {
+  viewer?: Viewer;
+  expiresAt?: Date | null;
+  expiryTimer?: NodeJS.Timeout;
+  /** The connection's one writer of shared results, for all its operations. */
+  writeSharedResult?: SharedResultWriter['writeSharedResult'];
+};
 type EnvelopedRoot = { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
 
 export type WebSocketTransport = {
@@ -78,6 +84,19 @@ function sendThroughBatches(socket: WebSocket): void {
   } as WebSocket['send'];
 }
 
+/**
+ * Frames reach graphql-ws as text. Its handler of a `subscribe` frame runs as
+ * long as the operation does and holds what it was given: ws's Buffer is a
+ * slice of the socket's read chunk and would keep that chunk too.
+ */
+function receiveAsText(socket: WebSocket): void {
+  const emit = socket.emit;
+  socket.emit = function (this: WebSocket, event: string | symbol, ...args: unknown[]) {
+    if (event === 'message' && Buffer.isBuffer(args[0])) args[0] = args[0].toString();
+    return emit.call(this, event, ...args);
+  };
+}
+
 /** The start of a `next` frame for operation `id`: a shared result's JSON and `}` complete it. */
 const nextFrameStart = (id: string) => `{"id":${JSON.stringify(id)},"type":"next","payload":`;
 
@@ -117,11 +136,16 @@ export function attachWebSocketTransport(options: {
   const { graphql, authenticate, limits } = options;
   const logger = options.logger.child({ component: 'websocket' });
   const sockets = new WebSocketServer({ server: options.server, path: '/graphql', maxPayload: limits.maxPayloadBytes });
-  sockets.on('connection', sendThroughBatches);
+  sockets.on('connection', (socket) => {
+    sendThroughBatches(socket);
+    receiveAsText(socket);
+  });
   // Operations running now; on close we let them complete (the client gets
   // `complete`, not a dropped socket) before the sockets go.
   let running = 0;
   let onIdle: (() => void) | undefined;
+  // envelop hands every operation the same execute and subscribe (unless instrumented): one root for all while so.
+  let root: EnvelopedRoot | undefined;
 
   const disposable = useServer<Record<string, unknown>, ConnectionExtra>(
     {
@@ -143,6 +167,7 @@ export function attachWebSocketTransport(options: {
           const { viewer, expiresAt } = await authenticate(authorization);
           ctx.extra.viewer = viewer;
           ctx.extra.expiresAt = expiresAt;
+          ctx.extra.writeSharedResult = (id, json, written) => sendNextFrame(socket, nextFrameStart(id), json, written);
           if (expiresAt) {
             ctx.extra.expiryTimer = setTimeout(
               () => socket.close(CloseCode.Forbidden, 'Forbidden: token expired'),
@@ -189,21 +214,27 @@ export function attachWebSocketTransport(options: {
             ),
           ] as GraphQLError[];
         }
-        const socketContext: SocketContext = { socketViewer: ctx.extra.viewer!, socketExpiresAt: ctx.extra.expiresAt ?? null };
-        const socket = ctx.extra.socket;
-        const frameStart = nextFrameStart(id);
-        const writer: SharedResultWriter = { writeSharedResult: (json, written) => sendNextFrame(socket, frameStart, json, written) };
-        const { schema, execute, subscribe, contextFactory, parse, validate } = graphql.getEnveloped({
-          ...socketContext,
-          ...writer,
+        // One literal, not spreads: past a few hundred operations, spreading gave every context a hidden class
+        // (map and descriptors, ~385 B) of its own, and an idle subscription keeps its context.
+        const initialContext: SocketContext & SharedResultWriter & { params: typeof payload } = {
+          socketViewer: ctx.extra.viewer!,
+          socketExpiresAt: ctx.extra.expiresAt ?? null,
+          // The connection's writer and this operation's id: nothing made per subscription.
+          writeSharedResult: ctx.extra.writeSharedResult!,
+          sharedResultId: id,
           params: payload,
-        });
+        };
+        const { schema, execute, subscribe, contextFactory, parse, validate } = graphql.getEnveloped(initialContext);
         let document;
         try {
           document = parse(payload.query);
         } catch (error) {
           return [error as never];
         }
+        // graphql-ws keeps the payload as long as the operation runs: the parser's cached document
+        // holds the same text already, and every subscriber with this document can keep that one.
+        const text = document.loc?.source.body;
+        if (text !== undefined && text === payload.query) (payload as { query: string }).query = text;
         const errors = validate(schema, document);
         if (errors.length) return errors;
         running++;
@@ -213,7 +244,7 @@ export function attachWebSocketTransport(options: {
           operationName: payload.operationName,
           variableValues: payload.variables,
           contextValue: await contextFactory(),
-          rootValue: { execute, subscribe } satisfies EnvelopedRoot,
+          rootValue: root?.execute === execute && root.subscribe === subscribe ? root : (root = { execute, subscribe }),
         };
       },
     },

@@ -27,9 +27,7 @@ import {
   type ExecutionArgs,
   type ExecutionResult,
 } from 'graphql';
-// graphql's own subscribe() maps the source stream with this; it is what we do too, with a lookup in between.
-import { mapAsyncIterator } from 'graphql/execution/mapAsyncIterator.js';
-import { LiveStream, type Update } from './live-stream.js';
+import { LiveStream, type DirectSender, type Update } from './live-stream.js';
 
 /** A field extension: true when the field's value depends only on the live update, never on who reads it. */
 export const SAME_FOR_EVERY_VIEWER = 'sameForEveryViewer';
@@ -39,17 +37,21 @@ export const sharedResultStats = { executed: 0, reused: 0, serialized: 0, sentDi
 
 /**
  * What a transport that can write a shared result's JSON itself puts in the
- * operation's context (the WebSocket transport: a `next` frame around it).
- * `written` is called once it is written, or the connection failed.
+ * operation's context (the WebSocket transport: a `next` frame around it, for
+ * operation `sharedResultId`). One writer serves a whole connection; `written`
+ * is called once it is written, or the connection failed.
  */
-export type SharedResultWriter = { writeSharedResult(json: string, written: () => void): void };
+export type SharedResultWriter = {
+  writeSharedResult(id: string, json: string, written: () => void): void;
+  sharedResultId: string;
+};
 
 type PromiseOrValue<T> = T | Promise<T>;
 
 // Per document: its text when every field it selects is the same for every viewer, null otherwise.
 const shareableText = new WeakMap<DocumentNode, string | null>();
-// Per event: the result of each (document, operation, variables) executed on it.
-const resultsByEvent = new WeakMap<object, Map<string, PromiseOrValue<ExecutionResult>>>();
+// Per event: per document text, the result of each (operation, variables) executed on it.
+const resultsByEvent = new WeakMap<object, Map<string, Map<string, PromiseOrValue<ExecutionResult>>>>();
 // Shared results (error-free, the same object for every subscriber) and their JSON once made.
 const jsonOfShared = new WeakMap<ExecutionResult, string | null>();
 
@@ -75,12 +77,12 @@ function documentShareKey(schema: GraphQLSchema, document: DocumentNode): string
   return text;
 }
 
-/** The share key of a subscription (null: each subscriber executes its own). */
-function shareKey(args: ExecutionArgs): string | null {
-  const text = documentShareKey(args.schema, args.document);
-  if (text === null) return null;
-  return `${args.operationName ?? ''}\u0000${JSON.stringify(args.variableValues ?? {})}\u0000${text}`;
-}
+/**
+ * A subscription's share key, after its document's text (the one string all
+ * its subscribers share): its operation name and variables as one string
+ * (concatenated, it would be a rope of a dozen pieces, kept by every idle subscription).
+ */
+const variablesKey = (args: ExecutionArgs): string => JSON.stringify([args.operationName ?? '', args.variableValues ?? {}]);
 
 function run(args: ExecutionArgs, update: Update): PromiseOrValue<ExecutionResult> {
   sharedResultStats.executed++;
@@ -93,21 +95,99 @@ function markShared(result: ExecutionResult): ExecutionResult {
   return result;
 }
 
-// Called once per subscriber per event: no closure made here.
-function executeOnce(args: ExecutionArgs, update: Update, key: string | null): PromiseOrValue<ExecutionResult> {
+// Called once per subscriber per event: no closure made here. `text` null: not shared.
+function executeOnce(args: ExecutionArgs, update: Update, text: string | null, variables: string): PromiseOrValue<ExecutionResult> {
   // Snapshots and replayed events are each subscriber's own; only a live event object is shared.
-  if (key === null || update.kind !== 'event') return run(args, update);
-  let results = resultsByEvent.get(update.event);
-  if (!results) resultsByEvent.set(update.event, (results = new Map()));
-  const known = results.get(key);
+  if (text === null || update.kind !== 'event') return run(args, update);
+  let byText = resultsByEvent.get(update.event);
+  if (!byText) resultsByEvent.set(update.event, (byText = new Map()));
+  let results = byText.get(text);
+  if (!results) byText.set(text, (results = new Map()));
+  const known = results.get(variables);
   if (known) {
     sharedResultStats.reused++;
     return known;
   }
   const result = run(args, update);
   const shared = result instanceof Promise ? result.then(markShared) : markShared(result);
-  results.set(key, shared);
+  results.set(variables, shared);
   return shared;
+}
+
+/**
+ * A subscription's results: each update of its source stream executed (once
+ * for all subscriptions with its share key), as graphql's subscribe() maps
+ * them (mapAsyncIterator: a mapping that fails closes the source). One object
+ * with its state in fields, no closure or generator per subscription: most
+ * are idle, and this is what each of them holds. It is also the stream's
+ * direct sender when the transport writes shared results itself.
+ */
+class SharedResults implements AsyncIterableIterator<ExecutionResult>, DirectSender {
+  /** The share key: the document's text (null: not shared), then the operation and variables. */
+  private readonly text: string | null;
+  private readonly variables: string;
+
+  constructor(
+    private readonly source: AsyncIterator<Update>,
+    private readonly args: ExecutionArgs,
+    private readonly writer?: SharedResultWriter,
+  ) {
+    this.text = documentShareKey(args.schema, args.document);
+    this.variables = this.text === null ? '' : variablesKey(args);
+  }
+
+  /** Whether this subscription shares its executions with others of its key. */
+  get shared(): boolean {
+    return this.text !== null;
+  }
+
+  next(): Promise<IteratorResult<ExecutionResult>> {
+    return this.source.next().then((result) => this.map(result));
+  }
+
+  return(): Promise<IteratorResult<ExecutionResult>> {
+    if (typeof this.source.return !== 'function') return Promise.resolve({ value: undefined, done: true });
+    return this.source.return().then((result) => this.map(result));
+  }
+
+  async throw(error: unknown): Promise<IteratorResult<ExecutionResult>> {
+    if (typeof this.source.throw === 'function') return this.map(await this.source.throw(error));
+    await this.returnIgnoringErrors();
+    throw error;
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+
+  /** A live event's shared result goes from here to the connection: the iterators above this one never see it. */
+  sendDirect(update: Update, written: () => void): boolean {
+    if (update.kind !== 'event') return false;
+    const result = executeOnce(this.args, update, this.text, this.variables);
+    const json = result instanceof Promise ? undefined : sharedJson(result);
+    if (json === undefined) return false;
+    sharedResultStats.sentDirectly++;
+    this.writer!.writeSharedResult(this.writer!.sharedResultId, json, written);
+    return true;
+  }
+
+  private async map(result: IteratorResult<Update>): Promise<IteratorResult<ExecutionResult>> {
+    if (result.done) return result;
+    try {
+      return { value: await executeOnce(this.args, result.value, this.text, this.variables), done: false };
+    } catch (error) {
+      await this.returnIgnoringErrors();
+      throw error;
+    }
+  }
+
+  private async returnIgnoringErrors(): Promise<void> {
+    try {
+      await this.source.return?.();
+    } catch {
+      // Keep the original error when closing the source also fails.
+    }
+  }
 }
 
 /**
@@ -116,26 +196,16 @@ function executeOnce(args: ExecutionArgs, update: Update, key: string | null): P
  */
 export async function subscribeSharingResults(
   args: ExecutionArgs,
-): Promise<AsyncGenerator<ExecutionResult, void, void> | ExecutionResult> {
+): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
   const stream = await createSourceEventStream(args);
   // An ExecutionResult here is the subscription's failure (access refused, bad input).
   if (!(Symbol.asyncIterator in stream)) return stream;
-  const key = shareKey(args);
   const writer = args.contextValue as Partial<SharedResultWriter> | undefined;
-  if (key !== null && writer?.writeSharedResult && stream instanceof LiveStream) {
-    // A live event's shared result goes from here to the connection: none of the per-subscription iterators below see it.
-    const { writeSharedResult } = writer;
-    stream.sendDirectly((update, written) => {
-      if (update.kind !== 'event') return false;
-      const result = executeOnce(args, update, key);
-      const json = result instanceof Promise ? undefined : sharedJson(result);
-      if (json === undefined) return false;
-      sharedResultStats.sentDirectly++;
-      writeSharedResult(json, written);
-      return true;
-    });
-  }
-  return mapAsyncIterator(stream as AsyncIterable<Update>, (update) => executeOnce(args, update, key));
+  const source = (stream as AsyncIterable<Update>)[Symbol.asyncIterator]();
+  const sendsDirectly = writer?.writeSharedResult !== undefined && stream instanceof LiveStream;
+  const results = new SharedResults(source, args, sendsDirectly ? (writer as SharedResultWriter) : undefined);
+  if (sendsDirectly && results.shared) stream.sendDirectly(results);
+  return results;
 }
 
 /** The JSON of a result shared between subscribers, made once; undefined for any other result. */
