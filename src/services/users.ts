@@ -22,12 +22,14 @@ export class ProvisionedViewers {
   private readonly seen = new Set<string>();
   constructor(private readonly capacity = 10_000) {}
 
-  async ensure(db: Queryable, viewer: Viewer): Promise<void> {
+  /** Stores the viewer unless known to be stored already: then undefined, and nothing to wait for. */
+  ensure(db: Queryable, viewer: Viewer): Promise<void> | undefined {
     const key = JSON.stringify([viewer.userId, viewer.role, viewer.organizationId]);
-    if (this.seen.has(key)) return;
-    await provisionViewer(db, viewer);
-    if (this.seen.size >= this.capacity) this.seen.delete(this.seen.values().next().value!);
-    this.seen.add(key);
+    if (this.seen.has(key)) return undefined;
+    return provisionViewer(db, viewer).then(() => {
+      if (this.seen.size >= this.capacity) this.seen.delete(this.seen.values().next().value!);
+      this.seen.add(key);
+    });
   }
 }
 
