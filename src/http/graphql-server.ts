@@ -8,7 +8,7 @@ import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { sql } from 'drizzle-orm';
-import { getOperationAST, GraphQLError, type ValidationContext } from 'graphql';
+import { GraphQLError, type ValidationContext } from 'graphql';
 import { ServiceError } from '../services/errors.js';
 import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Queryable } from '../db/client.js';
@@ -83,56 +83,16 @@ export type GraphQLServerOptions = {
 
 export type GraphQLServer = YogaServerInstance<Record<string, unknown>, GraphQLContext>;
 
-/**
- * A verified token's viewer, with `provisioning`: their user and organization
- * being stored (users.ts), started and not awaited, present on their first
- * request only. Whoever takes the viewer waits for it before anything that
- * reads or references those rows, and before answering.
- */
-export type Authenticated = VerifiedToken & { provisioning?: Promise<void> };
-
-/** A bearer token (the header's value) to its viewer; a ServiceError if it is not a valid one. */
-export type Authenticator = (authorization: string) => Promise<Authenticated>;
+/** A bearer token (the header's value) to a known, provisioned viewer; a ServiceError if it is not one. */
+export type Authenticator = (authorization: string) => Promise<VerifiedToken>;
 
 export function createAuthenticator(db: Queryable, verifyToken: TokenVerifier): Authenticator {
   const provisioned = new ProvisionedViewers();
   return async (authorization) => {
     const match = /^Bearer\s+(\S+)$/i.exec(authorization);
     const verified = await verifyToken(match?.[1] ?? '');
-    const provisioning = provisioned.ensure(db, verified.viewer);
-    if (!provisioning) return verified;
-    // Its failure is reported where it is awaited; not an unhandled rejection meanwhile.
-    provisioning.catch(() => undefined);
-    return { ...verified, provisioning };
-  };
-}
-
-/**
- * A viewer's first request stores their user and organization while a query
- * runs, not before it: one round trip fewer in its wall time (bench/README.md,
- * issue 13). A query reads nothing that depends on those rows (access goes by
- * the token, services/access.ts) except the `viewer` field, which waits for
- * them (schema/types/user.ts). A mutation, which writes rows referencing the
- * user, and a subscription start only once they are stored. The answer waits
- * either way, and a failure to store them fails the request as it would
- * have failed authentication.
- */
-function useViewerProvisioning(logger: Logger): Plugin<GraphQLContext> {
-  const stored = async (context: GraphQLContext) => {
-    try {
-      await context.viewerProvisioning;
-    } catch (error) {
-      throw presentOutsideExecution(error, context.requestId, logger);
-    }
-  };
-  return {
-    onExecute: ({ args }) => {
-      const context = args.contextValue;
-      if (!context.viewerProvisioning) return;
-      if (getOperationAST(args.document, args.operationName)?.operation !== 'query') return stored(context);
-      return { onExecuteDone: () => stored(context) };
-    },
-    onSubscribe: ({ args }) => (args.contextValue.viewerProvisioning ? stored(args.contextValue) : undefined),
+    await provisioned.ensure(db, verified.viewer);
+    return verified;
   };
 }
 
@@ -207,17 +167,10 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
     renderGraphiQL: page.renderGraphiQL,
     graphiql: graphiqlOptions(options.graphiqlTokens ?? {}),
     context: async (initial): Promise<GraphQLContext> => {
-      const make = (
-        requestId: string,
-        viewer: Viewer | null,
-        viewerExpiresAt: Date | null = null,
-        hangUp?: AbortSignal,
-        viewerProvisioning?: Promise<void>,
-      ): GraphQLContext => ({
+      const make = (requestId: string, viewer: Viewer | null, viewerExpiresAt: Date | null = null, hangUp?: AbortSignal): GraphQLContext => ({
         requestId,
         viewer,
         viewerExpiresAt,
-        viewerProvisioning,
         hangUp,
         db,
         live,
@@ -230,8 +183,8 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
       const authorization = initial.request.headers.get('authorization');
       if (!authorization) return make(requestId, null);
       try {
-        const { viewer, expiresAt, provisioning } = await authenticate(authorization);
-        return make(requestId, viewer, expiresAt, initial.request.signal, provisioning);
+        const { viewer, expiresAt } = await authenticate(authorization);
+        return make(requestId, viewer, expiresAt, initial.request.signal);
       } catch (error) {
         // Coded (or masked and logged) here, where the request's id is known.
         throw presentOutsideExecution(error, requestId, logger);
@@ -248,8 +201,6 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
       maxAliasesPlugin({ n: DOCUMENT_LIMITS.aliases, ...rejectAs('aliases') }),
       costLimitPlugin({ maxCost: DOCUMENT_LIMITS.cost, depthCostFactor: 1, ignoreIntrospection: true, ...rejectAs('cost') }),
       useValidationErrorCodes(),
-      // Before the mutation budget: a mutation it refuses has still stored its viewer when answered.
-      useViewerProvisioning(logger),
       ...(options.mutationLimiter ? [useMutationLimits(options.mutationLimiter)] : []),
       options.metrics.plugin,
       // Subscribers of one event with the same operation and variables share its execution.

@@ -138,8 +138,7 @@ export function attachWebSocketTransport(options: {
         const authorization = authorizationFrom(ctx.connectionParams);
         if (!authorization) return refuse('connection_init has no token; send {"authorization": "Bearer <token>"}');
         try {
-          const { viewer, expiresAt, provisioning } = await authenticate(authorization);
-          await provisioning;
+          const { viewer, expiresAt } = await authenticate(authorization);
           ctx.extra.viewer = viewer;
           ctx.extra.expiresAt = expiresAt;
           if (expiresAt) {

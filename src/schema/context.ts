@@ -13,8 +13,6 @@ export type GraphQLContext = {
   viewer: Viewer | null;
   /** When the viewer's token expires (null: no token, or no expiry): live streams end then. */
   viewerExpiresAt: Date | null;
-  /** The viewer's user and organization being stored, on their first request only (http/graphql-server.ts useViewerProvisioning). */
-  viewerProvisioning?: Promise<void>;
   db: Queryable;
   loaders: Loaders;
   /** Aborted when the client's HTTP connection goes (absent over WebSocket, whose transport ends its streams itself). */

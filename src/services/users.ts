@@ -22,14 +22,12 @@ export class ProvisionedViewers {
   private readonly seen = new Set<string>();
   constructor(private readonly capacity = 10_000) {}
 
-  /** Stores the viewer unless known to be stored already: then undefined, and nothing to wait for. */
-  ensure(db: Queryable, viewer: Viewer): Promise<void> | undefined {
+  async ensure(db: Queryable, viewer: Viewer): Promise<void> {
     const key = JSON.stringify([viewer.userId, viewer.role, viewer.organizationId]);
-    if (this.seen.has(key)) return undefined;
-    return provisionViewer(db, viewer).then(() => {
-      if (this.seen.size >= this.capacity) this.seen.delete(this.seen.values().next().value!);
-      this.seen.add(key);
-    });
+    if (this.seen.has(key)) return;
+    await provisionViewer(db, viewer);
+    if (this.seen.size >= this.capacity) this.seen.delete(this.seen.values().next().value!);
+    this.seen.add(key);
   }
 }
 

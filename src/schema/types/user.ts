@@ -27,8 +27,6 @@ builder.queryFields((t) => ({
     description: 'The signed-in user.',
     resolve: async (_root, _args, ctx) => {
       const viewer = requireViewer(ctx);
-      // On the viewer's first request their row may still be being stored.
-      await ctx.viewerProvisioning;
       return (await ctx.loaders.users.load(viewer.userId))!;
     },
   }),
