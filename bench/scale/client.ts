@@ -3,13 +3,22 @@
  * GraphQL timings, kept out of the measured server's process and event loop.
  * Driven by messages from bench/scale/suite.ts (bench/lib/rpc.ts).
  */
+import http from 'node:http';
 import autocannon from 'autocannon';
 import type { CpuShares } from '../lib/cpu.js';
 import { serveRpc } from '../lib/rpc.js';
 
 export type GraphQLCase = { query: string; variables: Record<string, unknown>; token?: string };
 
-export type LatencyParams = { url: string; cases: GraphQLCase[]; runs: number; warmupRuns: number; budgetMs: number };
+export type LatencyParams = {
+  url: string;
+  cases: GraphQLCase[];
+  runs: number;
+  warmupRuns: number;
+  budgetMs: number;
+  /** node:http (the default) or fetch: fetch (undici) adds about 0.7-1 ms of its own per request (bench/README.md, issue 13). */
+  client?: 'http' | 'fetch';
+};
 export type LatencyResult = { ms: number[]; errors: number; firstError?: string };
 
 export type CannonParams = {
@@ -59,7 +68,7 @@ function succeeded(status: number, body: string): boolean {
   }
 }
 
-async function post(url: string, body: string, token?: string): Promise<{ status: number; text: string }> {
+async function fetchPost(url: string, body: string, token?: string): Promise<{ status: number; text: string }> {
   const response = await fetch(url, {
     method: 'POST',
     headers: {
@@ -72,7 +81,35 @@ async function post(url: string, body: string, token?: string): Promise<{ status
   return { status: response.status, text: await response.text() };
 }
 
+// One kept-alive connection, as the SQL side has: requests go one at a time.
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+/** A POST over node:http: what the SQL side's pg client is to PostgreSQL, a thin client on a kept connection. */
+function httpPost(url: string, body: string, token?: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(url, {
+      method: 'POST',
+      agent,
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json',
+        'content-length': Buffer.byteLength(body),
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
+    }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, text }));
+      response.on('error', reject);
+    });
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
 async function latencies(params: LatencyParams): Promise<LatencyResult> {
+  const send = params.client === 'fetch' ? fetchPost : httpPost;
   const bodies = params.cases.map((c) => JSON.stringify({ query: c.query, variables: c.variables }));
   const ms: number[] = [];
   let errors = 0;
@@ -81,7 +118,7 @@ async function latencies(params: LatencyParams): Promise<LatencyResult> {
   for (let i = 0; i < params.warmupRuns + params.runs; i++) {
     const index = i % bodies.length;
     const started = performance.now();
-    const { status, text } = await post(params.url, bodies[index]!, params.cases[index]!.token);
+    const { status, text } = await send(params.url, bodies[index]!, params.cases[index]!.token);
     const elapsed = performance.now() - started;
     if (!succeeded(status, text)) {
       errors++;
