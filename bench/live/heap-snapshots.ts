@@ -7,15 +7,11 @@
  */
 import { writeHeapSnapshot } from 'node:v8';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { clockBase, until } from '../lib/clock.js';
-import { createBenchDatabase, DEFAULT_SERVER_URL } from '../lib/database.js';
-import { forkRpcChild } from '../lib/rpc.js';
-import { benchToken, startBenchService } from '../lib/service.js';
+import { until } from '../lib/clock.js';
 import { serverHeap } from './phase.js';
 import { livePlan } from './plan.js';
-import { seed } from './seed.js';
+import { startHeapBench } from './heap-setup.js';
 
 const { values } = parseArgs({
   options: {
@@ -26,22 +22,9 @@ const { values } = parseArgs({
 });
 const plan = livePlan(values.tiny ? 'tiny' : values.quick ? 'quick' : 'full');
 const log = (line: string) => console.error(line);
-const database = await createBenchDatabase(process.env.DATABASE_URL || DEFAULT_SERVER_URL, 'heapsnap');
-const cleanup: (() => Promise<void>)[] = [() => database.drop()];
+const bench = await startHeapBench(plan, 'heapsnap', log);
 try {
-  const seeded = await seed(database, plan);
-  const driver = forkRpcChild(fileURLToPath(new URL('./driver.ts', import.meta.url)));
-  cleanup.push(() => driver.close());
-  await driver.call('init', {
-    databaseUrl: database.url,
-    clockBase: clockBase(),
-    writerConnections: 1,
-    pool: seeded.pool,
-    broadcast: seeded.broadcast,
-  });
-  const { app, running } = await startBenchService(database.url);
-  cleanup.push(() => app.stop());
-  const token = await benchToken({ sub: 'bench-admin', role: 'admin' });
+  const { driver, running, token, seeded } = bench;
   const idle = seeded.heapIdle;
   const waitForHub = (count: number) => until(() => running.hub.subscriberCount === count, 60_000);
   // Warm up as heap.ts does.
@@ -61,5 +44,5 @@ try {
   await driver.call('unsubscribeIdle');
   await driver.call('disconnectSockets');
 } finally {
-  for (const close of cleanup.reverse()) await close().catch((error: unknown) => log(`cleanup failed: ${String(error)}`));
+  await bench.close();
 }
