@@ -65,11 +65,14 @@ const PAGE = `query ($first: Int!, $after: String) {
   }
 }`;
 
+// /metrics' stage-duration histogram reads the stages completed above, up to 2 s later: not the page's statement.
+const isMetricsRead = (statement: string) => statement.startsWith('select "stage_name", "duration_seconds" from "request_stages"');
+
 /** Runs the page query and returns the statements it cost, and the page. */
 async function measure(token: string, variables: Record<string, unknown>) {
   statements.length = 0;
   const response = await app.graphql(PAGE, { token, variables });
-  const sent = [...statements];
+  const sent = statements.filter((statement) => !isMetricsRead(statement));
   return { sent, connection: dataOf(response).contentRequests };
 }
 
@@ -112,7 +115,7 @@ describe('a page of requests with stages, events, student and organization', () 
     const run = async (first: number) => {
       statements.length = 0;
       const { contentRequests: page } = dataOf(await app.graphql(withEta, { token: adminToken, variables: { first } }));
-      return { sent: [...statements], edges: page.edges as { node: { estimatedSecondsRemaining: number | null } }[] };
+      return { sent: statements.filter((statement) => !isMetricsRead(statement)), edges: page.edges as { node: { estimatedSecondsRemaining: number | null } }[] };
     };
     // Warm-up: the pipeline and the estimates table are read once and kept for a while.
     await run(1);
