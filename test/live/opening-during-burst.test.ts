@@ -1,0 +1,180 @@
+/**
+ * A stream that opens while the hub is still passing on a burst of its
+ * topic's events (one commit of many changes, say) receives most of that
+ * burst twice: from its opening, which reads the table, and live. The live
+ * copies of what the opening covers are not updates the client has left
+ * unread, so they must not count towards LIVE_MAX_UNREAD_UPDATES: a client
+ * that reads at its own pace gets everything, once, in order, and is not cut
+ * off. A reader that stops reading is still cut off by what is new.
+ *
+ * The streams are opened on a hub whose notifications the test holds back
+ * and then lets through all at once, as a listener hands over a burst read
+ * from one socket chunk; the reader takes the first update and then pauses,
+ * so the opening waits on it while the burst arrives.
+ */
+import { eq } from 'drizzle-orm';
+import { afterAll, beforeAll, beforeEach, expect, test } from 'vitest';
+import type { NotificationHandler, NotificationListener } from '../../src/db/notifications.js';
+import { contentRequests } from '../../src/db/tables.js';
+import { EventHub } from '../../src/live/hub.js';
+import { requestProgressStream, requestUpdatesStream, StreamQuota, type LiveDependencies, type Update } from '../../src/live/subscriptions.js';
+import { silentLogger } from '../../src/logger.js';
+import type { Viewer } from '../../src/services/access.js';
+import { eventsAfterPosition, latestPosition } from '../../src/services/live-reads.js';
+import { committedPosition, committedRequestEvents } from '../helpers/committed.js';
+import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/database.js';
+import { insertRequest } from '../helpers/factories.js';
+
+const MAX_UNREAD = 20;
+const BURST = 3 * MAX_UNREAD;
+
+let testDatabase: TestDatabase;
+let listener: NotificationListener;
+let hub: EventHub;
+let deps: LiveDependencies;
+const closing = new AbortController();
+
+/** Notifications held back while `holding`, then handed to the hub in one synchronous run. */
+const gate = {
+  holding: false,
+  held: [] as string[],
+  handler: undefined as NotificationHandler | undefined,
+  release() {
+    const held = gate.held;
+    gate.held = [];
+    gate.holding = false;
+    for (const payload of held) gate.handler!(payload);
+  },
+};
+
+beforeAll(async () => {
+  testDatabase = await createTestDatabase();
+  const { database } = testDatabase;
+  listener = await database.createNotificationListener(silentLogger);
+  const gated: NotificationListener = {
+    listen: (channel, handler) => {
+      gate.handler = handler;
+      return listener.listen(channel, (payload) => (gate.holding ? gate.held.push(payload) : handler(payload)));
+    },
+    onReconnect: (callback) => listener.onReconnect(callback),
+    close: () => listener.close(),
+  };
+  hub = await EventHub.start(
+    { listener: gated, eventsAfter: (position, limit) => eventsAfterPosition(database.db, position, limit), latestPosition: () => latestPosition(database.db) },
+    silentLogger,
+  );
+  deps = { db: database.db, hub, closing: closing.signal, streamsPerUser: new StreamQuota(100), maxUnreadUpdates: MAX_UNREAD };
+});
+
+afterAll(async () => {
+  closing.abort();
+  await hub?.close();
+  await listener?.close();
+  await testDatabase?.close();
+});
+
+beforeEach(async () => {
+  await hub.caughtUp();
+  expect(gate.held).toEqual([]);
+});
+
+/** A request of its own student, the student as the viewer. */
+async function studentRequest(): Promise<{ id: string; viewer: Viewer }> {
+  const request = await insertRequest(testDatabase.database.db);
+  return { id: request.id, viewer: { userId: request.studentId, role: 'student', organizationId: null } };
+}
+
+/** `count` progress changes of one request in one commit: one event each. */
+async function commitBurst(id: string, count: number): Promise<void> {
+  await testDatabase.database.db.transaction(async (tx) => {
+    for (let change = 1; change <= count; change++) {
+      await tx.update(contentRequests).set({ progressPercentage: change % 2 ? 10 : 20 }).where(eq(contentRequests.id, id));
+    }
+  });
+}
+
+/** Commits the burst with its notifications held; they reach the hub only at `gate.release()`. */
+async function commitBurstHeld(id: string): Promise<void> {
+  gate.holding = true;
+  await commitBurst(id, BURST);
+  await waitFor(() => gate.held.length >= BURST, `the burst's ${BURST} notifications`);
+}
+
+/** Reads updates until `done` says so; a stream error fails the read. */
+async function readUntil(stream: AsyncIterator<Update>, done: (updates: Update[]) => boolean, first: Update[] = []): Promise<Update[]> {
+  const updates = [...first];
+  while (!done(updates)) {
+    const next = await stream.next();
+    if (next.done) break;
+    updates.push(next.value);
+  }
+  return updates;
+}
+
+const sequences = (updates: Update[]) => updates.map((update) => (update.kind === 'event' ? update.event.sequence : `snapshot ${update.sequence}`));
+
+test('resuming one request from its start while the burst it replays arrives live: every event once, in order, not cut off', async () => {
+  const { id, viewer } = await studentRequest();
+  await commitBurstHeld(id);
+  const expected = (await committedRequestEvents(testDatabase.database.db, id, 0)).map((event) => event.sequence);
+  expect(expected.length).toBeGreaterThan(BURST);
+
+  const stream = (await requestProgressStream(deps, { viewer, expiresAt: null }, id, 0))[Symbol.asyncIterator]();
+  const first = await stream.next(); // then the reader pauses: the replay waits on it
+  gate.release();
+  await hub.settled();
+  const updates = await readUntil(stream, (got) => got.length >= expected.length, [first.value as Update]);
+  expect(sequences(updates)).toEqual(expected);
+  await stream.return?.();
+});
+
+test("resuming a student's feed from before the burst while it arrives live: every event once, in order, not cut off", async () => {
+  const { id, viewer } = await studentRequest();
+  const before = await committedPosition(testDatabase.database.db);
+  await commitBurstHeld(id);
+  const expected = (await committedRequestEvents(testDatabase.database.db, id, 0)).filter((event) => event.position > before);
+  expect(expected).toHaveLength(BURST);
+
+  const stream = (await requestUpdatesStream(deps, { viewer, expiresAt: null }, {}, String(before)))[Symbol.asyncIterator]();
+  const first = await stream.next();
+  gate.release();
+  await hub.settled();
+  const updates = await readUntil(stream, (got) => got.length >= expected.length, [first.value as Update]);
+  expect(updates.map((update) => (update.kind === 'event' ? update.event.position : update.kind))).toEqual(expected.map((event) => event.position));
+  await stream.return?.();
+});
+
+test('a burst arriving while the stream is still reading its starting point is sorted out once it starts', async () => {
+  const { id, viewer } = await studentRequest();
+  gate.holding = true;
+  // Subscribed to the hub at once; the burst reaches it before the snapshot is read.
+  const opening = requestProgressStream(deps, { viewer, expiresAt: null }, id, 0);
+  await commitBurst(id, BURST);
+  await waitFor(() => gate.held.length >= BURST, `the burst's ${BURST} notifications`);
+  gate.release();
+  const stream = (await opening)[Symbol.asyncIterator]();
+  await hub.settled();
+  const expected = (await committedRequestEvents(testDatabase.database.db, id, 0)).map((event) => event.sequence);
+  const updates = await readUntil(stream, (got) => got.length >= expected.length);
+  expect(sequences(updates)).toEqual(expected);
+  await stream.return?.();
+});
+
+test('new events a paused reader leaves unread still cut it off with CONFLICT once there are more than the limit', async () => {
+  const { id, viewer } = await studentRequest();
+  const stream = (await requestProgressStream(deps, { viewer, expiresAt: null }, id, null))[Symbol.asyncIterator]();
+  const snapshot = await stream.next();
+  expect(snapshot.value).toMatchObject({ kind: 'snapshot' });
+  await commitBurst(id, BURST);
+  await hub.caughtUp();
+  const read: Update[] = [];
+  const failure = await (async () => {
+    for (;;) {
+      const next = await stream.next();
+      if (next.done) return undefined;
+      read.push(next.value);
+    }
+  })().catch((error: unknown) => error);
+  expect(failure).toMatchObject({ code: 'CONFLICT' });
+  expect(read.length).toBeLessThanOrEqual(MAX_UNREAD);
+});
