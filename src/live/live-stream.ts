@@ -137,7 +137,7 @@ export abstract class LiveStream implements AsyncIterableIterator<Update> {
   /** Updates sent and not yet taken by the reader; like `readers` and `held`, dropped when empty (an idle stream holds no array). */
   private unread: Update[] | undefined;
   private readers: Reader[] | undefined;
-  /** Live events from the hub, before start() or queued behind the steps. */
+  /** Live events from the hub before start(); after it, they queue behind the steps (`queued` of them). */
   private held: LiveEvent[] | undefined;
   private queued = 0;
   private steps: Promise<void> | undefined;
@@ -171,6 +171,8 @@ export abstract class LiveStream implements AsyncIterableIterator<Update> {
   protected abstract opening(): AsyncIterable<Update>;
   /** False for what is sent already (a live event at or below it is a duplicate). */
   protected abstract isNew(event: LiveEvent): boolean;
+  /** True for what the opening will send anyway (it reads the table through this event): its live copy is dropped. */
+  protected abstract covers(event: LiveEvent): boolean;
   /** What was missed before `event` (a gap), in order; undefined when nothing was (the usual case, kept off the hot path's awaits). */
   protected missedBefore(_event: LiveEvent): AsyncIterable<LiveEvent> | undefined {
     return undefined;
@@ -194,7 +196,7 @@ export abstract class LiveStream implements AsyncIterableIterator<Update> {
     this.steps = this.runOpening().catch((error: unknown) => this.stop(error));
     const held = this.held;
     this.held = undefined;
-    if (held) for (const event of held) this.enqueue(event);
+    if (held) for (const event of held) this.arrive(event);
     if (hangUp) {
       if (hangUp.aborted) void this.return();
       else hangUp.addEventListener('abort', () => void this.return(), { once: true });
@@ -291,13 +293,20 @@ export abstract class LiveStream implements AsyncIterableIterator<Update> {
     if (this.endsAfterOpening) this.stop();
   }
 
-  /** From the hub: cut off a reader too far behind, else handle the event in turn. */
+  /**
+   * From the hub: held until start(), dropped when the opening covers it or it
+   * was sent, else queued behind the steps — and a reader with too many new
+   * updates unread is cut off. A burst the opening replays (a client resuming
+   * while the hub passes on the same events) thus counts for nothing.
+   */
   private arrive(event: LiveEvent): void {
     if (!this.open) return;
+    // Before start() nothing says yet what is new: held for that one read (references to the hub's shared events).
+    if (!this.steps) return void (this.held ??= []).push(event);
+    if (!this.isNew(event) || this.covers(event)) return;
     if (this.unreadCount() + this.queued >= this.deps.maxUnreadUpdates) return this.cutOff();
     this.queued++;
-    if (this.steps) this.enqueue(event);
-    else (this.held ??= []).push(event);
+    this.enqueue(event);
   }
 
   private enqueue(event: LiveEvent): void {

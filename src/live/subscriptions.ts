@@ -53,6 +53,8 @@ class RequestProgress extends LiveStream {
   private snapshot: RequestSnapshot | undefined;
   private resuming = false;
   private lastSequence = 0;
+  /** The newest sequence when the stream began: the opening sends everything up to it. */
+  private coveredThrough = 0;
 
   constructor(
     deps: LiveDependencies,
@@ -66,6 +68,7 @@ class RequestProgress extends LiveStream {
   begin(snapshot: RequestSnapshot, afterSequence: number | null, hangUp?: AbortSignal): this {
     this.resuming = afterSequence !== null;
     this.lastSequence = afterSequence ?? snapshot.sequence;
+    this.coveredThrough = snapshot.sequence;
     if (this.resuming) this.endsAfterOpening = STREAM_ENDING_STATUSES.has(snapshot.request.status);
     else this.snapshot = snapshot;
     return this.start(hangUp);
@@ -80,6 +83,10 @@ class RequestProgress extends LiveStream {
 
   protected isNew(event: LiveEvent): boolean {
     return event.sequence > this.lastSequence;
+  }
+
+  protected covers(event: LiveEvent): boolean {
+    return event.sequence <= this.coveredThrough;
   }
 
   protected override missedBefore(event: LiveEvent): AsyncIterable<LiveEvent> | undefined {
@@ -155,6 +162,8 @@ class RequestUpdates extends LiveStream {
   /** Until the opening has sent it. */
   private snapshot: FeedSnapshot | undefined;
   private position = 0n;
+  /** The newest position when the stream began: the opening sends everything up to it that the feed keeps. */
+  private coveredThrough = 0n;
   private readonly statuses: Set<string> | null;
 
   constructor(
@@ -166,12 +175,14 @@ class RequestUpdates extends LiveStream {
     this.statuses = filter.statuses?.length ? new Set(filter.statuses) : null;
   }
 
-  /** From here on, events after the snapshot's position, or after `position` when resuming. */
-  begin(from: FeedSnapshot | bigint, hangUp?: AbortSignal): this {
-    if (typeof from === 'bigint') this.position = from;
-    else {
+  /** From here on, events after the snapshot's position, or, resuming, after `after` (the replay reads through `latest`). */
+  begin(from: FeedSnapshot | { after: bigint; latest: bigint }, hangUp?: AbortSignal): this {
+    if ('after' in from) {
+      this.position = from.after;
+      this.coveredThrough = from.latest;
+    } else {
       this.snapshot = from;
-      this.position = from.position;
+      this.position = this.coveredThrough = from.position;
     }
     return this.start(hangUp);
   }
@@ -196,6 +207,11 @@ class RequestUpdates extends LiveStream {
 
   protected isNew(event: LiveEvent): boolean {
     return event.position > this.position;
+  }
+
+  // Positions are handed out in commit order (drizzle/0005): every one up to `latest` was visible to the replay.
+  protected covers(event: LiveEvent): boolean {
+    return event.position <= this.coveredThrough;
   }
 
   protected sent(event: LiveEvent): void {
@@ -231,8 +247,8 @@ export async function requestUpdatesStream(
   const stream = new RequestUpdates(deps, subscriber, filter);
   try {
     if (cursor === null) return stream.begin(await feedSnapshot(deps.db, subscriber.viewer, filter, FEED_SNAPSHOT_LIMIT), subscriber.hangUp);
-    await checkFeedCursor(deps.db, cursor);
-    return stream.begin(cursor, subscriber.hangUp);
+    const latest = await checkFeedCursor(deps.db, cursor);
+    return stream.begin({ after: cursor, latest }, subscriber.hangUp);
   } catch (error) {
     stream.release();
     throw error;

@@ -41,14 +41,16 @@ export async function latestPosition(db: Queryable): Promise<bigint> {
  * Refuses a resume cursor the feed cannot continue from without a gap: one
  * from the future would hold back every event up to it, and one below
  * retention's watermark may have missed events that are gone. `only:
- * 'purged'` checks the watermark alone (again, after a replay).
+ * 'purged'` checks the watermark alone (again, after a replay). Returns the
+ * newest position it saw (the cursor itself with `only`).
  */
-export async function checkFeedCursor(db: Queryable, position: bigint, only?: 'purged'): Promise<void> {
+export async function checkFeedCursor(db: Queryable, position: bigint, only?: 'purged'): Promise<bigint> {
   const [latest, purged] = await Promise.all([only ? position : latestPosition(db), purgedThroughPosition(db)]);
   if (position > latest) throw badInput('after', 'is ahead of the feed: not a cursor this API issued');
   if (position < purged) {
     throw badInput('after', 'points into history that retention has removed: subscribe without after for a fresh snapshot');
   }
+  return latest;
 }
 
 /**
