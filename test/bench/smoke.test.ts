@@ -14,6 +14,7 @@ const SUMMARY_KEYS: (keyof RunSummary)[] = [
   'peerRatio',
   'peerRatioV4',
   'readOverheadMs',
+  'readFirstRequestOverheadMs',
   'fanoutSubscribers',
   'fanoutLastMs',
   'heapPerSubscriptionBytes',
@@ -114,6 +115,7 @@ describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode: data, que
       if (figure.graphql) {
         expect(figure.graphqlErrors, figure.firstError).toBe(0);
         expect(figure.graphqlMs!.p50).toBeGreaterThan(0);
+        expect(figure.graphqlFirstMs!.n).toBeGreaterThan(0);
       }
     }
 
@@ -151,7 +153,7 @@ describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode: data, que
     }
 
     // The summary: the at-scale keys measured, the live ones null (not run).
-    expectSummary(results.summary, ['peerRatio', 'peerRatioV4', 'readOverheadMs', 'writeRatioSubmit', 'writeRatioReport']);
+    expectSummary(results.summary, ['peerRatio', 'peerRatioV4', 'readOverheadMs', 'readFirstRequestOverheadMs', 'writeRatioSubmit', 'writeRatioReport']);
     expect(results.summary.peerRatio).toBe(peer.peers[0]!.ratio.requestsPerSecond);
     expect(results.summary.writeRatioReport).toBe(writes.figures[1]!.ratioToTriggersOn);
   });
