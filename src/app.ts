@@ -15,7 +15,7 @@ import { EXAMPLE_OPERATION_NAMES } from './http/graphiql.js';
 import { createAuthenticator, createGraphQLServer, type GraphQLServer } from './http/graphql-server.js';
 import { countRetentionPurges, createMetrics, createMetricsServer, type ProcessFaults } from './http/metrics.js';
 import { registerJobMetrics } from './http/job-metrics.js';
-import { limitRequestBodies } from './http/body-limit.js';
+import { guardRequests } from './http/request-guards.js';
 import { serveDashboard } from './http/dashboard.js';
 import { servePlainPosts } from './http/plain-posts.js';
 import { attachWebSocketTransport } from './http/websocket.js';
@@ -144,7 +144,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       const dashboard = serveDashboard(graphql, {
         signIns: developmentTokens.map(({ name, role, token }) => ({ name, role, token })),
       });
-      const server = createServer(limitRequestBodies(servePlainPosts(graphql, { logger, metrics }, dashboard), config.http.maxBodyBytes));
+      const server = createServer(guardRequests(servePlainPosts(graphql, { logger, metrics }, dashboard), { maxBodyBytes: config.http.maxBodyBytes }));
       // Node's 5 s default is shorter than most load balancers' and client pools' idle timeouts: a
       // client reusing a connection the server is just closing gets a reset instead of an answer.
       server.keepAliveTimeout = config.http.keepAliveMs;

@@ -89,18 +89,6 @@ class PlainResponse {
   }
 }
 
-function refuseHost(response: ServerResponse): void {
-  const body = JSON.stringify({ errors: [{ message: 'the Host header is not a host name', extensions: { code: 'BAD_REQUEST' } }] });
-  // The body is not read: the connection closes with the answer.
-  response.writeHead(400, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': String(Buffer.byteLength(body)),
-    connection: 'close',
-    'x-content-type-options': 'nosniff',
-  });
-  response.end(body);
-}
-
 type HookState = { early: PlainResponse | undefined; processed: PlainResponse | undefined };
 
 const ignore = () => undefined;
@@ -176,9 +164,6 @@ export function servePlainPosts(graphql: GraphQLServer, options: { logger: Logge
   }
 
   return (request, response) => {
-    // Every request passes here first: a Host that makes no URL (`a b`, `x:99999`) was a 500 from
-    // either path, yoga's adapter answering its stack trace and this one logging the host as unexpected.
-    if (!URL.canParse(`http://${request.headers.host ?? 'localhost'}${request.url}`)) return refuseHost(response);
     const mediaType =
       request.method === 'POST' && request.url === '/graphql' && /^application\/json\s*(;\s*charset=utf-8\s*)?$/i.test(request.headers['content-type'] ?? '')
         ? plainJsonMediaType(request.headers.accept)

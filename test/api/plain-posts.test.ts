@@ -7,6 +7,7 @@
  * request id and date apart). /metrics counts which path answered.
  */
 import { connect } from 'node:net';
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 
@@ -176,6 +177,32 @@ test('a Host header that makes no URL is refused as BAD_REQUEST on either path, 
   expect(await (await fetch(`${app.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${student}` }, body: plain })).json()).toEqual({
     data: { viewer: { id: 'plain-student' } },
   });
+});
+
+test('a WebSocket upgrade with such a Host header builds no URL from it: served as usual, nothing logged', async () => {
+  const logged = app.logs.length;
+  for (const host of ['echo me', 'echo:99999', '[echo', 'echo%zz']) {
+    const socket = new WebSocket(`${app.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws', { headers: { host } });
+    const frames: string[] = [];
+    socket.on('message', (data) => {
+      frames.push(String(data));
+      const message = JSON.parse(String(data)) as { type: string };
+      if (message.type === 'connection_ack') socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: '{ viewer { id } }' } }));
+      if (message.type === 'complete') socket.close(1000);
+    });
+    socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${student}` } })));
+    const closed = await new Promise<number>((resolve) => socket.once('close', resolve));
+    expect({ host, closed, frames: frames.map((frame) => JSON.parse(frame)) }).toEqual({
+      host,
+      closed: 1000,
+      frames: [
+        { type: 'connection_ack' },
+        { id: '1', type: 'next', payload: { data: { viewer: { id: 'plain-student' } } } },
+        { id: '1', type: 'complete' },
+      ],
+    });
+  }
+  expect(app.logs.slice(logged).filter((line) => line.level >= 50)).toEqual([]);
 });
 
 test('the hooks the direct path skips are still only those its own parsing and result processing stand for (a yoga upgrade adding one fails here)', () => {
