@@ -276,6 +276,31 @@ test("a purge during a resumed feed's replay, of events whose live copies were d
   expect(updates.map((update) => (update.kind === 'event' ? update.event.position : update.kind))).toEqual(kept);
 });
 
+test("a purge during the replay of a finished request being resumed: the stream ends with BAD_USER_INPUT, never as if its history were complete", async () => {
+  const { db } = testDatabase.database;
+  const REPLAY_BATCH = 1_000; // subscriptions.ts: the second batch is read only once the reader has taken the first
+  const { id, viewer } = await studentRequest();
+  await commitBurst(id, REPLAY_BATCH);
+  await db.update(contentRequests).set({ status: 'cancelled' }).where(eq(contentRequests.id, id));
+  await ageRequests(db, [id], 60);
+  await hub.caughtUp();
+  const history = await committedRequestEvents(db, id, 0);
+  expect(history.length).toBeGreaterThan(REPLAY_BATCH);
+
+  const stream = (await requestProgressStream(deps, { viewer, expiresAt: null }, id, 0))[Symbol.asyncIterator]();
+  const updates = [(await stream.next()).value as Update];
+  const purged = await purgeFinishedRequests(db, { cutoff: new Date(Date.now() - 30 * 86_400_000), batchSize: 10, paced: false });
+  expect(purged.requests).toBe(1);
+  const failure = await (async () => {
+    for (;;) {
+      const next = await stream.next();
+      if (next.done) return undefined;
+      updates.push(next.value);
+    }
+  })().catch((error: unknown) => error);
+  expect({ sent: updates.length, failure }).toMatchObject({ sent: REPLAY_BATCH, failure: { code: 'BAD_USER_INPUT' } });
+});
+
 test('new events a paused reader leaves unread still cut it off with CONFLICT once there are more than the limit', async () => {
   const { id, viewer } = await studentRequest();
   const stream = (await requestProgressStream(deps, { viewer, expiresAt: null }, id, null))[Symbol.asyncIterator]();
