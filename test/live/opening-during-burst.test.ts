@@ -301,6 +301,31 @@ test("a purge during the replay of a finished request being resumed: the stream 
   expect({ sent: updates.length, failure }).toMatchObject({ sent: REPLAY_BATCH, failure: { code: 'BAD_USER_INPUT' } });
 });
 
+test("a burst released as a student's feed resumes, before or after its cursor is checked, is sorted out once it starts; a stream ended mid-replay takes nothing more", async () => {
+  const { id, viewer } = await studentRequest();
+  const before = await committedPosition(testDatabase.database.db);
+  await commitBurstHeld(id);
+  const opening = requestUpdatesStream(deps, { viewer, expiresAt: null }, {}, String(before));
+  const ended = requestUpdatesStream(deps, { viewer, expiresAt: null }, {}, String(before));
+  gate.release();
+  await hub.settled();
+  const stream = (await opening)[Symbol.asyncIterator]();
+  const expected = (await committedRequestEvents(testDatabase.database.db, id, 0)).filter((event) => event.position > before);
+  const updates = await readUntil(stream, (got) => got.length >= expected.length);
+  expect(updates.map((update) => (update.kind === 'event' ? update.event.position : update.kind))).toEqual(expected.map((event) => event.position));
+  await stream.return?.();
+
+  const cutOffs = hub.stats.cutOffs;
+  const left = (await ended)[Symbol.asyncIterator]();
+  await left.next();
+  await left.return?.();
+  expect(hub.subscriberCountOf(`student:${viewer.userId}`)).toBe(0);
+  await commitBurst(id, BURST);
+  await hub.caughtUp();
+  await expect(left.next()).resolves.toMatchObject({ done: true });
+  expect(hub.stats.cutOffs).toBe(cutOffs);
+});
+
 test('new events a paused reader leaves unread still cut it off with CONFLICT once there are more than the limit', async () => {
   const { id, viewer } = await studentRequest();
   const stream = (await requestProgressStream(deps, { viewer, expiresAt: null }, id, null))[Symbol.asyncIterator]();
