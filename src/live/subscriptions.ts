@@ -47,6 +47,8 @@ async function* replayRequest(db: Queryable, requestId: string, afterSequence: n
 
 type RequestSnapshot = Awaited<ReturnType<typeof requestSnapshot>>;
 
+const historyRemoved = () => badInput('afterSequence', 'no history to resume: retention removed the request after it finished');
+
 /** One request's stream: its snapshot (or replay), then its events in sequence order, gaps filled from the table. */
 class RequestProgress extends LiveStream {
   /** Until the opening has sent it. */
@@ -77,8 +79,13 @@ class RequestProgress extends LiveStream {
   protected async *opening(): AsyncIterable<Update> {
     const snapshot = this.snapshot;
     this.snapshot = undefined;
-    if (snapshot) yield { kind: 'snapshot', ...snapshot };
-    else for await (const event of replayRequest(this.deps.db, this.id, this.lastSequence)) yield { kind: 'event', event };
+    if (snapshot) {
+      yield { kind: 'snapshot', ...snapshot };
+      return;
+    }
+    for await (const event of replayRequest(this.deps.db, this.id, this.lastSequence)) yield { kind: 'event', event };
+    // Short of the snapshot's sequence: retention removed the (finished) request between two batches, and with it the rest.
+    if (this.lastSequence < this.coveredThrough) throw historyRemoved();
   }
 
   protected isNew(event: LiveEvent): boolean {

@@ -21,9 +21,11 @@ import { requestProgressStream, requestUpdatesStream, StreamQuota, type LiveDepe
 import { silentLogger } from '../../src/logger.js';
 import type { Viewer } from '../../src/services/access.js';
 import { eventsAfterPosition, latestPosition } from '../../src/services/live-reads.js';
-import { committedPosition, committedRequestEvents } from '../helpers/committed.js';
+import { purgeFinishedRequests } from '../../src/services/retention.js';
+import { committedFeedEvents, committedPosition, committedRequestEvents } from '../helpers/committed.js';
 import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/database.js';
 import { insertRequest } from '../helpers/factories.js';
+import { ageRequests } from '../helpers/age.js';
 
 const MAX_UNREAD = 20;
 const BURST = 3 * MAX_UNREAD;
@@ -156,6 +158,172 @@ test('a burst released as the stream opens, before or after its starting point i
   const updates = await readUntil(stream, (got) => got.length >= expected.length);
   expect(sequences(updates)).toEqual(expected);
   await stream.return?.();
+});
+
+/** One commit over several requests: `count` rounds, each request's status flipping between pending and failed (a failure, then a retry event). */
+async function commitStatusFlips(ids: string[], count: number): Promise<void> {
+  await testDatabase.database.db.transaction(async (tx) => {
+    for (let round = 1; round <= count; round++) {
+      for (const id of ids) await tx.update(contentRequests).set({ status: round % 2 ? 'failed' : 'pending' }).where(eq(contentRequests.id, id));
+    }
+  });
+}
+
+test("a feed resumed with a filter while a burst of others' events arrives live: exactly the events the filter keeps, once, in order, not cut off", async () => {
+  const mine = await studentRequest();
+  const others = await studentRequest();
+  const admin: Viewer = { userId: 'burst-admin', role: 'admin', organizationId: null };
+  const before = await committedPosition(testDatabase.database.db);
+  gate.holding = true;
+  await commitStatusFlips([mine.id, others.id], BURST);
+  await waitFor(() => gate.held.length >= 2 * BURST, `the burst's ${2 * BURST} notifications`);
+  const expected = (await committedFeedEvents(testDatabase.database.db, before)).filter(
+    (event) => event.requestId === mine.id && event.newStatus === 'failed',
+  );
+  expect(expected).toHaveLength(BURST / 2);
+
+  const filter = { studentId: mine.viewer.userId, statuses: ['failed' as const] };
+  const stream = (await requestUpdatesStream(deps, { viewer: admin, expiresAt: null }, filter, String(before)))[Symbol.asyncIterator]();
+  const first = await stream.next();
+  gate.release();
+  await hub.settled();
+  const updates = await readUntil(stream, (got) => got.length >= expected.length, [first.value as Update]);
+  expect(updates.map((update) => (update.kind === 'event' ? update.event.position : update.kind))).toEqual(expected.map((event) => event.position));
+  await stream.return?.();
+});
+
+test('resuming a request whose burst ends it (cancelled) while the burst arrives live: every event once, then the stream ends', async () => {
+  const { id, viewer } = await studentRequest();
+  gate.holding = true;
+  await testDatabase.database.db.transaction(async (tx) => {
+    for (let change = 1; change < BURST; change++) {
+      await tx.update(contentRequests).set({ progressPercentage: change % 2 ? 10 : 20 }).where(eq(contentRequests.id, id));
+    }
+    await tx.update(contentRequests).set({ status: 'cancelled' }).where(eq(contentRequests.id, id));
+  });
+  await waitFor(() => gate.held.length >= BURST, `the burst's ${BURST} notifications`);
+  const expected = (await committedRequestEvents(testDatabase.database.db, id, 0)).map((event) => event.sequence);
+
+  const stream = (await requestProgressStream(deps, { viewer, expiresAt: null }, id, 0))[Symbol.asyncIterator]();
+  const first = await stream.next();
+  gate.release();
+  await hub.settled();
+  const updates = await readUntil(stream, () => false, [first.value as Update]);
+  expect(sequences(updates)).toEqual(expected);
+  expect(updates.at(-1)).toMatchObject({ kind: 'event', event: { newStatus: 'cancelled' } });
+  await expect(stream.next()).resolves.toMatchObject({ done: true });
+});
+
+test('events committed after a resumed stream read its starting point are not taken for covered: the burst and the later events, each once, in order', async () => {
+  const LATER = MAX_UNREAD / 4;
+  const { id, viewer } = await studentRequest();
+  const before = await committedPosition(testDatabase.database.db);
+  await commitBurstHeld(id);
+  const feed = (await requestUpdatesStream(deps, { viewer, expiresAt: null }, {}, String(before)))[Symbol.asyncIterator]();
+  const request = (await requestProgressStream(deps, { viewer, expiresAt: null }, id, 0))[Symbol.asyncIterator]();
+  const firsts = [(await feed.next()).value as Update, (await request.next()).value as Update];
+  // Held as well: the hub passes them on right behind the burst.
+  await commitBurst(id, LATER);
+  await waitFor(() => gate.held.length >= BURST + LATER, `the later ${LATER} notifications`);
+  gate.release();
+  await hub.settled();
+
+  const expected = await committedRequestEvents(testDatabase.database.db, id, 0);
+  const fromFeed = await readUntil(feed, (got) => got.length >= BURST + LATER, [firsts[0]!]);
+  expect(fromFeed.map((update) => (update.kind === 'event' ? update.event.position : update.kind))).toEqual(
+    expected.filter((event) => event.position > before).map((event) => event.position),
+  );
+  const fromRequest = await readUntil(request, (got) => got.length >= expected.length, [firsts[1]!]);
+  expect(sequences(fromRequest)).toEqual(expected.map((event) => event.sequence));
+  await feed.return?.();
+  await request.return?.();
+});
+
+test("a purge during a resumed feed's replay, of events whose live copies were dropped as covered: the feed ends with BAD_USER_INPUT, never a silent gap", async () => {
+  const { db } = testDatabase.database;
+  const REPLAY_BATCH = 1_000; // subscriptions.ts: the second batch is read only once the reader has taken the first
+  const admin: Viewer = { userId: 'burst-admin', role: 'admin', organizationId: null };
+  const { id } = await studentRequest();
+  const before = await committedPosition(db);
+  gate.holding = true;
+  await commitBurst(id, REPLAY_BATCH);
+  // Behind the first batch: a request finished long ago, which the purge removes while the reader pauses.
+  const old = await insertRequest(db);
+  await db.update(contentRequests).set({ status: 'cancelled' }).where(eq(contentRequests.id, old.id));
+  await ageRequests(db, [old.id], 60);
+  await commitBurst(id, MAX_UNREAD / 4);
+  const committed = await committedFeedEvents(db, before);
+  await waitFor(() => gate.held.length >= committed.length, `the ${committed.length} notifications`);
+
+  const stream = (await requestUpdatesStream(deps, { viewer: admin, expiresAt: null }, {}, String(before)))[Symbol.asyncIterator]();
+  const first = await stream.next();
+  const purged = await purgeFinishedRequests(db, { cutoff: new Date(Date.now() - 30 * 86_400_000), batchSize: 10, paced: false });
+  expect(purged.requests).toBe(1);
+  gate.release();
+  await hub.settled();
+
+  const updates = [first.value as Update];
+  const failure = await (async () => {
+    for (;;) {
+      const next = await stream.next();
+      if (next.done) return undefined;
+      updates.push(next.value);
+    }
+  })().catch((error: unknown) => error);
+  expect(failure).toMatchObject({ code: 'BAD_USER_INPUT' });
+  // What it sent before saying so is the feed in order, without the purged request's events.
+  const kept = committed.filter((event) => event.requestId !== old.id).map((event) => event.position);
+  expect(updates.map((update) => (update.kind === 'event' ? update.event.position : update.kind))).toEqual(kept);
+});
+
+test("a purge during the replay of a finished request being resumed: the stream ends with BAD_USER_INPUT, never as if its history were complete", async () => {
+  const { db } = testDatabase.database;
+  const REPLAY_BATCH = 1_000; // subscriptions.ts: the second batch is read only once the reader has taken the first
+  const { id, viewer } = await studentRequest();
+  await commitBurst(id, REPLAY_BATCH);
+  await db.update(contentRequests).set({ status: 'cancelled' }).where(eq(contentRequests.id, id));
+  await ageRequests(db, [id], 60);
+  await hub.caughtUp();
+  const history = await committedRequestEvents(db, id, 0);
+  expect(history.length).toBeGreaterThan(REPLAY_BATCH);
+
+  const stream = (await requestProgressStream(deps, { viewer, expiresAt: null }, id, 0))[Symbol.asyncIterator]();
+  const updates = [(await stream.next()).value as Update];
+  const purged = await purgeFinishedRequests(db, { cutoff: new Date(Date.now() - 30 * 86_400_000), batchSize: 10, paced: false });
+  expect(purged.requests).toBe(1);
+  const failure = await (async () => {
+    for (;;) {
+      const next = await stream.next();
+      if (next.done) return undefined;
+      updates.push(next.value);
+    }
+  })().catch((error: unknown) => error);
+  expect({ sent: updates.length, failure }).toMatchObject({ sent: REPLAY_BATCH, failure: { code: 'BAD_USER_INPUT' } });
+});
+
+test("a burst released as a student's feed resumes, before or after its cursor is checked, is sorted out once it starts; a stream ended mid-replay takes nothing more", async () => {
+  const { id, viewer } = await studentRequest();
+  const before = await committedPosition(testDatabase.database.db);
+  await commitBurstHeld(id);
+  const opening = requestUpdatesStream(deps, { viewer, expiresAt: null }, {}, String(before));
+  const ended = requestUpdatesStream(deps, { viewer, expiresAt: null }, {}, String(before));
+  gate.release();
+  await hub.settled();
+  const stream = (await opening)[Symbol.asyncIterator]();
+  const expected = (await committedRequestEvents(testDatabase.database.db, id, 0)).filter((event) => event.position > before);
+  const updates = await readUntil(stream, (got) => got.length >= expected.length);
+  expect(updates.map((update) => (update.kind === 'event' ? update.event.position : update.kind))).toEqual(expected.map((event) => event.position));
+  await stream.return?.();
+
+  const cutOffs = hub.stats.cutOffs;
+  const left = (await ended)[Symbol.asyncIterator]();
+  await left.next();
+  await left.return?.();
+  expect(hub.subscriberCountOf(`student:${viewer.userId}`)).toBe(0);
+  await commitBurst(id, BURST);
+  await hub.caughtUp();
+  await expect(left.next()).resolves.toMatchObject({ done: true });
+  expect(hub.stats.cutOffs).toBe(cutOffs);
 });
 
 test('new events a paused reader leaves unread still cut it off with CONFLICT once there are more than the limit', async () => {
