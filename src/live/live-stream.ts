@@ -184,6 +184,17 @@ export abstract class LiveStream implements AsyncIterableIterator<Update> {
   protected abstract finished(update: Update): boolean;
   /** The opening already says everything (resuming on a request that had finished). */
   protected endsAfterOpening = false;
+  /**
+   * The opening replays from the table (a client resuming from its cursor):
+   * it reads after start(), so it includes whatever arrives before, and
+   * nothing need be held until then.
+   */
+  protected resuming = false;
+  /**
+   * More events arrived before start() than the limit holds: they were let
+   * go, and the opening reads what came after its snapshot from the table.
+   */
+  protected missedWhileStarting = false;
 
   /** Begins the stream once its starting point is read; `hangUp` ends it with the client's connection. */
   start(hangUp?: AbortSignal): this {
@@ -294,15 +305,23 @@ export abstract class LiveStream implements AsyncIterableIterator<Update> {
   }
 
   /**
-   * From the hub: held until start(), dropped when the opening covers it or it
-   * was sent, else queued behind the steps — and a reader with too many new
-   * updates unread is cut off. A burst the opening replays (a client resuming
-   * while the hub passes on the same events) thus counts for nothing.
+   * From the hub: before start(), dropped by a resuming stream and held by
+   * another (up to the limit: nothing says yet which are new; past it, all
+   * let go for the opening to read from the table); after it,
+   * dropped when the opening covers it or it was sent, else queued behind the
+   * steps — and a reader with too many new updates unread is cut off. A burst
+   * the opening replays (a client resuming while the hub passes on the same
+   * events) thus counts for nothing.
    */
   private arrive(event: LiveEvent): void {
     if (!this.open) return;
-    // Before start() nothing says yet what is new: held for that one read (references to the hub's shared events).
-    if (!this.steps) return void (this.held ??= []).push(event);
+    if (!this.steps) {
+      if (this.resuming || this.missedWhileStarting) return;
+      if ((this.held?.length ?? 0) < this.deps.maxUnreadUpdates) return void (this.held ??= []).push(event);
+      this.held = undefined;
+      this.missedWhileStarting = true;
+      return;
+    }
     if (!this.isNew(event) || this.covers(event)) return;
     if (this.unreadCount() + this.queued >= this.deps.maxUnreadUpdates) return this.cutOff();
     this.queued++;

@@ -53,7 +53,6 @@ const historyRemoved = () => badInput('afterSequence', 'no history to resume: re
 class RequestProgress extends LiveStream {
   /** Until the opening has sent it. */
   private snapshot: RequestSnapshot | undefined;
-  private resuming = false;
   private lastSequence = 0;
   /** The newest sequence when the stream began: the opening sends everything up to it. */
   private coveredThrough = 0;
@@ -62,13 +61,14 @@ class RequestProgress extends LiveStream {
     deps: LiveDependencies,
     subscriber: Subscriber,
     private readonly id: string,
+    afterSequence: number | null,
   ) {
     super(deps, subscriber.viewer, `request:${id}`, subscriber.expiresAt);
+    this.resuming = afterSequence !== null;
   }
 
   /** From here on, events after `afterSequence` (null: after the snapshot's). */
   begin(snapshot: RequestSnapshot, afterSequence: number | null, hangUp?: AbortSignal): this {
-    this.resuming = afterSequence !== null;
     this.lastSequence = afterSequence ?? snapshot.sequence;
     this.coveredThrough = snapshot.sequence;
     if (this.resuming) this.endsAfterOpening = STREAM_ENDING_STATUSES.has(snapshot.request.status);
@@ -81,7 +81,7 @@ class RequestProgress extends LiveStream {
     this.snapshot = undefined;
     if (snapshot) {
       yield { kind: 'snapshot', ...snapshot };
-      return;
+      if (!this.missedWhileStarting) return;
     }
     for await (const event of replayRequest(this.deps.db, this.id, this.lastSequence)) yield { kind: 'event', event };
     // Short of the snapshot's sequence: retention removed the (finished) request between two batches, and with it the rest.
@@ -124,7 +124,7 @@ export async function requestProgressStream(
   // Notifications carry PostgreSQL's lower-case form of the UUID.
   const id = requestId.toLowerCase();
   // Subscribed before the starting point is read: nothing in between is lost.
-  const stream = new RequestProgress(deps, subscriber, id);
+  const stream = new RequestProgress(deps, subscriber, id, afterSequence);
   try {
     const snapshot = await requestSnapshot(deps.db, subscriber.viewer, id, { resuming: afterSequence !== null }); // also the access check
     if (afterSequence !== null && (!Number.isSafeInteger(afterSequence) || afterSequence < 0 || afterSequence > snapshot.sequence)) {
@@ -177,8 +177,10 @@ class RequestUpdates extends LiveStream {
     deps: LiveDependencies,
     subscriber: Subscriber,
     private readonly filter: FeedFilter,
+    resuming: boolean,
   ) {
     super(deps, subscriber.viewer, feedTopic(subscriber.viewer, filter), subscriber.expiresAt);
+    this.resuming = resuming;
     this.statuses = filter.statuses?.length ? new Set(filter.statuses) : null;
   }
 
@@ -199,7 +201,7 @@ class RequestUpdates extends LiveStream {
     this.snapshot = undefined;
     if (snapshot) {
       for (const entry of snapshot.requests) yield { kind: 'snapshot', ...entry, position: snapshot.position };
-      return;
+      if (!this.missedWhileStarting) return;
     }
     const { db } = this.deps;
     const resumedFrom = this.position;
@@ -208,8 +210,8 @@ class RequestUpdates extends LiveStream {
       for (const event of events) yield { kind: 'event', event };
       if (events.length < REPLAY_BATCH) break;
     }
-    // A purge that committed during the replay may have removed events it was about to read.
-    await checkFeedCursor(db, resumedFrom, 'purged');
+    // A purge that committed during the replay may have removed events it was about to read (a client's cursor: its own).
+    if (this.resuming) await checkFeedCursor(db, resumedFrom, 'purged');
   }
 
   protected isNew(event: LiveEvent): boolean {
@@ -251,7 +253,7 @@ export async function requestUpdatesStream(
   const filter = parseFeedFilter(given);
   const cursor = after === null ? null : parseCursor(after);
   // Subscribed before the starting point is read: nothing in between is lost.
-  const stream = new RequestUpdates(deps, subscriber, filter);
+  const stream = new RequestUpdates(deps, subscriber, filter, cursor !== null);
   try {
     if (cursor === null) return stream.begin(await feedSnapshot(deps.db, subscriber.viewer, filter, FEED_SNAPSHOT_LIMIT), subscriber.hangUp);
     const latest = await checkFeedCursor(deps.db, cursor);

@@ -10,11 +10,19 @@
  * The streams are opened on a hub whose notifications the test holds back
  * and then lets through all at once, as a listener hands over a burst read
  * from one socket chunk; the reader takes the first update and then pauses,
- * so the opening waits on it while the burst arrives.
+ * so the opening waits on it while the burst arrives. Events that arrive
+ * before a stream's starting point is read are bounded too: a resuming
+ * stream takes none (its replay reads them), a new one holds up to the limit
+ * and reads the rest from the table after its snapshot (a database whose
+ * answers arrive late lets them commit in that window).
  */
 import { eq } from 'drizzle-orm';
+import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { afterAll, beforeAll, beforeEach, expect, test } from 'vitest';
 import type { NotificationHandler, NotificationListener } from '../../src/db/notifications.js';
+import type { Queryable } from '../../src/db/client.js';
+import * as tables from '../../src/db/tables.js';
 import { contentRequests } from '../../src/db/tables.js';
 import { EventHub } from '../../src/live/hub.js';
 import { requestProgressStream, requestUpdatesStream, StreamQuota, type LiveDependencies, type Update } from '../../src/live/subscriptions.js';
@@ -343,4 +351,52 @@ test('new events a paused reader leaves unread still cut it off with CONFLICT on
   })().catch((error: unknown) => error);
   expect(failure).toMatchObject({ code: 'CONFLICT' });
   expect(read.length).toBeLessThanOrEqual(MAX_UNREAD);
+});
+
+/**
+ * The same database, but the answer to a statement about content_requests
+ * reaches the service only when `deliver()` is called, as over a slow link: what
+ * commits meanwhile is newer than the answer's snapshot. Every statement's text is kept.
+ */
+function lateAnswers(): { db: Queryable; statements: string[]; waiting(): boolean; deliver(): void } {
+  const { database } = testDatabase;
+  const statements: string[] = [];
+  let held: (() => void) | undefined;
+  let holdNext = true;
+  const driver = database.kind === 'postgres' ? database.pool : database.pglite;
+  const query = async (...args: unknown[]) => {
+    const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text: string }).text;
+    statements.push(text);
+    const result = await (driver.query as (...a: unknown[]) => Promise<unknown>)(...args);
+    if (holdNext && text.includes('from "content_requests"')) {
+      holdNext = false;
+      await new Promise<void>((resolve) => (held = resolve));
+    }
+    return result;
+  };
+  // A proxy, so the drivers' own instanceof checks still hold.
+  const late = new Proxy(driver, {
+    get: (target, key) => (key === 'query' ? query : Reflect.get(target, key, target)),
+  });
+  const db = (database.kind === 'postgres' ? drizzleNodePg(late as typeof database.pool, { schema: tables }) : drizzlePglite(late as typeof database.pglite, { schema: tables })) as unknown as Queryable;
+  return { db, statements, waiting: () => held !== undefined, deliver: () => held?.() };
+}
+
+test('more new events than the limit while a stream reads its snapshot: let go, read from the table after it; every one once, in order, not cut off', async () => {
+  const { id, viewer } = await studentRequest();
+  const late = lateAnswers();
+  const opening = requestProgressStream({ ...deps, db: late.db }, { viewer, expiresAt: null }, id, null);
+  await waitFor(late.waiting, "the snapshot's answer on its way");
+  // Committed after the snapshot was read, delivered by the hub before the stream starts.
+  await commitBurst(id, BURST);
+  await hub.caughtUp();
+  const readsBefore = late.statements.length;
+  late.deliver();
+  const stream = (await opening)[Symbol.asyncIterator]();
+  const expected = (await committedRequestEvents(testDatabase.database.db, id, 0)).map((event) => event.sequence);
+  const updates = await readUntil(stream, (got) => got.length >= expected.length);
+  expect(sequences(updates)).toEqual([`snapshot ${expected.length - BURST}`, ...expected.slice(expected.length - BURST)]);
+  // They came from the table: the stream held none of them past the limit.
+  expect(late.statements.slice(readsBefore).some((text) => text.includes('from "request_events"'))).toBe(true);
+  await stream.return?.();
 });
