@@ -122,6 +122,32 @@ async function readUntil(stream: AsyncIterator<Update>, done: (updates: Update[]
 }
 
 const sequences = (updates: Update[]) => updates.map((update) => (update.kind === 'event' ? update.event.sequence : `snapshot ${update.sequence}`));
+/** Reads the stream to its end into `updates`; resolves with the error it ended with, if any. */
+function readToEnd(stream: AsyncIterator<Update>, updates: Update[]): Promise<unknown> {
+  return (async () => {
+    for (;;) {
+      const next = await stream.next();
+      if (next.done) return undefined;
+      updates.push(next.value);
+    }
+  })().catch((error: unknown) => error);
+}
+
+const positions = (updates: Update[]) => updates.map((update) => (update.kind === 'event' ? update.event.position : update.kind));
+
+/**
+ * Takes the stream's first update and pauses (a replay then waits on the reader), lets the
+ * held burst through, then reads on until `count` updates in all (or the stream's end, without `count`).
+ */
+async function readThroughBurst(opened: AsyncIterable<Update>, count?: number): Promise<Update[]> {
+  const stream = opened[Symbol.asyncIterator]();
+  const first = await stream.next();
+  gate.release();
+  await hub.settled();
+  const updates = await readUntil(stream, (got) => count !== undefined && got.length >= count, [first.value as Update]);
+  await stream.return?.();
+  return updates;
+}
 
 test('resuming one request from its start while the burst it replays arrives live: every event once, in order, not cut off', async () => {
   const { id, viewer } = await studentRequest();
@@ -129,13 +155,8 @@ test('resuming one request from its start while the burst it replays arrives liv
   const expected = (await committedRequestEvents(testDatabase.database.db, id, 0)).map((event) => event.sequence);
   expect(expected.length).toBeGreaterThan(BURST);
 
-  const stream = (await requestProgressStream(deps, { viewer, expiresAt: null }, id, 0))[Symbol.asyncIterator]();
-  const first = await stream.next(); // then the reader pauses: the replay waits on it
-  gate.release();
-  await hub.settled();
-  const updates = await readUntil(stream, (got) => got.length >= expected.length, [first.value as Update]);
+  const updates = await readThroughBurst(await requestProgressStream(deps, { viewer, expiresAt: null }, id, 0), expected.length);
   expect(sequences(updates)).toEqual(expected);
-  await stream.return?.();
 });
 
 test("resuming a student's feed from before the burst while it arrives live: every event once, in order, not cut off", async () => {
@@ -145,13 +166,8 @@ test("resuming a student's feed from before the burst while it arrives live: eve
   const expected = (await committedRequestEvents(testDatabase.database.db, id, 0)).filter((event) => event.position > before);
   expect(expected).toHaveLength(BURST);
 
-  const stream = (await requestUpdatesStream(deps, { viewer, expiresAt: null }, {}, String(before)))[Symbol.asyncIterator]();
-  const first = await stream.next();
-  gate.release();
-  await hub.settled();
-  const updates = await readUntil(stream, (got) => got.length >= expected.length, [first.value as Update]);
-  expect(updates.map((update) => (update.kind === 'event' ? update.event.position : update.kind))).toEqual(expected.map((event) => event.position));
-  await stream.return?.();
+  const updates = await readThroughBurst(await requestUpdatesStream(deps, { viewer, expiresAt: null }, {}, String(before)), expected.length);
+  expect(positions(updates)).toEqual(expected.map((event) => event.position));
 });
 
 test('a burst released as the stream opens, before or after its starting point is read, is sorted out once it starts', async () => {
@@ -191,13 +207,8 @@ test("a feed resumed with a filter while a burst of others' events arrives live:
   expect(expected).toHaveLength(BURST / 2);
 
   const filter = { studentId: mine.viewer.userId, statuses: ['failed' as const] };
-  const stream = (await requestUpdatesStream(deps, { viewer: admin, expiresAt: null }, filter, String(before)))[Symbol.asyncIterator]();
-  const first = await stream.next();
-  gate.release();
-  await hub.settled();
-  const updates = await readUntil(stream, (got) => got.length >= expected.length, [first.value as Update]);
-  expect(updates.map((update) => (update.kind === 'event' ? update.event.position : update.kind))).toEqual(expected.map((event) => event.position));
-  await stream.return?.();
+  const updates = await readThroughBurst(await requestUpdatesStream(deps, { viewer: admin, expiresAt: null }, filter, String(before)), expected.length);
+  expect(positions(updates)).toEqual(expected.map((event) => event.position));
 });
 
 test('resuming a request whose burst ends it (cancelled) while the burst arrives live: every event once, then the stream ends', async () => {
@@ -271,17 +282,11 @@ test("a purge during a resumed feed's replay, of events whose live copies were d
   await hub.settled();
 
   const updates = [first.value as Update];
-  const failure = await (async () => {
-    for (;;) {
-      const next = await stream.next();
-      if (next.done) return undefined;
-      updates.push(next.value);
-    }
-  })().catch((error: unknown) => error);
+  const failure = await readToEnd(stream, updates);
   expect(failure).toMatchObject({ code: 'BAD_USER_INPUT' });
   // What it sent before saying so is the feed in order, without the purged request's events.
   const kept = committed.filter((event) => event.requestId !== old.id).map((event) => event.position);
-  expect(updates.map((update) => (update.kind === 'event' ? update.event.position : update.kind))).toEqual(kept);
+  expect(positions(updates)).toEqual(kept);
 });
 
 test("a purge during the replay of a finished request being resumed: the stream ends with BAD_USER_INPUT, never as if its history were complete", async () => {
@@ -299,13 +304,7 @@ test("a purge during the replay of a finished request being resumed: the stream 
   const updates = [(await stream.next()).value as Update];
   const purged = await purgeFinishedRequests(db, { cutoff: new Date(Date.now() - 30 * 86_400_000), batchSize: 10, paced: false });
   expect(purged.requests).toBe(1);
-  const failure = await (async () => {
-    for (;;) {
-      const next = await stream.next();
-      if (next.done) return undefined;
-      updates.push(next.value);
-    }
-  })().catch((error: unknown) => error);
+  const failure = await readToEnd(stream, updates);
   expect({ sent: updates.length, failure }).toMatchObject({ sent: REPLAY_BATCH, failure: { code: 'BAD_USER_INPUT' } });
 });
 
@@ -342,13 +341,7 @@ test('new events a paused reader leaves unread still cut it off with CONFLICT on
   await commitBurst(id, BURST);
   await hub.caughtUp();
   const read: Update[] = [];
-  const failure = await (async () => {
-    for (;;) {
-      const next = await stream.next();
-      if (next.done) return undefined;
-      read.push(next.value);
-    }
-  })().catch((error: unknown) => error);
+  const failure = await readToEnd(stream, read);
   expect(failure).toMatchObject({ code: 'CONFLICT' });
   expect(read.length).toBeLessThanOrEqual(MAX_UNREAD);
 });
