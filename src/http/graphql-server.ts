@@ -8,7 +8,7 @@ import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { sql } from 'drizzle-orm';
-import { GraphQLError, type ValidationContext } from 'graphql';
+import { GraphQLError, type ExecutionArgs, type ValidationContext } from 'graphql';
 import { ServiceError } from '../services/errors.js';
 import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Queryable } from '../db/client.js';
@@ -151,6 +151,9 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
     },
   };
 
+  // The metrics learn from each subscription's stream when it is over (no wrapper around it).
+  const subscribe = (args: ExecutionArgs) => subscribeSharingResults(args, options.metrics.subscriptionEnds);
+
   const page = graphiqlPage();
   // Not framed, not sniffed anywhere; the page (its development tokens) and
   // anything answered to a bearer of a token never cached.
@@ -239,7 +242,7 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
       ...(options.mutationLimiter ? [useMutationLimits(options.mutationLimiter)] : []),
       options.metrics.plugin,
       // Subscribers of one event with the same operation and variables share its execution.
-      { onSubscribe: ({ setSubscribeFn }) => setSubscribeFn(subscribeSharingResults) } satisfies Plugin,
+      { onSubscribe: ({ setSubscribeFn }) => setSubscribeFn(subscribe) } satisfies Plugin,
       readinessCheck,
     ],
   });

@@ -14,10 +14,19 @@ import {
   usePrometheus,
   type FillLabelsFnParams,
 } from '@graphql-yoga/plugin-prometheus';
-import { isInputObjectType, isInterfaceType, isObjectType, type GraphQLSchema } from 'graphql';
-import type { Plugin } from 'graphql-yoga';
+import {
+  getOperationAST,
+  isInputObjectType,
+  isInterfaceType,
+  isObjectType,
+  type ExecutionArgs,
+  type ExecutionResult,
+  type GraphQLSchema,
+} from 'graphql';
+import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { EventHub } from '../live/hub.js';
+import type { SubscriptionEnds } from '../live/shared-results.js';
 import type { PurgeCounts } from '../services/retention.js';
 import { registerPipelineMetrics, type PipelineMetricsOptions } from './pipeline-metrics.js';
 
@@ -48,6 +57,8 @@ class OperationNames {
 export type Metrics = {
   plugin: Plugin;
   registry: Registry;
+  /** Told when a subscription is over (live/shared-results.ts): it records what the plugin's subscribe phases did. */
+  subscriptionEnds: SubscriptionEnds;
   /** Counts a request answered by the direct path for plain POSTs (plain-posts.ts) rather than by yoga's adapter. */
   countDirectRequest(): void;
   /** Stops what feeds the metrics in the background. */
@@ -111,6 +122,33 @@ export function createMetrics(
       phases: phases as [P, ...P[]],
     });
 
+  // Those with a subscribe phase are also observed by subscriptionPhases.
+  const requestDuration = createHistogram<'execute' | 'subscribe', string>({
+    registry,
+    histogram: { name: 'graphql_envelop_request_duration', help: 'Time spent on running the GraphQL operation from parse to execute', labelNames },
+    fillLabelsFn: operation,
+    phases: ['execute'],
+  });
+  const requests = createCounter<'execute' | 'subscribe', string>({
+    registry,
+    counter: { name: 'graphql_envelop_request', help: 'Counts the amount of GraphQL requests executed through Envelop', labelNames },
+    fillLabelsFn: operation,
+    phases: ['execute'],
+  });
+  const errorResults = createCounter<'parse' | 'validate' | 'context' | 'execute' | 'subscribe', string, FillLabelsFnParams & { errorPhase: string }>({
+    registry,
+    counter: { name: 'graphql_envelop_error_result', help: 'Counts the amount of errors reported from all phases', labelNames: [...labelNames, 'phase'] },
+    fillLabelsFn: (params) => ({ ...operation(params), phase: params.errorPhase }),
+    phases: ['parse', 'validate', 'context', 'execute'],
+  });
+  const subscriptions = subscriptionPhases({
+    subscribeDuration: histogram('graphql_envelop_phase_subscribe', 'Time spent on running the GraphQL "subscribe" function', ['subscribe']).histogram,
+    requestDuration: requestDuration.histogram,
+    requests: requests.counter,
+    errorResults: errorResults.counter,
+    labels: (args) => operation({ operationName: operationNameOf(args), operationType: 'subscription' } as FillLabelsFnParams),
+  });
+
   let schemaHasDeprecations = true;
   const prometheus = usePrometheus({
     registry,
@@ -120,29 +158,15 @@ export function createMetrics(
       graphql_envelop_phase_validate: histogram('graphql_envelop_phase_validate', 'Time spent on running GraphQL "validate" function', ['validate']),
       graphql_envelop_phase_context: histogram('graphql_envelop_phase_context', 'Time spent on building the GraphQL context', ['context']),
       graphql_envelop_phase_execute: histogram('graphql_envelop_phase_execute', 'Time spent on running the GraphQL "execute" function', ['execute']),
-      graphql_envelop_phase_subscribe: histogram('graphql_envelop_phase_subscribe', 'Time spent on running the GraphQL "subscribe" function', ['subscribe']),
-      graphql_envelop_request_duration: createHistogram({
-        registry,
-        histogram: { name: 'graphql_envelop_request_duration', help: 'Time spent on running the GraphQL operation from parse to execute', labelNames },
-        fillLabelsFn: operation,
-        phases: ['execute', 'subscribe'],
-      }),
+      // The subscribe phases are counted by subscriptionPhases below.
+      graphql_envelop_phase_subscribe: false,
+      graphql_envelop_request_duration: requestDuration,
       // Off: its quantiles (a t-digest updated on every request, about 2% of the service's
       // CPU serving a page) say what graphql_envelop_request_duration's buckets already do.
       graphql_envelop_request_time_summary: false,
-      graphql_envelop_request: createCounter({
-        registry,
-        counter: { name: 'graphql_envelop_request', help: 'Counts the amount of GraphQL requests executed through Envelop', labelNames },
-        fillLabelsFn: operation,
-        phases: ['execute', 'subscribe'],
-      }),
+      graphql_envelop_request: requests,
       // No `path` label: a response path holds the client's aliases and list indexes.
-      graphql_envelop_error_result: createCounter({
-        registry,
-        counter: { name: 'graphql_envelop_error_result', help: 'Counts the amount of errors reported from all phases', labelNames: [...labelNames, 'phase'] },
-        fillLabelsFn: (params) => ({ ...operation(params), phase: params.errorPhase }),
-        phases: ['parse', 'validate', 'context', 'execute', 'subscribe'],
-      }),
+      graphql_envelop_error_result: errorResults,
       graphql_envelop_deprecated_field: createCounter({
         registry,
         counter: { name: 'graphql_envelop_deprecated_field', help: 'Counts the amount of deprecated fields used in selection sets', labelNames: [...labelNames, 'fieldName', 'typeName'] },
@@ -179,10 +203,70 @@ export function createMetrics(
     registry,
     close: closePipelineMetrics,
     countDirectRequest: () => directRequests.inc(),
+    subscriptionEnds: subscriptions.ends,
     plugin: {
       onPluginInit: ({ addPlugin }) => addPlugin(prometheus),
+      onSubscribe: subscriptions.onSubscribe,
       onSchemaChange: ({ schema }) => {
         schemaHasDeprecations = hasDeprecations(schema);
+      },
+    },
+  };
+}
+
+/** The name the plugin labels an operation with: the request's operationName, else the document's. */
+function operationNameOf(args: ExecutionArgs): string | undefined {
+  return args.operationName || getOperationAST(args.document, args.operationName)?.name?.value;
+}
+
+type Labels = Record<string, string>;
+
+/**
+ * The plugin's subscribe phases, recorded as it recorded them, under the same
+ * names: when a subscription is over, graphql_envelop_request once and its
+ * lifetime in graphql_envelop_request_duration and
+ * graphql_envelop_phase_subscribe; each error of a result in
+ * graphql_envelop_error_result (phase "execute"), and an error that ends its
+ * stream (phase "subscribe": the plugin left the phase empty, and counted no
+ * request or duration for a stream that failed, as if it were still open).
+ *
+ * The plugin learns when a stream ends from a wrapper envelop puts around each
+ * subscription's stream, and keeps its hook closures for as long as it runs
+ * (with the wrapper, about 2.2 KB of an idle subscription's 9.4 KB in a heap
+ * snapshot: bench/README.md, "third pass"): here the end
+ * comes from the stream itself (SubscriptionEnds), and the hooks are the same
+ * objects for every subscription.
+ */
+function subscriptionPhases(metrics: {
+  subscribeDuration: { observe(labels: Labels, seconds: number): void };
+  requestDuration: { observe(labels: Labels, seconds: number): void };
+  requests: { labels(labels: Labels): { inc(): void } };
+  errorResults: { labels(labels: Labels): { inc(count?: number): void } };
+  labels: (args: ExecutionArgs) => Labels;
+}): { ends: SubscriptionEnds; onSubscribe: NonNullable<Plugin['onSubscribe']> } {
+  const countErrors = (args: ExecutionArgs, result: ExecutionResult) => {
+    if (!result.errors?.length) return;
+    metrics.errorResults.labels({ ...metrics.labels(args), phase: 'execute' }).inc(result.errors.length);
+  };
+  const onNext = ({ args, result }: { args: ExecutionArgs; result: ExecutionResult }) => countErrors(args, result);
+  const streamHooks = { onNext };
+  const hooks = {
+    onSubscribeResult: ({ args, result }: { args: ExecutionArgs; result: unknown }) => {
+      if (isAsyncIterable(result)) return streamHooks;
+      countErrors(args, result as ExecutionResult);
+      return undefined;
+    },
+  };
+  return {
+    onSubscribe: () => hooks,
+    ends: {
+      ended(args, startedAt, failed) {
+        const labels = metrics.labels(args);
+        const seconds = (performance.now() - startedAt) / 1000;
+        if (failed) metrics.errorResults.labels({ ...labels, phase: 'subscribe' }).inc();
+        metrics.requests.labels(labels).inc();
+        metrics.requestDuration.observe(labels, seconds);
+        metrics.subscribeDuration.observe({ operationType: labels.operationType! }, seconds);
       },
     },
   };

@@ -46,6 +46,15 @@ export type SharedResultWriter = {
   sharedResultId: string;
 };
 
+/**
+ * Told once when a subscription is over: its stream finished, failed
+ * (`failed` true) or was closed, or subscribing answered with a result and no
+ * stream (access refused, bad input). `startedAt` is performance.now() when it
+ * subscribed. One observer serves every subscription (the metrics'), so no
+ * subscription keeps a wrapper of its stream just to learn when it ends.
+ */
+export type SubscriptionEnds = { ended(args: ExecutionArgs, startedAt: number, failed: boolean): void };
+
 type PromiseOrValue<T> = T | Promise<T>;
 
 // Per document: its text when every field it selects is the same for every viewer, null otherwise.
@@ -126,12 +135,17 @@ class SharedResults implements AsyncIterableIterator<ExecutionResult>, DirectSen
   /** The share key: the document's text (null: not shared), then the operation and variables. */
   private readonly text: string | null;
   private readonly variables: string;
+  /** Who is told when this subscription is over; undefined once told. */
+  private ends: SubscriptionEnds | undefined;
 
   constructor(
     private readonly source: AsyncIterator<Update>,
     private readonly args: ExecutionArgs,
+    private readonly startedAt: number,
+    ends: SubscriptionEnds | undefined,
     private readonly writer?: SharedResultWriter,
   ) {
+    this.ends = ends;
     this.text = documentShareKey(args.schema, args.document);
     this.variables = this.text === null ? '' : variablesKey(args);
   }
@@ -142,10 +156,17 @@ class SharedResults implements AsyncIterableIterator<ExecutionResult>, DirectSen
   }
 
   next(): Promise<IteratorResult<ExecutionResult>> {
-    return this.source.next().then((result) => this.map(result));
+    return this.source.next().then(
+      (result) => this.map(result),
+      (error: unknown) => {
+        this.end(true);
+        throw error;
+      },
+    );
   }
 
   return(): Promise<IteratorResult<ExecutionResult>> {
+    this.end(false);
     if (typeof this.source.return !== 'function') return Promise.resolve({ value: undefined, done: true });
     return this.source.return().then((result) => this.map(result));
   }
@@ -172,13 +193,24 @@ class SharedResults implements AsyncIterableIterator<ExecutionResult>, DirectSen
   }
 
   private async map(result: IteratorResult<Update>): Promise<IteratorResult<ExecutionResult>> {
-    if (result.done) return result;
+    if (result.done) {
+      this.end(false);
+      return result;
+    }
     try {
       return { value: await executeOnce(this.args, result.value, this.text, this.variables), done: false };
     } catch (error) {
+      this.end(true);
       await this.returnIgnoringErrors();
       throw error;
     }
+  }
+
+  // When its stream finished or failed, or the transport closed it: the first of those only.
+  private end(failed: boolean): void {
+    const ends = this.ends;
+    this.ends = undefined;
+    ends?.ended(this.args, this.startedAt, failed);
   }
 
   private async returnIgnoringErrors(): Promise<void> {
@@ -196,14 +228,19 @@ class SharedResults implements AsyncIterableIterator<ExecutionResult>, DirectSen
  */
 export async function subscribeSharingResults(
   args: ExecutionArgs,
+  ends?: SubscriptionEnds,
 ): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
+  const startedAt = performance.now();
   const stream = await createSourceEventStream(args);
   // An ExecutionResult here is the subscription's failure (access refused, bad input).
-  if (!(Symbol.asyncIterator in stream)) return stream;
+  if (!(Symbol.asyncIterator in stream)) {
+    ends?.ended(args, startedAt, false);
+    return stream;
+  }
   const writer = args.contextValue as Partial<SharedResultWriter> | undefined;
   const source = (stream as AsyncIterable<Update>)[Symbol.asyncIterator]();
   const sendsDirectly = writer?.writeSharedResult !== undefined && stream instanceof LiveStream;
-  const results = new SharedResults(source, args, sendsDirectly ? (writer as SharedResultWriter) : undefined);
+  const results = new SharedResults(source, args, startedAt, ends, sendsDirectly ? (writer as SharedResultWriter) : undefined);
   if (sendsDirectly && results.shared) stream.sendDirectly(results);
   return results;
 }

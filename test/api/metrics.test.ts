@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { waitFor } from '../helpers/database.js';
-import { subscribeSse, UPDATES } from '../helpers/live.js';
+import { PROGRESS, subscribeSse, UPDATES } from '../helpers/live.js';
 import { submitRequest } from '../helpers/requests.js';
 
 let app: TestApp;
@@ -33,9 +33,29 @@ test('counts GraphQL requests, open subscriptions and delivered events', async (
   expect(valueOf(after, 'tracker_live_events_delivered_total')).toBe(deliveredBefore + 1);
   expect(after).toMatch(/^graphql_envelop_request_duration_count\{[^}]*operationType="mutation"[^}]*\} [1-9]/m);
   expect(after).toMatch(/^process_resident_memory_bytes \d+/m);
+  // A subscription is counted, with its lifetime, once it is over.
+  expect(after).not.toMatch(/^graphql_envelop_request\{[^}]*operationType="subscription"/m);
   await live.close();
   await waitFor(() => app.running.hub.subscriberCount === 0, 'the subscription to close');
-  expect(valueOf(await scrape(), 'tracker_live_subscriptions')).toBe(0);
+  const closed = await scrape();
+  expect(valueOf(closed, 'tracker_live_subscriptions')).toBe(0);
+  expect(closed).toMatch(/^graphql_envelop_request\{[^}]*operationType="subscription"[^}]*\} 1$/m);
+  expect(closed).toMatch(/^graphql_envelop_request_duration_count\{[^}]*operationType="subscription"[^}]*\} 1$/m);
+  expect(closed).toMatch(/^graphql_envelop_phase_subscribe_count\{operationType="subscription"\} 1$/m);
+});
+
+test('a subscription refused at the start is counted, with its error', async () => {
+  const countOf = (text: string, name: string) =>
+    Number(new RegExp(`^${name}\\{[^}]*operationType="subscription"[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  const before = await scrape();
+  const token = await app.token({ sub: 'metrics-student', role: 'student', organization_id: 'metrics-org' });
+  const refused = await subscribeSse(app.url, token, PROGRESS, { id: 'no-such-request' });
+  await refused.ended;
+  expect(refused.messages.at(-1)?.errors?.length).toBe(1);
+  const after = await scrape();
+  expect(countOf(after, 'graphql_envelop_request')).toBe(countOf(before, 'graphql_envelop_request') + 1);
+  expect(countOf(after, 'graphql_envelop_error_result')).toBe(countOf(before, 'graphql_envelop_error_result') + 1);
+  expect(after).toMatch(/^graphql_envelop_error_result\{[^}]*operationType="subscription"[^}]*phase="execute"[^}]*\} 1$/m);
 });
 
 test('METRICS_PORT: /metrics on its own listener, and not on the main port', async () => {
