@@ -229,10 +229,20 @@ const listFilter = z
   .nullish();
 export type RequestFilter = z.input<typeof listFilter>;
 
-export type RequestPage = {
-  rows: (ContentRequest & { cursor: string })[];
-  hasNextPage: boolean;
-};
+/** A page of requests; a row's cursor is encoded when asked for (a page is mostly read for its last one only). */
+export class RequestPage {
+  readonly rows: ContentRequest[];
+  constructor(
+    private readonly listed: { request: ContentRequest; cursorTime: string }[],
+    readonly hasNextPage: boolean,
+  ) {
+    this.rows = listed.map((row) => row.request);
+  }
+  cursorAt(index: number): string {
+    const { request, cursorTime } = this.listed[index]!;
+    return encodeCursor(cursorTime, request.id);
+  }
+}
 
 export async function listRequests(
   db: Queryable,
@@ -259,12 +269,7 @@ export async function listRequests(
     limit: first + 1,
   });
 
-  return {
-    rows: rows
-      .slice(0, first)
-      .map(({ request, cursorTime }) => ({ ...request, cursor: encodeCursor(cursorTime, request.id) })),
-    hasNextPage: rows.length > first,
-  };
+  return new RequestPage(rows.slice(0, first), rows.length > first);
 }
 
 /**

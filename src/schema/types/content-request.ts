@@ -13,6 +13,7 @@ import {
   retryRequest,
   submitRequest,
   type ContentRequest,
+  type RequestPage,
 } from '../../services/requests.js';
 import { builder } from '../builder.js';
 import { etaFields } from './eta-fields.js';
@@ -89,6 +90,18 @@ export const ContentRequestRef = builder.objectRef<ContentRequest>('ContentReque
   }),
 });
 
+/** An edge of a page of requests: its cursor is encoded only if the operation selects it. */
+class RequestEdge {
+  constructor(
+    readonly node: ContentRequest,
+    private readonly page: RequestPage,
+    private readonly index: number,
+  ) {}
+  get cursor(): string {
+    return this.page.cursorAt(this.index);
+  }
+}
+
 const ContentRequestFilter = builder.inputType('ContentRequestFilter', {
   fields: (t) => ({
     status: t.field({ type: [RequestStatusEnum], required: false, description: 'Any of these statuses.' }),
@@ -128,13 +141,14 @@ builder.queryFields((t) => ({
         first: args.first,
         after: args.after,
       });
+      const last = page.rows.length - 1;
       return {
-        edges: page.rows.map((row) => ({ cursor: row.cursor, node: row })),
+        edges: page.rows.map((row, index) => new RequestEdge(row, page, index)),
         pageInfo: {
           hasNextPage: page.hasNextPage,
           hasPreviousPage: args.after != null,
-          startCursor: page.rows[0]?.cursor ?? null,
-          endCursor: page.rows.at(-1)?.cursor ?? null,
+          startCursor: last >= 0 ? page.cursorAt(0) : null,
+          endCursor: last >= 0 ? page.cursorAt(last) : null,
         },
       };
     },
