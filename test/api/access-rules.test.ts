@@ -20,6 +20,7 @@ const roleRules = [
   'requestScope',
   'assertMaySubmitFor',
   'canSubmitFor',
+  'submittableOrganization',
   'idempotencyKeyScope',
   'isExemptFromMutationLimit',
   'assertCanReportStages',
