@@ -111,26 +111,6 @@ export function canSubmitFor(viewer: Viewer, student: { userId: string; organiza
 }
 
 /**
- * canSubmitFor as a filter on the student's row, for the submit that reads it
- * inside its insert: any organization, or only this one. A student passes
- * only after assertMaySubmitFor (themselves). It must never let through a
- * student canSubmitFor refuses: anything it lets through is inserted unchecked.
- */
-export function submittableOrganization(viewer: Viewer): { anyOrganization: boolean; organizationId: string | null } {
-  const { role } = viewer;
-  switch (role) {
-    case 'admin':
-    case 'worker':
-    case 'student':
-      return { anyOrganization: true, organizationId: null };
-    case 'org_admin':
-      return { anyOrganization: false, organizationId: viewer.organizationId };
-    default:
-      return assertNever(role);
-  }
-}
-
-/**
  * Whose namespace a caller's idempotency key lives in. Workers and admins keep
  * global keys: the original system's worker checks idempotency by correlation
  * id. Everyone else's key is theirs alone, so it can neither reveal nor block

@@ -4,7 +4,7 @@
  * one that does not exist.
  */
 import { createHash } from 'node:crypto';
-import { and, eq, getTableColumns, gte, inArray, lt, ne, sql, type SQL } from 'drizzle-orm';
+import { and, eq, gte, inArray, lt, ne, sql, type SQL } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Queryable } from '../db/client.js';
 import { contentRequests, users } from '../db/tables.js';
@@ -16,7 +16,6 @@ import {
   assertMaySubmitFor,
   canSeeRequest,
   canSubmitFor,
-  submittableOrganization,
   idempotencyKeyScope,
   withinScope,
   type Viewer,
@@ -127,24 +126,20 @@ export async function submitRequest(
 ): Promise<{ request: ContentRequest; created: boolean }> {
   const fields = parseInput(submitInput, input);
   const studentId = fields.studentId ?? viewer.userId;
-  assertMaySubmitFor(viewer, studentId);
+  const student = await findStudentFor(db, viewer, studentId);
   const key = storedCorrelationId(viewer, fields.correlationId);
 
-  const [inserted] = await insertForStudent(db).execute({
+  const [inserted] = await insertRequest(db).execute({
     ...key,
-    ...submittableOrganization(viewer),
-    studentId,
-    viewerId: viewer.userId,
-    viewerOrganizationId: viewer.organizationId,
+    studentId: student.userId,
+    organizationId: student.organizationId,
     topic: fields.topic,
     studentQuery: fields.studentQuery,
     gradeLevel: fields.gradeLevel ?? null,
-    metadata: JSON.stringify(fields.metadata ?? {}),
+    metadata: fields.metadata ?? {},
   });
   if (inserted) return { request: inserted, created: true };
 
-  // Nothing inserted: the student is not one the viewer may submit for (this says so), or the key is taken.
-  const student = await findStudentFor(db, viewer, studentId);
   // Someone got there first; under READ COMMITTED this new statement sees their row.
   const [existing] = await db
     .select()
@@ -178,7 +173,7 @@ async function findStudentFor(db: Queryable, viewer: Viewer, studentId: string) 
   return studentId === viewer.userId ? { ...student, organizationId: viewer.organizationId } : student;
 }
 
-// Built once (prepared.ts). Only when nothing was inserted is the student read apart.
+// Every submit runs these two: built once (prepared.ts), not on each call.
 const studentById = preparedPerDatabase((db) =>
   db
     .select({ userId: users.userId, organizationId: users.organizationId })
@@ -187,23 +182,23 @@ const studentById = preparedPerDatabase((db) =>
     .prepare(''),
 );
 
-// A submit in one round trip: the student's row read inside the insert and
-// filtered as canSubmitFor would (submittableOrganization); the request's
-// organization is the viewer's own when submitting for themselves, as
-// findStudentFor gives it. Built once (prepared.ts).
-const insertForStudent = preparedPerDatabase((db) => {
-  const inserted = db.$with('inserted', getTableColumns(contentRequests)).as(sql`
-    insert into content_requests (correlation_id, submitted_correlation_id, student_id, organization_id, topic, student_query, grade_level, metadata)
-    select ${sql.placeholder('correlationId')}, ${sql.placeholder('submittedCorrelationId')}, u.user_id,
-           case when u.user_id = ${sql.placeholder('viewerId')} then ${sql.placeholder('viewerOrganizationId')}::varchar else u.organization_id end,
-           ${sql.placeholder('topic')}, ${sql.placeholder('studentQuery')}, ${sql.placeholder('gradeLevel')}, ${sql.placeholder('metadata')}::jsonb
-      from users u
-     where u.user_id = ${sql.placeholder('studentId')}
-       and (${sql.placeholder('anyOrganization')}::boolean or u.organization_id = ${sql.placeholder('organizationId')}::varchar)
-    on conflict (correlation_id) do nothing
-    returning *`);
-  return db.with(inserted).select().from(inserted).prepare('');
-});
+const insertRequest = preparedPerDatabase((db) =>
+  db
+    .insert(contentRequests)
+    .values({
+      correlationId: sql.placeholder('correlationId'),
+      submittedCorrelationId: sql.placeholder('submittedCorrelationId'),
+      studentId: sql.placeholder('studentId'),
+      organizationId: sql.placeholder('organizationId'),
+      topic: sql.placeholder('topic'),
+      studentQuery: sql.placeholder('studentQuery'),
+      gradeLevel: sql.placeholder('gradeLevel'),
+      metadata: sql.placeholder('metadata'),
+    })
+    .onConflictDoNothing({ target: contentRequests.correlationId })
+    .returning()
+    .prepare(''),
+);
 
 // ---------------------------------------------------------------------------
 // Listing, newest first, in keyset pages on (created_at, id)

@@ -20,7 +20,6 @@ const roleRules = [
   'requestScope',
   'assertMaySubmitFor',
   'canSubmitFor',
-  'submittableOrganization',
   'idempotencyKeyScope',
   'isExemptFromMutationLimit',
   'assertCanReportStages',
