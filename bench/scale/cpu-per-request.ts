@@ -3,7 +3,10 @@
  * machine moves far less than a rate: the service in this process on a
  * database of its own (20,000 requests), autocannon in a child process
  * (20 connections), `process.cpuUsage()` over the timed requests. Cases: the
- * peer phase's history page, and a request by id and by correlation id.
+ * peer phase's history page, a request by id and by correlation id, and the
+ * writes phase's submitContentRequest and reportStage (its report sequence,
+ * reset before each round). Each line also gives the database round trips a
+ * request (calls of pg's `Client.query` in this process, the service's only client).
  *
  *   node --expose-gc --import tsx bench/scale/cpu-per-request.ts [--rounds 3] [--seconds 4] [--only history]
  *
@@ -18,6 +21,7 @@ import { startBenchService } from '../lib/service.js';
 import { loadData } from '../data/load.js';
 import type { CannonParams, CannonResult } from './client.js';
 import { drawSamples } from './samples.js';
+import { REPORT, reportSequence, SUBMIT } from './writes.js';
 import { scalePlan } from './plan.js';
 
 const { values } = parseArgs({
@@ -39,11 +43,11 @@ try {
   const sql = new pg.Client({ connectionString: database.url });
   await sql.connect();
   const samples = await drawSamples(sql, { ...plan, queries: { ...plan.queries, samples: 100 } });
-  await sql.end();
+  const reports = await reportSequence(sql, samples.reportTargets);
   const service = await startBenchService(database.url, { DATABASE_POOL_SIZE: String(plan.poolSize) });
   const url = `${service.running.url}/graphql`;
   const students = [samples.heaviest, ...samples.students];
-  const cases: Record<string, Pick<CannonParams, 'query' | 'variants'>> = {
+  const cases: Record<string, Pick<CannonParams, 'query' | 'variants' | 'inOrder' | 'uniqueInputField'> & { before?: () => Promise<void> }> = {
     history: {
       query: `query { contentRequests(first: 20) { edges { node { id status createdAt topic progressPercentage currentStage } } pageInfo { hasNextPage endCursor } } }`,
       variants: students.map((s) => ({ variables: {}, token: s.token })),
@@ -56,26 +60,57 @@ try {
       query: `query($c: String!) { contentRequestByCorrelationId(correlationId: $c) { id status progressPercentage } }`,
       variants: samples.correlationIds.map((c) => ({ variables: { c }, token: samples.worker })),
     },
+    submit: {
+      query: SUBMIT,
+      variants: samples.submitStudents.map((studentId) => ({
+        variables: { input: { topic: 'Photosynthesis', studentQuery: 'How do plants make food?', studentId, correlationId: '' } },
+        token: samples.admin,
+      })),
+      uniqueInputField: 'correlationId',
+    },
+    report: {
+      query: REPORT,
+      variants: reports.changes.map((c) => ({
+        variables: { input: { requestId: c.requestId, stage: c.stage, status: 'IN_PROGRESS', progress: c.progress } },
+        token: samples.worker,
+      })),
+      inOrder: true,
+      before: reports.reset,
+    },
   };
+  // Every statement the service sends goes through one of pg's clients in this process.
+  let roundTrips = 0;
+  const query = pg.Client.prototype.query;
+  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    roundTrips++;
+    return (query as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof query;
   try {
     for (const [name, params] of Object.entries(cases)) {
       if (values.only && !values.only.includes(name)) continue;
+      const { before: prepare, ...load } = params;
       const perRequest: number[] = [];
       for (let round = 0; round < rounds + 1; round++) {
+        await prepare?.();
         global.gc?.();
         const before = process.cpuUsage();
-        const result = await client.call<CannonResult>('load', { ...params, url, connections: plan.connections, durationMs, warmupMs: 0 } satisfies CannonParams);
+        const tripsBefore = roundTrips;
+        const result = await client.call<CannonResult>('load', { ...load, url, connections: plan.connections, durationMs, warmupMs: 0 } satisfies CannonParams);
         const used = process.cpuUsage(before);
+        const trips = (roundTrips - tripsBefore) / result.requests;
         if (result.failed > 0) throw new Error(`${name}: ${result.failed} failed; first: ${result.firstError}`);
         // The first round warms up (JIT, pool, token cache): not counted.
         if (round > 0) perRequest.push(Math.round((used.user + used.system) / result.requests));
-        if (round > 0) console.log(`${name} round ${round}: ${Math.round(result.requestsPerSecond)} requests/s, ${perRequest.at(-1)} µs CPU a request`);
+        if (round > 0) {
+          console.log(`${name} round ${round}: ${Math.round(result.requestsPerSecond)} requests/s, ${perRequest.at(-1)} µs CPU a request, ${trips.toFixed(2)} round trips a request`);
+        }
       }
       const sorted = [...perRequest].sort((a, b) => a - b);
       console.log(`${name}: median ${sorted[Math.floor(sorted.length / 2)]} µs CPU a request (${sorted.join(', ')})`);
     }
   } finally {
     await service.stop();
+    await sql.end();
   }
 } finally {
   await client.close();

@@ -43,8 +43,8 @@ export type WriteFigure = {
   ratioToTriggersOff: number;
 };
 
-const SUBMIT = `mutation($input: SubmitContentRequestInput!) { submitContentRequest(input: $input) { created request { id status } } }`;
-const REPORT = `mutation($input: ReportStageInput!) { reportStage(input: $input) { id status progressPercentage } }`;
+export const SUBMIT = `mutation($input: SubmitContentRequestInput!) { submitContentRequest(input: $input) { created request { id status } } }`;
+export const REPORT = `mutation($input: ReportStageInput!) { reportStage(input: $input) { id status progressPercentage } }`;
 const RAW_SUBMIT = `insert into content_requests (correlation_id, student_id, organization_id, topic, student_query, grade_level, metadata)
   values ($1, $2::varchar, (select organization_id from users where user_id = $2::varchar), $3, $4, null, '{}') on conflict (correlation_id) do nothing returning *`;
 const RAW_REPORT = `insert into request_stages (request_id, stage_name, status, progress_percentage, error_message, metadata)
@@ -65,7 +65,7 @@ type StageChange = { requestId: string; stage: string; progress: number };
  * progress event. `reset` puts the targets back where they started (triggers
  * off, so it logs nothing), for the next side to start from the same state.
  */
-async function reportSequence(sql: pg.Client, targets: Samples['reportTargets']) {
+export async function reportSequence(sql: pg.Client, targets: Samples['reportTargets']) {
   const { rows } = await sql.query<{ request_id: string; stage_name: string; stage_progress: number; request_progress: number }>(
     `select s.request_id, s.stage_name, s.progress_percentage as stage_progress, r.progress_percentage as request_progress
        from unnest($1::uuid[], $2::text[]) t(request_id, stage_name)

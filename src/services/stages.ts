@@ -3,7 +3,7 @@
  * progress; the database's triggers move the request, its progress and its
  * event log (drizzle/0002). This module checks the report and who sends it.
  */
-import { asc, eq, inArray, sql } from 'drizzle-orm';
+import { asc, eq, getTableColumns, inArray, sql, type SQL } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Queryable } from '../db/client.js';
 import { contentRequests, contentStageStatus, pipelineStageDefinitions, requestStages } from '../db/tables.js';
@@ -47,30 +47,21 @@ export async function reportStage(
 
   const errorMessage = report.status === 'failed' ? (report.errorMessage ?? `${report.stage} failed`) : null;
   for (let attempt = 1; ; attempt++) {
-    // One statement (one round trip, its own transaction): lock the request
-    // before its stage, in the order the trigger does, so concurrent reports
-    // on one request queue instead of deadlocking; skip a request the report
-    // may not touch (checked again on the row as it is once the lock is ours);
-    // upsert the stage. The triggers move the request and log the event.
-    const reported = await withRetries(async () =>
-      // Both drivers answer with { rows }; Queryable's type cannot say which.
-      (await db.execute(sql`
-        insert into request_stages (request_id, stage_name, status, progress_percentage, error_message, metadata)
-        select r.id, ${report.stage}::varchar, ${report.status}::content_stage_status, ${report.progress ?? 0}::int,
-               ${errorMessage}::text, ${JSON.stringify(report.metadata ?? {})}::jsonb
-          from content_requests r
-         where r.id = ${report.requestId}::uuid
-           and r.status not in (${sql.join([...REPORT_REFUSING_STATUSES].map((status) => sql`${status}`), sql`, `)})
-           for no key update of r
-        on conflict (request_id, stage_name) do update set
-          status = excluded.status,
-          -- No progress in the report: keep the stage's own (the timing trigger restarts it at 0 on a restart).
-          progress_percentage = coalesce(${report.progress ?? null}::int, request_stages.progress_percentage),
-          error_message = excluded.error_message,
-          metadata = request_stages.metadata || excluded.metadata
-        returning request_id`)) as { rows: { request_id: string }[] },
+    // One round trip (drizzle/0014's report_stage, its own transaction): the
+    // request locked before its stage, a request the report may not touch
+    // skipped, the stage upserted (the triggers move the request and log the
+    // event), and the request read back as the triggers left it.
+    const [reported] = await withRetries(() =>
+      reportOnce(db).execute({
+        requestId: report.requestId,
+        stage: report.stage,
+        status: report.status,
+        progress: report.progress ?? null,
+        errorMessage,
+        metadata: JSON.stringify(report.metadata ?? {}),
+      }),
     );
-    if (reported.rows.length > 0) break;
+    if (reported) return reported;
     // Nothing written: say why (rarely, a retry of the request came in between: then report again).
     const [request] = await db.select({ status: contentRequests.status }).from(contentRequests).where(eq(contentRequests.id, report.requestId));
     if (!request) throw notFound('content request', report.requestId);
@@ -82,13 +73,26 @@ export async function reportStage(
       );
     }
   }
-  // The request once the report has committed (a later report may already show in it).
-  const [updated] = await requestById(db).execute({ id: report.requestId });
-  return updated!;
 }
 
-const requestById = preparedPerDatabase((db) =>
-  db.select().from(contentRequests).where(eq(contentRequests.id, sql.placeholder('id'))).prepare(''),
+// The function's row, each column decoded as a select of content_requests decodes it
+// (Drizzle checks a table's own columns against the FROM, which here is the function).
+const tableColumns = getTableColumns(contentRequests);
+const reportedRequest = Object.fromEntries(
+  Object.entries(tableColumns).map(([key, column]) => [key, sql`${sql.identifier(column.name)}`.mapWith(column)]),
+) as { [K in keyof typeof tableColumns]: SQL<ContentRequest[K]> };
+
+// Built once (prepared.ts), as every report runs it.
+const reportOnce = preparedPerDatabase((db) =>
+  db
+    .select(reportedRequest)
+    .from(
+      sql`report_stage(${sql.placeholder('requestId')}::uuid, ${sql.placeholder('stage')}::varchar,
+        ${sql.placeholder('status')}::content_stage_status, ${sql.placeholder('progress')}::int,
+        ${sql.placeholder('errorMessage')}::text, ${sql.placeholder('metadata')}::jsonb,
+        array[${sql.join([...REPORT_REFUSING_STATUSES].map((status) => sql`${status}`), sql`, `)}]::content_request_status[])`,
+    )
+    .prepare(''),
 );
 
 /** Stages of many requests, in pipeline order: one query for a whole page. */
