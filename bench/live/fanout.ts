@@ -37,7 +37,7 @@ export type FanoutFigure = {
  * the server had sent a change to its last subscriber, apart from when the
  * client process had read it.
  */
-function recordServerSends() {
+export function recordServerSends() {
   const prototype = WebSocket.prototype as unknown as { send: (...args: unknown[]) => void };
   const original = prototype.send;
   const times: number[] = [];

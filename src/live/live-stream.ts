@@ -141,6 +141,8 @@ export abstract class LiveStream implements AsyncIterableIterator<Update> {
   private held: LiveEvent[] | undefined;
   private queued = 0;
   private steps: Promise<void> | undefined;
+  /** Steps on `steps` not yet settled (the opening, queued events, a gap's replay): at 0 a live event is handled at once. */
+  private pendingSteps = 0;
   /** The opening (or a gap's replay) waits here until the reader has taken what it sent. */
   private drained: (() => void) | undefined;
   private open = true;
@@ -204,7 +206,8 @@ export abstract class LiveStream implements AsyncIterableIterator<Update> {
     const ends = endings(closing);
     ends.onClosing.add(this);
     if (this.expiresAt !== null) ends.atExpiry(this.expiresAt, this);
-    this.steps = this.runOpening().catch((error: unknown) => this.stop(error));
+    this.pendingSteps++;
+    this.steps = this.settle(this.runOpening());
     const held = this.held;
     this.held = undefined;
     if (held) for (const event of held) this.arrive(event);
@@ -324,20 +327,57 @@ export abstract class LiveStream implements AsyncIterableIterator<Update> {
     }
     if (!this.isNew(event) || this.covers(event)) return;
     if (this.unreadCount() + this.queued >= this.deps.maxUnreadUpdates) return this.cutOff();
+    if (this.steps && this.pendingSteps === 0) {
+      // Nothing before it to wait for: handled now, in the hub's loop, with no promise or closure
+      // per stream (one event reaches thousands of them; each promise step was most of their cost).
+      try {
+        const replay = this.handle(event);
+        if (replay) {
+          this.pendingSteps++;
+          this.steps = this.settle(replay);
+        }
+      } catch (error) {
+        this.stop(error);
+      }
+      return;
+    }
     this.queued++;
     this.enqueue(event);
   }
 
   private enqueue(event: LiveEvent): void {
-    this.steps = this.steps!.then(() => this.handle(event)).catch((error: unknown) => this.stop(error));
+    this.pendingSteps++;
+    this.steps = this.settle(
+      this.steps!.then(() => {
+        this.queued--;
+        return this.handle(event);
+      }),
+    );
   }
 
-  private async handle(event: LiveEvent): Promise<void> {
-    this.queued--;
-    if (!this.open || !this.isNew(event)) return;
+  /** The stream's steps after `step`: a step that fails ends the stream. */
+  private settle(step: Promise<void>): Promise<void> {
+    return step.then(
+      () => void this.pendingSteps--,
+      (error: unknown) => {
+        this.pendingSteps--;
+        this.stop(error);
+      },
+    );
+  }
+
+  /** Sends a live event; when events before it were missed, the returned promise replays them, then sends it. */
+  private handle(event: LiveEvent): Promise<void> | undefined {
+    if (!this.open || !this.isNew(event)) return undefined;
     const missed = this.missedBefore(event);
-    // A gap is replayed at the client's pace, like the opening; a live event counts as unread.
-    if (missed) for await (const earlier of missed) await this.deliver(earlier, true);
+    if (missed) return this.replayThenDeliver(missed, event);
+    void this.deliver(event, false);
+    return undefined;
+  }
+
+  // A gap is replayed at the client's pace, like the opening; a live event counts as unread.
+  private async replayThenDeliver(missed: AsyncIterable<LiveEvent>, event: LiveEvent): Promise<void> {
+    for await (const earlier of missed) await this.deliver(earlier, true);
     void this.deliver(event, false);
   }
 
