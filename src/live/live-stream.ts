@@ -327,7 +327,7 @@ export abstract class LiveStream implements AsyncIterableIterator<Update> {
     }
     if (!this.isNew(event) || this.covers(event)) return;
     if (this.unreadCount() + this.queued >= this.deps.maxUnreadUpdates) return this.cutOff();
-    if (this.steps && this.pendingSteps === 0) {
+    if (this.pendingSteps === 0) {
       // Nothing before it to wait for: handled now, in the hub's loop, with no promise or closure
       // per stream (one event reaches thousands of them; each promise step was most of their cost).
       try {
