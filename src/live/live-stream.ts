@@ -124,9 +124,11 @@ type Reader = { resolve(result: IteratorResult<Update>): void; reject(error: unk
 export type DirectSender = { sendDirect(update: Update, written: () => void): boolean };
 
 /**
- * Subscribes to its hub topic at once and holds events until start(), when
- * the starting point is known, so nothing in between is lost; then sends the
- * opening and every later event, one step at a time, in arrival order.
+ * Subscribes to its hub topic at once, so nothing between that and start()
+ * (when the starting point is known) is lost: a new stream holds those
+ * events, a resuming one leaves them to its replay, which reads after
+ * start(). Then it sends the opening and every later event, one step at a
+ * time, in arrival order.
  * `release` (the hub subscription, the user's slot, the shared timers) runs
  * exactly once, however the stream ends: finished, cut off, expired, the
  * server closing, or dropped by the transport with return(), even before its

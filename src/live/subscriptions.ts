@@ -8,8 +8,9 @@
  *   client's cursor), then every change, in feed-position (commit) order.
  *
  * Each stream subscribes to the hub before it reads its starting point, and
- * drops what it has already sent by sequence or position, so the seam between
- * replayed and live events has neither a gap nor a duplicate.
+ * drops what it has already sent, or what its opening reads from the table,
+ * by sequence or position, so the seam between replayed and live events has
+ * neither a gap nor a duplicate.
  */
 import type { Queryable } from '../db/client.js';
 import { badInput } from '../services/errors.js';
@@ -123,7 +124,7 @@ export async function requestProgressStream(
 ): Promise<AsyncIterable<Update>> {
   // Notifications carry PostgreSQL's lower-case form of the UUID.
   const id = requestId.toLowerCase();
-  // Subscribed before the starting point is read: nothing in between is lost.
+  // Subscribed before the starting point is read: nothing in between is lost (live-stream.ts says how).
   const stream = new RequestProgress(deps, subscriber, id, afterSequence);
   try {
     const snapshot = await requestSnapshot(deps.db, subscriber.viewer, id, { resuming: afterSequence !== null }); // also the access check
@@ -252,7 +253,7 @@ export async function requestUpdatesStream(
 ): Promise<AsyncIterable<Update>> {
   const filter = parseFeedFilter(given);
   const cursor = after === null ? null : parseCursor(after);
-  // Subscribed before the starting point is read: nothing in between is lost.
+  // Subscribed before the starting point is read: nothing in between is lost (live-stream.ts says how).
   const stream = new RequestUpdates(deps, subscriber, filter, cursor !== null);
   try {
     if (cursor === null) return stream.begin(await feedSnapshot(deps.db, subscriber.viewer, filter, FEED_SNAPSHOT_LIMIT), subscriber.hangUp);
