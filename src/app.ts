@@ -16,6 +16,7 @@ import { createAuthenticator, createGraphQLServer, type GraphQLServer } from './
 import { countRetentionPurges, createMetrics, createMetricsServer, type ProcessFaults } from './http/metrics.js';
 import { registerJobMetrics } from './http/job-metrics.js';
 import { guardRequests } from './http/request-guards.js';
+import { RequestsInFlight } from './http/requests-in-flight.js';
 import { serveDashboard } from './http/dashboard.js';
 import { servePlainPosts } from './http/plain-posts.js';
 import { attachWebSocketTransport } from './http/websocket.js';
@@ -49,7 +50,7 @@ export type RunningApp = {
 
 export type App = {
   start(): Promise<RunningApp>;
-  /** Stops taking requests, lets in-flight ones finish, then closes the database. */
+  /** Stops taking requests, lets in-flight ones finish (their clients there or not), then closes the database. */
   stop(): Promise<void>;
 };
 
@@ -144,7 +145,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       const dashboard = serveDashboard(graphql, {
         signIns: developmentTokens.map(({ name, role, token }) => ({ name, role, token })),
       });
-      const server = createServer(guardRequests(servePlainPosts(graphql, { logger, metrics }, dashboard), { maxBodyBytes: config.http.maxBodyBytes }));
+      const requestsInFlight = new RequestsInFlight();
+      const server = createServer(
+        requestsInFlight.track(guardRequests(servePlainPosts(graphql, { logger, metrics }, dashboard), { maxBodyBytes: config.http.maxBodyBytes })),
+      );
       // Node's 5 s default is shorter than most load balancers' and client pools' idle timeouts: a
       // client reusing a connection the server is just closing gets a reset instead of an answer.
       server.keepAliveTimeout = config.http.keepAliveMs;
@@ -166,6 +170,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           server.closeIdleConnections();
           drain();
         });
+        // A client may have hung up on an operation still running: it finishes on an open database.
+        await requestsInFlight.settled();
       });
       // Runs first on stop: streams complete (SSE responses end, WebSockets close) before the server waits for them.
       closers.push(async () => {
@@ -212,6 +218,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       const cutConnections = () => {
         websockets.terminate();
         server.closeAllConnections();
+        const abandoned = requestsInFlight.abandon();
+        if (abandoned) logger.warn({ requests: abandoned }, 'grace period over: not waiting for requests still running');
       };
       running = { app, shutdown, cutConnections };
       logger.info({ url: `${url}/graphql`, database: database.kind }, 'content request tracker ready');
@@ -222,7 +230,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     }
   }
 
-  /** Lets open connections finish for SHUTDOWN_GRACE_SECONDS, then cuts the rest. */
+  /** Lets open connections and running requests finish for SHUTDOWN_GRACE_SECONDS, then cuts the rest. */
   async function stop(): Promise<void> {
     if (!running) return;
     const { shutdown, cutConnections } = running;

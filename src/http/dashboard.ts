@@ -5,10 +5,11 @@
  * a restart, and a missing build is a 503 that says how to make one.
  */
 import { readFile } from 'node:fs/promises';
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Role } from '../services/access.js';
+import type { RequestHandler } from './requests-in-flight.js';
 
 export const DEFAULT_DASHBOARD_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'dashboard');
 
@@ -43,7 +44,7 @@ The API is at <a href="/graphql">/graphql</a>.</p></body></html>
  * into the page as data (not script) for its one-click sign-in; the page is
  * then never cached.
  */
-export function serveDashboard(next: RequestListener, options: { dir?: string; signIns?: DashboardSignIn[] } = {}): RequestListener {
+export function serveDashboard(next: RequestHandler, options: { dir?: string; signIns?: DashboardSignIn[] } = {}): RequestHandler {
   const dir = options.dir ?? DEFAULT_DASHBOARD_DIR;
   const signIns = JSON.stringify(options.signIns ?? []).replace(/</g, '\\u003c');
   return (request, response) => {
@@ -53,7 +54,7 @@ export function serveDashboard(next: RequestListener, options: { dir?: string; s
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       return send(request, response, 405, { 'content-type': 'text/plain; charset=utf-8', allow: 'GET, HEAD' }, 'GET or HEAD\n');
     }
-    void (async () => {
+    return (async () => {
       if (asset) {
         const body = await readFile(join(dir, 'assets', asset[1]!)).catch(() => undefined);
         if (!body) return send(request, response, 404, { 'content-type': 'text/plain; charset=utf-8' }, 'not found\n');

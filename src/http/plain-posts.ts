@@ -15,13 +15,14 @@
  * `variables`, `operationName`, a subscription, an Accept header other than
  * plain JSON) goes to yoga untouched, its body handed over if already read.
  */
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { processRegularResult, type GraphQLParams, type Plugin } from 'graphql-yoga';
 import type { ExecutionResult } from 'graphql';
 import type { Logger } from '../logger.js';
 import { maskError, unexpected } from './error-responses.js';
 import type { GraphQLServer } from './graphql-server.js';
 import type { Metrics } from './metrics.js';
+import type { RequestHandler } from './requests-in-flight.js';
 
 type Params = { query: string; variables?: Record<string, unknown> | null; operationName?: string | null };
 
@@ -101,7 +102,7 @@ function setResponse(this: HookState, given: Response) {
   this.processed = given as unknown as PlainResponse;
 }
 
-export function servePlainPosts(graphql: GraphQLServer, options: { logger: Logger; metrics: Metrics }, next: RequestListener): RequestListener {
+export function servePlainPosts(graphql: GraphQLServer, options: { logger: Logger; metrics: Metrics }, next: RequestHandler): RequestHandler {
   const { logger, metrics } = options;
   // Every plugin, nested ones included: the list yoga hands its own Node adapter (createYoga reads it the same way).
   const plugins = (graphql as unknown as { plugins: (Plugin | false | undefined)[] }).plugins.filter((plugin): plugin is Plugin => Boolean(plugin));
@@ -163,18 +164,15 @@ export function servePlainPosts(graphql: GraphQLServer, options: { logger: Logge
     response.end(body);
   }
 
+  // Returns the request's work (read, then answered or handed over) for the requests in flight.
   return (request, response) => {
     const mediaType =
       request.method === 'POST' && request.url === '/graphql' && /^application\/json\s*(;\s*charset=utf-8\s*)?$/i.test(request.headers['content-type'] ?? '')
         ? plainJsonMediaType(request.headers.accept)
         : undefined;
     if (!mediaType) return next(request, response);
-    const chunks: Buffer[] = [];
-    // A client gone mid-body: nothing to answer.
-    request.once('error', () => response.destroy());
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.once('end', () => {
-      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    return readBody(request, response).then((body) => {
+      if (!body) return; // a client gone mid-body: nothing to answer
       let params: Params | undefined;
       try {
         params = plainParams(JSON.parse(body.toString('utf8')));
@@ -187,11 +185,26 @@ export function servePlainPosts(graphql: GraphQLServer, options: { logger: Logge
         return next(request, response);
       }
       // A hook that throws: logged once and masked, as yoga's adapter would answer it.
-      answer(request, response, params, mediaType).catch((error: unknown) => {
-        if (response.headersSent) return response.end();
+      return answer(request, response, params, mediaType).catch((error: unknown) => {
+        if (response.headersSent) return void response.end();
         const body = JSON.stringify({ errors: [unexpected(error, undefined, logger)] });
         response.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'x-content-type-options': 'nosniff' }).end(body);
       });
     });
   };
+}
+
+/** The whole body, or undefined if the client went away before sending it. */
+function readBody(request: IncomingMessage, response: ServerResponse): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    request.once('error', () => {
+      response.destroy();
+      resolve(undefined);
+    });
+    // After 'end' when the body came whole (resolved already), else the client hung up.
+    request.once('close', () => resolve(undefined));
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+  });
 }

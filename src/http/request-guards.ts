@@ -13,7 +13,8 @@
  *   untouched. A declared length is all the parser reads as the body, so it
  *   cannot be exceeded.
  */
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestHandler } from './requests-in-flight.js';
 
 function refuse(response: ServerResponse, status: number, message: string, extensions: Record<string, unknown> = {}): void {
   const body = JSON.stringify({ errors: [{ message, extensions: { code: 'BAD_REQUEST', ...extensions } }] });
@@ -27,7 +28,7 @@ function refuse(response: ServerResponse, status: number, message: string, exten
   response.end(body);
 }
 
-export function guardRequests(handler: RequestListener, limits: { maxBodyBytes: number }): RequestListener {
+export function guardRequests(handler: RequestHandler, limits: { maxBodyBytes: number }): RequestHandler {
   const { maxBodyBytes } = limits;
   return (request: IncomingMessage, response: ServerResponse) => {
     if (!URL.canParse(`http://${request.headers.host ?? 'localhost'}${request.url}`)) {
