@@ -14,7 +14,8 @@ import { sharedJson, type SharedResultWriter } from '../live/shared-results.js';
 import type { Logger } from '../logger.js';
 import { ServiceError } from '../services/errors.js';
 import type { Viewer } from '../services/access.js';
-import { toCodedError } from './error-responses.js';
+import type { GraphQLContext } from '../schema/context.js';
+import { presentOutsideExecution, toCodedError } from './error-responses.js';
 import type { Authenticator, GraphQLServer, SocketContext } from './graphql-server.js';
 
 type ConnectionExtra = {
@@ -147,12 +148,28 @@ export function attachWebSocketTransport(options: {
   // envelop hands every operation the same execute and subscribe (unless instrumented): one root for all while so.
   let root: EnvelopedRoot | undefined;
 
+  /**
+   * An operation that throws instead of returning a result (a plugin's
+   * database call failing before execution, say) is answered as over HTTP:
+   * that operation gets the coded or masked error, logged once with its
+   * request id. Left to graphql-ws, the whole socket closed with 4500 and the
+   * fault (its SQL and parameters) went to stderr.
+   */
+  async function answeringFaults(args: ExecutionArgs, run: keyof EnvelopedRoot): Promise<unknown> {
+    try {
+      return await (args.rootValue as EnvelopedRoot)[run](args);
+    } catch (error) {
+      return { errors: [presentOutsideExecution(error, (args.contextValue as GraphQLContext).requestId, logger)] };
+    }
+  }
+
   const disposable = useServer<Record<string, unknown>, ConnectionExtra>(
     {
-      // Not read from NODE_ENV (production under `npm start`): the close reasons of internal errors stay as they were.
-      isProd: false,
-      execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
-      subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
+      // A fault graphql-ws still catches closes the socket with a generic reason, never the fault's
+      // message (under `npm start` or not: NODE_ENV is not read for this).
+      isProd: true,
+      execute: (args) => answeringFaults(args, 'execute') as never,
+      subscribe: (args) => answeringFaults(args, 'subscribe') as never,
 
       onConnect: async (ctx) => {
         const socket = ctx.extra.socket;
