@@ -15,6 +15,7 @@ import { EXAMPLE_OPERATION_NAMES } from './http/graphiql.js';
 import { createAuthenticator, createGraphQLServer, type GraphQLServer } from './http/graphql-server.js';
 import { countRetentionPurges, createMetrics, createMetricsServer, type ProcessFaults } from './http/metrics.js';
 import { registerJobMetrics } from './http/job-metrics.js';
+import { limitConnections } from './http/connection-limit.js';
 import { guardRequests } from './http/request-guards.js';
 import { RequestsInFlight } from './http/requests-in-flight.js';
 import { serveDashboard } from './http/dashboard.js';
@@ -149,6 +150,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       const server = createServer(
         requestsInFlight.track(guardRequests(servePlainPosts(graphql, { logger, metrics }, dashboard), { maxBodyBytes: config.http.maxBodyBytes })),
       );
+      limitConnections(server, config.http.maxConnections, metrics.registry);
       // Node's 5 s default is shorter than most load balancers' and client pools' idle timeouts: a
       // client reusing a connection the server is just closing gets a reset instead of an answer.
       server.keepAliveTimeout = config.http.keepAliveMs;

@@ -29,6 +29,8 @@ const environmentSchema = z.object({
   CORS_ORIGINS: optionalString,
   /** The largest request body read; a larger one is refused with 413 before it is read. */
   HTTP_MAX_BODY_BYTES: unsetWhenEmpty(z.coerce.number().int().min(1_024).max(100 * 1024 * 1024).default(1024 * 1024)),
+  /** Connections open at once (HTTP, SSE, WebSocket); one more is answered 503 and closed. */
+  HTTP_MAX_CONNECTIONS: unsetWhenEmpty(z.coerce.number().int().min(1).max(1_000_000).default(10_000)),
   /** How long an idle keep-alive connection is kept: longer than the idle timeout of whatever is in front (a load balancer's is often 60 s). */
   HTTP_KEEPALIVE_SECONDS: unsetWhenEmpty(z.coerce.number().int().min(1).max(3_600).default(65)),
   /** Serve /metrics on this port only (not on PORT); unset: on PORT. */
@@ -86,7 +88,7 @@ export type Config = {
     | { kind: 'postgres'; url: string; listenUrl: string; poolSize: number }
     | { kind: 'pglite'; dataDir: string };
   logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
-  http: { port: number; host: string; corsOrigins: string[]; maxBodyBytes: number; keepAliveMs: number };
+  http: { port: number; host: string; corsOrigins: string[]; maxBodyBytes: number; maxConnections: number; keepAliveMs: number };
   /** A listener of its own for /metrics; unset: /metrics on the main port. */
   metricsPort?: number;
   auth: AuthConfig;
@@ -190,6 +192,7 @@ export function loadConfig(environment: Record<string, string | undefined> = pro
       host: env.HOST ?? (env.DATABASE_URL ? '0.0.0.0' : '127.0.0.1'),
       corsOrigins: (env.CORS_ORIGINS ?? '').split(',').map((origin) => origin.trim()).filter(Boolean),
       maxBodyBytes: env.HTTP_MAX_BODY_BYTES,
+      maxConnections: env.HTTP_MAX_CONNECTIONS,
       keepAliveMs: env.HTTP_KEEPALIVE_SECONDS * 1000,
     },
     ...(env.METRICS_PORT !== undefined ? { metricsPort: env.METRICS_PORT } : {}),
