@@ -86,8 +86,11 @@ describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode', () => {
 
     expect(live.integrity).toMatchObject({ progressGaps: 0, outOfOrder: 0, ended: 0 });
 
-    // The summary: the live keys measured, the at-scale ones null (not run).
-    expectSummary(results.summary, ['fanoutSubscribers', 'fanoutLastMs', 'heapPerSubscriptionBytes', 'deliveryCeilingRatio']);
+    // The summary: the live keys measured, the at-scale ones null (not run). The ceiling is a
+    // ratio over the raw ramp's sustained rate: on a busy machine even tiny mode's 100 changes/s
+    // can fall behind there, and then there is no ratio (null, never a made-up number).
+    const ceilingMeasured = live.throughput.raw.sustainedRate > 0;
+    expectSummary(results.summary, ['fanoutSubscribers', 'fanoutLastMs', 'heapPerSubscriptionBytes', ...(ceilingMeasured ? (['deliveryCeilingRatio'] as const) : [])]);
     expect(results.summary.fanoutSubscribers).toBe(live.fanout.subscribers);
   });
 });
