@@ -10,9 +10,11 @@
  *   JSON encoded once for every socket (the same string for all).
  * - Every other frame goes through ws's send into the corked TCP socket.
  * - Held frames and the cork are let go at the end of the turn (after the
- *   microtasks queued by then), and for every socket at once whenever
- *   FLUSH_EVERY_FRAMES are held across the transport, so the clients start
- *   reading while the rest of a large fan-out is made (on 2 cores, the two overlap).
+ *   microtasks queued by then); a socket's held frames also go as soon as
+ *   they pass WRITE_AT_BYTES, so a client with a very large share starts
+ *   reading before the rest of it is made. Writing every socket's every
+ *   1,000 or 2,500 frames instead (so that all clients read during the loop)
+ *   cost more CPU than it saved on 2 shared cores (bench/README.md).
  *
  * Order holds: any other send, and ws's close, first writes what is held;
  * TCP keeps the order of writes. Writing beside ws's Sender is safe because it
@@ -20,8 +22,8 @@
  */
 import { WebSocket } from 'ws';
 
-/** Frames held across all sockets before they all go: a tenth of a 10,000-subscriber fan-out, a thousand's in one go. */
-const FLUSH_EVERY_FRAMES = 1_000;
+/** A socket's held bytes that are written at once: large enough that a write's own cost is small beside it. */
+const WRITE_AT_BYTES = 64 * 1024;
 
 type Tcp = {
   cork(): void;
@@ -29,7 +31,7 @@ type Tcp = {
   write(data: Buffer, written: (error?: Error | null) => void): boolean;
 };
 type Written = (error?: Error) => void;
-type Held = { starts: string[]; payloads: Buffer[]; written: Written[] };
+type Held = { starts: string[]; payloads: Buffer[]; written: Written[]; bytes: number };
 
 /** For the benchmark: called once for each write of held frames, with how many it carried. */
 export const heldFrameWrites: { observe: ((frames: number) => void) | undefined } = { observe: undefined };
@@ -37,14 +39,12 @@ export const heldFrameWrites: { observe: ((frames: number) => void) | undefined 
 /** One transport's sockets with something held or corked in this turn. */
 export class OutgoingFrames {
   private readonly pending = new Set<SocketFrames>();
-  private heldCount = 0;
   private scheduled = false;
   // A shared result's JSON, encoded once with its frame's closing brace, for the last result sent.
   private lastJson: string | undefined;
   private lastPayload: Buffer | undefined;
   private readonly releaseAll = () => {
     this.scheduled = false;
-    this.heldCount = 0;
     for (const frames of this.pending) frames.release();
     this.pending.clear();
   };
@@ -63,20 +63,13 @@ export class OutgoingFrames {
     return this.lastPayload!;
   }
 
-  /** @internal `frames` has something to let go of by the end of the turn; `held` more frames are held. */
-  note(frames: SocketFrames, held: number): void {
+  /** @internal `frames` has something to let go of by the end of the turn. */
+  note(frames: SocketFrames): void {
     this.pending.add(frames);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      // After the microtasks queued now: a fan-out's frames are all made by then.
-      process.nextTick(this.releaseAll);
-    }
-    this.heldCount += held;
-    if (this.heldCount >= FLUSH_EVERY_FRAMES) {
-      this.heldCount = 0;
-      for (const pending of this.pending) pending.release();
-      this.pending.clear();
-    }
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // After the microtasks queued now: a fan-out's frames are all made by then.
+    process.nextTick(this.releaseAll);
   }
 }
 
@@ -105,11 +98,18 @@ export class SocketFrames {
    */
   writeNext(start: string, json: string, written: Written): void {
     if (this.socket.readyState !== WebSocket.OPEN || !this.tcp) return written();
-    const held = (this.held ??= { starts: [], payloads: [], written: [] });
-    held.starts.push(start);
-    held.payloads.push(this.transport.payloadOf(json));
-    held.written.push(written);
-    this.transport.note(this, 1);
+    const held = this.held;
+    const payload = this.transport.payloadOf(json);
+    if (held) {
+      held.starts.push(start);
+      held.payloads.push(payload);
+      held.written.push(written);
+      held.bytes += start.length + payload.length;
+      if (held.bytes >= WRITE_AT_BYTES) this.release();
+      return;
+    }
+    this.held = { starts: [start], payloads: [payload], written: [written], bytes: start.length + payload.length };
+    this.transport.note(this);
   }
 
   /** Before ws sends any other frame: what is held goes first, and the frame goes into the corked socket. */
@@ -118,7 +118,7 @@ export class SocketFrames {
     if (this.corked || !this.tcp) return;
     this.corked = true;
     this.tcp.cork();
-    this.transport.note(this, 0);
+    this.transport.note(this);
   }
 
   /** Writes what is held and lets the cork go. */
