@@ -29,7 +29,7 @@ afterAll(async () => {
 
 const as = (who: string): Client => ({ url: app.url, token: tokens[who]! });
 
-test('a socket with a share of one event larger than one write gets every change once, in order', async () => {
+test('a socket with a share of one event larger than one write gets every change once, in order', { timeout: 180_000 }, async () => {
   const { id } = await submitRequest(as('student'));
   const crowded = connectWs(app.url, tokens.admin!);
   const alone = connectWs(app.url, tokens.admin!);
@@ -38,7 +38,8 @@ test('a socket with a share of one event larger than one write gets every change
     ...Array.from({ length: SHARE }, () => crowded.subscribe(PROGRESS, { id })),
     alone.subscribe(PROGRESS, { id }),
   ];
-  await Promise.all(subscribers.map((stream) => stream.waitForPayloads(1)));
+  // 301 openings, each with its snapshot read: slow on a busy machine, so a longer wait than the helper's 10 s.
+  await Promise.all(subscribers.map((stream) => stream.waitForPayloads(1, 60_000)));
 
   const writes: number[] = [];
   heldFrameWrites.observe = (frames) => writes.push(frames);
@@ -46,7 +47,7 @@ test('a socket with a share of one event larger than one write gets every change
     await reportStage(as('worker'), id, 'validation', 'IN_PROGRESS');
     await reportStage(as('worker'), id, 'validation', 'IN_PROGRESS', 40);
     await reportStage(as('worker'), id, 'validation', 'IN_PROGRESS', 60);
-    await Promise.all(subscribers.map((stream) => stream.waitForPayloads(4)));
+    await Promise.all(subscribers.map((stream) => stream.waitForPayloads(4, 60_000)));
   } finally {
     heldFrameWrites.observe = undefined;
   }
