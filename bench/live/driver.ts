@@ -15,6 +15,7 @@ import { REQUEST_EVENTS_CHANNEL } from '../../src/services/live-events.js';
 import { now, sleep, until, useClockBase } from '../lib/clock.js';
 import { serveRpc } from '../lib/rpc.js';
 import { roundSummary, summarize, type Summary } from '../lib/stats.js';
+import { IdleSocket, type IdleSubscription } from './idle-client.js';
 import { Tracker } from './tracker.js';
 import { changeKey, ChangeWriter, type TrackedRequest } from './writer.js';
 
@@ -185,10 +186,10 @@ function subscribe(
 }
 
 /** Opens `subscriptions` in chunks, so a socket is not handed tens of thousands at once. */
-async function openAll(make: (i: number) => Subscription, count: number, chunk = 1_000): Promise<Subscription[]> {
-  const opened: Subscription[] = [];
+async function openAll<S extends { opened: Promise<void> }>(make: (i: number) => S, count: number, chunk = 1_000): Promise<S[]> {
+  const opened: S[] = [];
   for (let i = 0; i < count; i += chunk) {
-    const batch: Subscription[] = [];
+    const batch: S[] = [];
     for (let j = i; j < Math.min(count, i + chunk); j++) batch.push(make(j));
     opened.push(...batch);
     await Promise.all(batch.map((s) => s.opened));
@@ -198,8 +199,18 @@ async function openAll(make: (i: number) => Subscription, count: number, chunk =
 
 // The latency set: one progress subscription per pool request, and one admin feed.
 const live = { sockets: [] as Client[], subscriptions: [] as Subscription[] };
-// The idle set: sockets for the heap and fan-out figures, and what they hold.
-const idle = { sockets: [] as Client[], subscriptions: [] as Subscription[], onEvent: undefined as ((at: number, sequence: string) => void) | undefined };
+// The idle set: sockets for the heap and fan-out figures, and what they hold (idle-client.ts: read cheaply).
+const idle = {
+  sockets: [] as IdleSocket[],
+  subscriptions: [] as IdleSubscription[],
+  onEvent: undefined as ((subscription: IdleSubscription, sequence: number, at: number) => void) | undefined,
+};
+
+/** What ended or broke on the idle set, counted as the latency set's are. */
+function idleProblem(why: string) {
+  integrity.ended++;
+  if (integrity.errors.length < 5) integrity.errors.push(why);
+}
 
 function checkProgressOrder(lastByRequest: Map<string, number>, payload: UpdatePayload) {
   const sequence = Number(payload.sequence);
@@ -309,7 +320,7 @@ serveRpc(
 
     async connectSockets(params: { serverUrl: string; token: string; count: number }) {
       const started = now();
-      for (let i = 0; i < params.count; i++) idle.sockets.push(await connect(params.serverUrl, params.token));
+      for (let i = 0; i < params.count; i++) idle.sockets.push(await IdleSocket.open(params.serverUrl, params.token, idleProblem));
       return { ms: now() - started };
     },
 
@@ -319,13 +330,11 @@ serveRpc(
       const offset = idle.subscriptions.length;
       const opened = await openAll(
         (i) =>
-          subscribe(
-            idle.sockets[(offset + i) % idle.sockets.length]!,
-            PROGRESS,
-            { id: params.ids[i]! },
-            'contentRequestProgress',
-            (payload, at) => idle.onEvent?.(at, payload.sequence),
-          ),
+          idle.sockets[(offset + i) % idle.sockets.length]!.subscribe(PROGRESS, { id: params.ids[i]! }, (subscription, sequence, at) => {
+            // Each change once, in order: anything but the last + 1 (a duplicate, a gap, a reordering) is counted.
+            if (subscription.lastSequence !== 0 && sequence !== subscription.lastSequence + 1) integrity.progressGaps++;
+            idle.onEvent?.(subscription, sequence, at);
+          }),
         params.ids.length,
       );
       idle.subscriptions.push(...opened);
@@ -339,7 +348,7 @@ serveRpc(
     },
 
     async disconnectSockets() {
-      await Promise.all(idle.sockets.splice(0).map((socket) => socket.dispose()));
+      await Promise.all(idle.sockets.splice(0).map((socket) => socket.close()));
     },
 
     /**
@@ -353,9 +362,10 @@ serveRpc(
       for (let round = 0; round < params.warmupRounds + params.rounds; round++) {
         const times = new Float64Array(subscribers);
         let received = 0;
-        const expected = String(broadcast!.sequence + 1);
-        idle.onEvent = (at, sequence) => {
-          if (sequence === expected && received < subscribers) times[received++] = at;
+        const expected = broadcast!.sequence + 1;
+        // A subscriber counts once: its sequence was the one before (a duplicate or a gap is in integrity.progressGaps).
+        idle.onEvent = (subscription, sequence, at) => {
+          if (sequence === expected && subscription.lastSequence === expected - 1 && received < subscribers) times[received++] = at;
         };
         let sentAt = 0;
         const commitMs = await writer!.changeOne(broadcast!, (_key, at) => (sentAt = at));
@@ -365,7 +375,7 @@ serveRpc(
         const sorted = times.sort();
         if (round >= params.warmupRounds) {
           rounds.push({
-            sequence: Number(expected),
+            sequence: expected,
             sentAt,
             commitMs,
             first: sorted[0]! - sentAt,
@@ -385,7 +395,7 @@ serveRpc(
   },
   async () => {
     for (const subscription of [...live.subscriptions, ...idle.subscriptions]) subscription.dispose();
-    await Promise.all([...live.sockets, ...idle.sockets].map((socket) => socket.dispose()));
+    await Promise.all([...live.sockets.map((socket) => socket.dispose()), ...idle.sockets.map((socket) => socket.close())]);
     await rawListener?.end().catch(() => undefined);
     await writer?.close();
   },

@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { CpuMeter } from '../lib/cpu.js';
 import { now, until } from '../lib/clock.js';
 import { round } from '../lib/stats.js';
-import type { FanoutRound } from './driver.js';
+import type { FanoutRound, Integrity } from './driver.js';
 import { recordServerSends } from './fanout.js';
 import { startHeapBench } from './heap-setup.js';
 import { probeHub } from './phase.js';
@@ -97,6 +97,8 @@ try {
       otherCores: round(cpu.other, 2),
     }),
   );
+  // Every subscriber had each change once and in order, and none was ended.
+  console.log(JSON.stringify({ integrity: await driver.call<Integrity>('integrity') }));
   await driver.call('unsubscribeIdle');
   await driver.call('disconnectSockets');
 } finally {

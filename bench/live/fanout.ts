@@ -4,6 +4,7 @@
  */
 import WebSocket from 'ws';
 import type { RunningApp } from '../../src/app.js';
+import { heldFrameWrites } from '../../src/http/outgoing-frames.js';
 import { now, until } from '../lib/clock.js';
 import type { CpuShares } from '../lib/cpu.js';
 import { round, roundSummary, summarize, type Summary } from '../lib/stats.js';
@@ -32,10 +33,11 @@ export type FanoutFigure = {
 };
 
 /**
- * Notes the time of every WebSocket frame the server sends, by wrapping
- * `ws`'s send in this process (the server's sockets are `ws` sockets): when
- * the server had sent a change to its last subscriber, apart from when the
- * client process had read it.
+ * Notes the time of every WebSocket frame the server hands to a socket, by
+ * wrapping `ws`'s send in this process (the server's sockets are `ws` sockets)
+ * and observing the service's writes of held frames (a shared result's, several
+ * a write): when the server had sent a change to its last subscriber, apart
+ * from when the client process had read it.
  */
 export function recordServerSends() {
   const prototype = WebSocket.prototype as unknown as { send: (...args: unknown[]) => void };
@@ -45,10 +47,15 @@ export function recordServerSends() {
     times.push(now());
     return original.apply(this, args);
   };
+  heldFrameWrites.observe = (frames) => {
+    const at = now();
+    for (let i = 0; i < frames; i++) times.push(at);
+  };
   return {
     times,
     stop: () => {
       prototype.send = original;
+      heldFrameWrites.observe = undefined;
     },
   };
 }

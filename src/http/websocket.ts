@@ -16,6 +16,7 @@ import { ServiceError } from '../services/errors.js';
 import type { Viewer } from '../services/access.js';
 import type { GraphQLContext } from '../schema/context.js';
 import { presentOutsideExecution, toCodedError } from './error-responses.js';
+import { OutgoingFrames, type SocketFrames } from './outgoing-frames.js';
 import type { Authenticator, GraphQLServer, SocketContext } from './graphql-server.js';
 
 type ConnectionExtra = {
@@ -24,6 +25,7 @@ type ConnectionExtra = {
   expiryTimer?: NodeJS.Timeout;
   /** The connection's one writer of shared results, for all its operations. */
   writeSharedResult?: SharedResultWriter['writeSharedResult'];
+  frames?: SocketFrames;
 };
 type EnvelopedRoot = { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
 
@@ -55,32 +57,18 @@ const ALREADY_SENT = { toJSON: () => SENT_MARK };
 const ALREADY_SENT_FRAME_END = `"payload":${JSON.stringify(SENT_MARK)}}`;
 
 /**
- * Every frame the socket sends goes through here: graphql-ws's stand-in
- * frames are dropped, and the frames of one turn of the event loop leave in
- * one write (one event fans out to many subscriptions on a socket: a system
- * call each was the service's largest cost, by profile).
+ * Every frame the socket sends goes through `frames` (outgoing-frames.ts):
+ * graphql-ws's stand-in frames are dropped, the others go after what is held.
  */
-function sendThroughBatches(socket: WebSocket): void {
-  // ws has no public cork; its underlying TCP socket does.
-  const tcp = (socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    tcp?.uncork();
-  };
+function sendThrough(socket: WebSocket, frames: SocketFrames): void {
   socket.send = function send(this: WebSocket, data: unknown, ...rest: unknown[]) {
     // A real `next` payload is an object: only the stand-in ends with a string payload.
     if (typeof data === 'string' && data.endsWith(ALREADY_SENT_FRAME_END)) {
       (rest.at(-1) as ((error?: Error) => void) | undefined)?.();
       return;
     }
-    if (!corked && tcp) {
-      corked = true;
-      tcp.cork();
-      // After the microtasks queued now: a fan-out's frames are all written by then.
-      process.nextTick(uncork);
-    }
-    // Looked up on the prototype at each call: whoever wraps ws's send later (the benchmark) still sees every frame.
+    frames.beforeSend();
+    // Looked up on the prototype at each call: whoever wraps ws's send later (the benchmark) still sees every such frame.
     return (WebSocket.prototype.send as (...args: unknown[]) => void).call(this, data, ...rest);
   } as WebSocket['send'];
 }
@@ -100,12 +88,6 @@ function receiveAsText(socket: WebSocket): void {
 
 /** The start of a `next` frame for operation `id`: a shared result's JSON and `}` complete it. */
 const nextFrameStart = (id: string) => `{"id":${JSON.stringify(id)},"type":"next","payload":`;
-
-/** Sends a shared result's `next` frame; `written` is called once it is written (or the socket failed). */
-function sendNextFrame(socket: WebSocket, frameStart: string, payloadJson: string, written: (error?: Error) => void): void {
-  if (socket.readyState !== WebSocket.OPEN) return written();
-  socket.send(`${frameStart}${payloadJson}}`, written);
-}
 
 const AUTHORIZATION_KEY = /^(authorization|authToken|authentication|token|accessToken)$/i;
 
@@ -136,9 +118,14 @@ export function attachWebSocketTransport(options: {
 }): WebSocketTransport {
   const { graphql, authenticate, limits } = options;
   const logger = options.logger.child({ component: 'websocket' });
-  const sockets = new WebSocketServer({ server: options.server, path: '/graphql', maxPayload: limits.maxPayloadBytes });
+  // No compression: held frames are written beside ws's Sender (outgoing-frames.ts), which then never queues its own.
+  const sockets = new WebSocketServer({ server: options.server, path: '/graphql', maxPayload: limits.maxPayloadBytes, perMessageDeflate: false });
+  const outgoing = new OutgoingFrames();
+  const framesOf = new WeakMap<WebSocket, SocketFrames>();
   sockets.on('connection', (socket) => {
-    sendThroughBatches(socket);
+    const frames = outgoing.attach(socket);
+    framesOf.set(socket, frames);
+    sendThrough(socket, frames);
     receiveAsText(socket);
   });
   // Operations running now; on close we let them complete (the client gets
@@ -184,7 +171,8 @@ export function attachWebSocketTransport(options: {
           const { viewer, expiresAt } = await authenticate(authorization);
           ctx.extra.viewer = viewer;
           ctx.extra.expiresAt = expiresAt;
-          ctx.extra.writeSharedResult = (id, json, written) => sendNextFrame(socket, nextFrameStart(id), json, written);
+          const frames = (ctx.extra.frames = framesOf.get(socket)!);
+          ctx.extra.writeSharedResult = (id, json, written) => frames.writeNext(nextFrameStart(id), json, written);
           if (expiresAt) {
             ctx.extra.expiryTimer = setTimeout(
               () => socket.close(CloseCode.Forbidden, 'Forbidden: token expired'),
@@ -207,7 +195,7 @@ export function attachWebSocketTransport(options: {
         if (json === undefined) return undefined;
         // Resolved once written, as graphql-ws's own send: a slow reader holds its stream back.
         await new Promise<void>((resolve, reject) =>
-          sendNextFrame(ctx.extra.socket, nextFrameStart(id), json, (error) => (error ? reject(error) : resolve())),
+          ctx.extra.frames!.writeNext(nextFrameStart(id), json, (error) => (error ? reject(error) : resolve())),
         );
         return ALREADY_SENT as never;
       },
