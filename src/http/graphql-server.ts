@@ -3,13 +3,12 @@
  * limits (graphql-armor), coded errors, request ids, health and readiness.
  */
 import { randomUUID as uuidRope } from 'node:crypto';
-import { useGraphQlJit } from '@envelop/graphql-jit';
 import { costLimitPlugin } from '@escape.tech/graphql-armor-cost-limit';
 import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { sql } from 'drizzle-orm';
-import { GraphQLError, Kind, type ExecutionArgs, type ValidationContext } from 'graphql';
+import { GraphQLError, type ExecutionArgs, type ValidationContext } from 'graphql';
 import { ServiceError } from '../services/errors.js';
 import { createYoga, useReadinessCheck, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Queryable } from '../db/client.js';
@@ -133,39 +132,6 @@ function onlyOnReadinessPaths(readiness: Plugin): Plugin {
   };
 }
 
-/**
- * Queries and mutations run as graphql-jit compiles them, once a document
- * (its cache a WeakMap by document: bounded by yoga's parse cache, 1,024
- * documents, which holds them). Only documents of one operation: the cache
- * does not key by operation name, so a second operation of a document would
- * run the first one's compiled code; those run as before. A request refused
- * before execution (its variables do not coerce: a result without `data`) is
- * answered by the executor it replaced, whose messages name the scalar's or
- * enum's own reason where graphql-jit's only say "Expected type". Subscriptions
- * keep the service's own subscribe (its hook is not taken).
- */
-function useCompiledExecution(logger: Logger): Plugin {
-  const jit = useGraphQlJit(
-    {},
-    {
-      enableIf: ({ document }) => document.definitions.filter((definition) => definition.kind === Kind.OPERATION_DEFINITION).length === 1,
-      onError: (result) => logger.warn({ errors: result.errors }, 'graphql-jit could not compile a document'),
-    },
-  );
-  const onExecute = jit.onExecute!;
-  return {
-    onExecute: (payload) =>
-      onExecute({
-        ...payload,
-        setExecuteFn: (compiled) =>
-          payload.setExecuteFn(async (args) => {
-            const result = await compiled(args);
-            return 'data' in result ? result : payload.executeFn(args);
-          }),
-      }),
-  };
-}
-
 /** What the WebSocket transport hands the context: its connection's viewer, checked at connect. */
 export type SocketContext = { socketViewer: Viewer; socketExpiresAt: Date | null };
 
@@ -275,7 +241,6 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
       useValidationErrorCodes(),
       ...(options.mutationLimiter ? [useMutationLimits(options.mutationLimiter)] : []),
       options.metrics.plugin,
-      useCompiledExecution(logger),
       // Subscribers of one event with the same operation and variables share its execution.
       { onSubscribe: ({ setSubscribeFn }) => setSubscribeFn(subscribe) } satisfies Plugin,
       readinessCheck,
