@@ -3,7 +3,8 @@
  * machine moves far less than a rate: the service in this process on a
  * database of its own (20,000 requests), autocannon in a child process
  * (20 connections), `process.cpuUsage()` over the timed requests. Cases: the
- * peer phase's history page, a request by id and by correlation id, and the
+ * peer phase's history page, a request by id and by correlation id, one
+ * request's event replay (its first 50 events), and the
  * writes phase's submitContentRequest and reportStage (its report sequence,
  * reset before each round). Each line also gives the database round trips a
  * request (calls of pg's `Client.query` in this process, the service's only client).
@@ -59,6 +60,11 @@ try {
     byCorrelationId: {
       query: `query($c: String!) { contentRequestByCorrelationId(correlationId: $c) { id status progressPercentage } }`,
       variants: samples.correlationIds.map((c) => ({ variables: { c }, token: samples.worker })),
+    },
+    // queries.ts's "event replay of one request".
+    eventReplay: {
+      query: `query($id: ID!) { contentRequest(id: $id) { id status events(first: 50) { edges { node { sequence eventType newStatus stage progressPercentage createdAt } } pageInfo { hasNextPage } } } }`,
+      variants: samples.requestIds.map((id) => ({ variables: { id }, token: samples.admin })),
     },
     submit: {
       query: SUBMIT,

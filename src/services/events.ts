@@ -1,5 +1,5 @@
 /** The append-only event log of each request, read in sequence order. */
-import { and, asc, getTableColumns, gt, inArray, lte, sql } from 'drizzle-orm';
+import { and, asc, getTableColumns, getTableName, gt, inArray, lte, sql, type Column } from 'drizzle-orm';
 import type { Queryable } from '../db/client.js';
 import { requestEvents } from '../db/tables.js';
 import { badInput } from './errors.js';
@@ -49,4 +49,29 @@ export async function eventPagesOfRequests(
     else entry.rows.push(event as RequestEvent);
   }
   return pages;
+}
+
+const eventColumns = Object.entries(getTableColumns(requestEvents));
+
+/**
+ * A subquery of one request's page of events (after the cursor, `first + 1`
+ * of them as `take`, in sequence order) as one JSON array, for a statement
+ * that reads the request itself: `request` is its id column there, named with
+ * its table (Drizzle leaves a one-table select's columns unqualified, and
+ * inside the subquery `"id"` is the event's). bigint columns travel as text
+ * (a JSON number would lose digits past 2^53).
+ */
+export function eventPageAsJson(request: Column) {
+  const columns = eventColumns.map(([key, column]) => `"${column.name}"${column.columnType === 'PgBigInt64' ? '::text' : ''} as "${key}"`).join(', ');
+  return sql<Record<string, unknown>[]>`(select coalesce(json_agg(e order by e."sequence"), '[]'::json) from (select ${sql.raw(columns)} from ${requestEvents} where ${requestEvents.requestId} = ${sql.identifier(getTableName(request.table))}.${sql.identifier(request.name)} and ${requestEvents.sequence} > ${sql.placeholder('afterSequence')} order by ${requestEvents.sequence} limit ${sql.placeholder('take')}) e)`;
+}
+
+/** eventPageAsJson's array as a page of `first`, each value mapped as Drizzle maps the column's. */
+export function eventPageFromJson(json: Record<string, unknown>[], first: number): EventPage {
+  const rows = json.slice(0, first).map((object) => {
+    const event: Record<string, unknown> = {};
+    for (const [key, column] of eventColumns) event[key] = object[key] == null ? null : column.mapFromDriverValue(object[key]);
+    return event as RequestEvent;
+  });
+  return { rows, hasNextPage: json.length > first };
 }

@@ -4,11 +4,12 @@
  * one that does not exist.
  */
 import { createHash } from 'node:crypto';
-import { and, eq, gte, inArray, lt, ne, sql, type SQL } from 'drizzle-orm';
+import { and, eq, getTableColumns, gte, inArray, lt, ne, sql, type SQL } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Queryable } from '../db/client.js';
 import { contentRequests, users } from '../db/tables.js';
 import { badInput, notFound, ServiceError } from './errors.js';
+import { eventPageAsJson, eventPageFromJson, type EventPage } from './events.js';
 import { preparedPerDatabase } from './prepared.js';
 import { inTransaction } from './transaction.js';
 import { isStorableDate, metadataObject, optionalText, parseInput, requiredText, uuid } from './validation.js';
@@ -55,6 +56,24 @@ export function storedCorrelationId(
   return { correlationId: `user:${scoped}`, submittedCorrelationId: key };
 }
 
+/**
+ * A request by id with one page of its events, in one statement (one round
+ * trip where getRequest and then eventPagesOfRequests take two). The events
+ * are read only for the row the viewer's rule let through.
+ */
+export async function getRequestWithEventPage(
+  db: Queryable,
+  viewer: Viewer,
+  id: string,
+  page: { first: number; afterSequence: number },
+): Promise<{ request: ContentRequest; events: EventPage }> {
+  const requestId = parseInput(uuid, id, 'id');
+  const [row] = await withEventsStatement(db, viewer).execute({ ...viewerValues(viewer), value: requestId, afterSequence: page.afterSequence, take: page.first + 1 });
+  if (!row) throw new ServiceError('NOT_FOUND', `content request ${requestId} was not found`);
+  const { events, ...request } = row;
+  return { request, events: eventPageFromJson(events, page.first) };
+}
+
 async function findVisible(db: Queryable, viewer: Viewer, by: LookupKey, value: string, description: string) {
   const [row] = await lookupStatement(db, viewer, by).execute({ ...viewerValues(viewer), value });
   if (!row) throw new ServiceError('NOT_FOUND', `${description} was not found`);
@@ -91,6 +110,29 @@ function lookupStatement(db: Queryable, viewer: Viewer, by: LookupKey) {
     byShape.set(key, statement);
   }
   return statement;
+}
+
+/** getRequestWithEventPage's statement, built once per (role, organization or not). */
+const withEventsStatements = preparedPerDatabase(() => new Map<string, ReturnType<typeof buildWithEventsStatement>>());
+
+function withEventsStatement(db: Queryable, viewer: Viewer) {
+  const byShape = withEventsStatements(db);
+  const hasOrganization = viewer.organizationId !== null;
+  const key = `${viewer.role}:${hasOrganization}`;
+  let statement = byShape.get(key);
+  if (!statement) {
+    statement = buildWithEventsStatement(db, viewerPlaceholders(viewer.role, hasOrganization));
+    byShape.set(key, statement);
+  }
+  return statement;
+}
+
+function buildWithEventsStatement(db: Queryable, viewer: Viewer) {
+  return db
+    .select({ ...getTableColumns(contentRequests), events: eventPageAsJson(contentRequests.id) })
+    .from(contentRequests)
+    .where(withinScope(viewer, eq(contentRequests.id, sql.placeholder('value'))))
+    .prepare('');
 }
 
 function buildLookupStatement(db: Queryable, viewer: Viewer, by: LookupKey) {

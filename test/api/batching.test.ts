@@ -149,3 +149,63 @@ describe('a page of requests with stages, events, student and organization', () 
     expect(warm.sent.length - five.sent.length).toBeLessThanOrEqual(2);
   });
 });
+
+describe('one request with a page of its events', () => {
+  const EVENT_FIELDS = 'id requestId sequence eventType oldStatus newStatus stage progressPercentage severity message metadata createdAt';
+  const direct = `query ($id: ID!, $after: String) {
+    contentRequest(id: $id) { id topic status events(first: 2, after: $after) { edges { cursor node { ${EVENT_FIELDS} } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }
+  }`;
+  // The same selection behind a fragment: read as before, the request and then its events.
+  const throughFragment = `query ($id: ID!, $after: String) {
+    contentRequest(id: $id) { id topic status ... on ContentRequest { events(first: 2, after: $after) { edges { cursor node { ${EVENT_FIELDS} } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } } }
+  }`;
+  // What a client reads of an answer (not its headers: each has its own request id).
+  const run = async (query: string, token: string, variables: Record<string, unknown>) => {
+    statements.length = 0;
+    const { status, data, errors } = await app.graphql(query, { token, variables });
+    const response = { status, data, errors: errors?.map(({ message, path, extensions }) => ({ message, path, code: extensions?.code })) };
+    return { response, sent: statements.filter((statement) => !isMetricsRead(statement)) };
+  };
+  const someRequest = async (organizationId: string) => {
+    const [row] = await app.testDatabase.database.db
+      .select({ id: contentRequests.id })
+      .from(contentRequests)
+      .where(inArray(contentRequests.organizationId, [organizationId]))
+      .limit(1);
+    return row!.id;
+  };
+
+  test('is one statement, and answers what the request and then its events answer', async () => {
+    const id = await someRequest(ORGS[0]!);
+    await run(direct, adminToken, { id }); // warm-up: provisioning
+    for (const after of [null, '1', '2', '100']) {
+      const one = await run(direct, adminToken, { id, after });
+      const two = await run(throughFragment, adminToken, { id, after });
+      expect(one.sent, describeStatements(one.sent)).toHaveLength(1);
+      expect(two.sent, describeStatements(two.sent)).toHaveLength(2);
+      expect(one.response).toEqual(two.response);
+    }
+    const first = dataOf(await app.graphql(direct, { token: adminToken, variables: { id } })).contentRequest;
+    expect(first.events.edges.map((edge: { node: { sequence: string } }) => String(edge.node.sequence))).toEqual(['1', '2']);
+    expect(first.events.pageInfo.hasNextPage).toBe(true);
+  });
+
+  test('a request out of the viewer’s reach is NOT_FOUND, as before', async () => {
+    const id = await someRequest(ORGS[1]!);
+    const one = await run(direct, orgAdminToken, { id });
+    const two = await run(throughFragment, orgAdminToken, { id });
+    expect(one.response.errors?.[0]?.code).toBe('NOT_FOUND');
+    expect(one.response).toEqual(two.response);
+  });
+
+  test('arguments the events field refuses are refused as before', async () => {
+    const id = await someRequest(ORGS[0]!);
+    const tooMany = `query ($id: ID!) { contentRequest(id: $id) { id events(first: 501) { edges { node { id } } } } }`;
+    const backwards = `query ($id: ID!) { contentRequest(id: $id) { id events(last: 2) { edges { node { id } } } } }`;
+    for (const query of [tooMany, backwards]) {
+      const response = await app.graphql(query, { token: adminToken, variables: { id } });
+      expect(response.errors?.[0]?.extensions?.code, JSON.stringify(response)).toBe('BAD_USER_INPUT');
+      expect(response.data).toEqual({ contentRequest: null });
+    }
+  });
+});

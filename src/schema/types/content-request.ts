@@ -4,11 +4,13 @@
  * submitter uses (submit, cancel, retry). Nested fields go through the
  * per-operation DataLoaders.
  */
+import { getArgumentValues, getNamedType, Kind, type FieldNode, type GraphQLObjectType, type GraphQLResolveInfo } from 'graphql';
 import { checkEventPage } from '../../services/events.js';
 import {
   cancelRequest,
   getRequest,
   getRequestByCorrelationId,
+  getRequestWithEventPage,
   listRequests,
   retryRequest,
   submitRequest,
@@ -61,9 +63,7 @@ export const ContentRequestRef = builder.objectRef<ContentRequest>('ContentReque
       type: RequestEventRef,
       description: 'The event log, oldest first. The cursor is the event’s sequence number.',
       resolve: async (request, args, ctx) => {
-        requireForwardPaging(args, 'events');
-        const afterSequence = args.after == null ? 0 : Number(args.after);
-        const page = checkEventPage(args.first, Number.isFinite(afterSequence) ? afterSequence : -1);
+        const page = eventPageOf(args);
         const { rows, hasNextPage } = await ctx.loaders.eventPages.load({ requestId: request.id, ...page });
         return {
           edges: rows.map((event) => ({ cursor: String(event.sequence), node: event })),
@@ -89,6 +89,35 @@ export const ContentRequestRef = builder.objectRef<ContentRequest>('ContentReque
     }),
   }),
 });
+
+type EventPageArgs = { first?: number | null; after?: string | null; last?: number | null; before?: string | null };
+
+/** The page of events a request's `events` arguments ask for; a coded error if they are not one. */
+function eventPageOf(args: EventPageArgs) {
+  requireForwardPaging(args, 'events');
+  const afterSequence = args.after == null ? 0 : Number(args.after);
+  return checkEventPage(args.first, Number.isFinite(afterSequence) ? afterSequence : -1);
+}
+
+/**
+ * The page of events a contentRequest selection asks for when it can be read
+ * with the request: one `events` field, plain fields beside it (no fragment,
+ * no directive on it), valid arguments. Anything else: undefined, and the
+ * events resolver reads (or refuses) the page as usual.
+ */
+function selectedEventPage(info: GraphQLResolveInfo) {
+  if (info.fieldNodes.length !== 1) return undefined;
+  const selections = info.fieldNodes[0]!.selectionSet?.selections ?? [];
+  if (selections.some((selection) => selection.kind !== Kind.FIELD)) return undefined;
+  const events = selections.filter((selection): selection is FieldNode => selection.kind === Kind.FIELD && selection.name.value === 'events');
+  if (events.length !== 1 || events[0]!.directives?.length) return undefined;
+  const type = getNamedType(info.returnType) as GraphQLObjectType;
+  try {
+    return eventPageOf(getArgumentValues(type.getFields().events!, events[0]!, info.variableValues) as EventPageArgs);
+  } catch {
+    return undefined;
+  }
+}
 
 /** An edge of a page of requests: its cursor is encoded only if the operation selects it. */
 class RequestEdge {
@@ -118,7 +147,16 @@ builder.queryFields((t) => ({
     type: ContentRequestRef,
     nullable: true,
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, ctx) => getRequest(ctx.db, requireViewer(ctx), String(args.id)),
+    // With its page of events in the same statement when the selection asks for one (the events
+    // resolver then finds it in its loader): one round trip, not two.
+    resolve: async (_root, args, ctx, info) => {
+      const viewer = requireViewer(ctx);
+      const page = selectedEventPage(info);
+      if (!page) return getRequest(ctx.db, viewer, String(args.id));
+      const { request, events } = await getRequestWithEventPage(ctx.db, viewer, String(args.id), page);
+      ctx.loaders.eventPages.prime({ requestId: request.id, ...page }, events);
+      return request;
+    },
   }),
 
   contentRequestByCorrelationId: t.field({
