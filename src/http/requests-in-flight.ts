@@ -19,6 +19,7 @@ const isPromise = (value: unknown): value is PromiseLike<unknown> =>
 export class RequestsInFlight {
   #running = 0;
   #waiting: (() => void)[] = [];
+  #abandoned = false;
 
   /** `handler` as a listener whose work is counted. */
   track(handler: RequestHandler): RequestListener {
@@ -41,14 +42,16 @@ export class RequestsInFlight {
     return this.#running;
   }
 
-  /** Resolves once no request's work is running (or abandon() is called). */
+  /** Resolves once no request's work is running (at once after abandon()). */
   settled(): Promise<void> {
-    if (this.#running === 0) return Promise.resolve();
+    if (this.#running === 0 || this.#abandoned) return Promise.resolve();
     return new Promise((resolve) => this.#waiting.push(resolve));
   }
 
   /** Stops waiting (the grace period is over): what still runs meets a closed database. Returns how many. */
   abandon(): number {
+    // Also for a wait that starts later: the grace period can end while the server still waits for its connections.
+    this.#abandoned = true;
     for (const resolve of this.#waiting.splice(0)) resolve();
     return this.#running;
   }

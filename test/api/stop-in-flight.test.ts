@@ -27,13 +27,20 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 describe.runIf(testDatabaseKind() === 'postgres')('stopping with an operation in flight', () => {
   let testDatabase: TestDatabase;
   let holder: pg.Client;
+  // pg_stat_activity is read from its own connection: inside the holder's transaction it would be one snapshot.
+  let observer: pg.Client;
+  let holderPid: number;
   beforeAll(async () => {
     testDatabase = await createTestDatabase();
     holder = new pg.Client({ connectionString: testDatabase.url });
+    observer = new pg.Client({ connectionString: testDatabase.url });
     await holder.connect();
+    await observer.connect();
+    holderPid = (await holder.query('select pg_backend_pid() as pid')).rows[0].pid;
   });
   afterAll(async () => {
     await holder?.end();
+    await observer?.end();
     await testDatabase?.close();
   });
 
@@ -41,7 +48,7 @@ describe.runIf(testDatabaseKind() === 'postgres')('stopping with an operation in
    * A service owning its pool (as `npm start` does; the test app's pool is the test's), a
    * student's submit held on the budget's table lock, its client hung up, and stop() called.
    */
-  async function stopWithSubmitHeld(key: string, extra: Record<string, unknown>, graceSeconds: number) {
+  async function stopWithSubmitHeld(key: string, extra: Record<string, unknown>, graceSeconds: number, options = { hangUp: true }) {
     const { logger, logs } = captureLogs();
     const service: StartedService = await startService(
       { DATABASE_URL: testDatabase.url!, JWT_SECRET: TEST_JWT_SECRET, RATE_LIMIT_MUTATIONS_PER_MINUTE: '100', SHUTDOWN_GRACE_SECONDS: String(graceSeconds) },
@@ -62,12 +69,12 @@ describe.runIf(testDatabaseKind() === 'postgres')('stopping with an operation in
     client.on('error', () => undefined); // hung up below
     client.end(body);
     const waiting = async () =>
-      Number((await holder.query(`select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`)).rows[0].count);
+      Number((await observer.query(`select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`)).rows[0].count);
     while ((await waiting()) === 0) await sleep(20);
 
-    client.destroy();
+    if (options.hangUp) client.destroy();
     const stopped = service.stop();
-    // Until the port refuses: the server has let go of every connection.
+    // Until the port refuses: the server has stopped listening.
     const port = Number(new URL(service.running.url).port);
     const refused = () =>
       new Promise<boolean>((resolve) => {
@@ -103,6 +110,19 @@ describe.runIf(testDatabaseKind() === 'postgres')('stopping with an operation in
     while (!abandoned()) await sleep(50);
     expect(abandoned()).toMatchObject({ level: 40, requests: 1 });
     // Closing the pool still waits for the statement it is running; the operation's next one fails.
+    await holder.query('commit');
+    await stopped;
+    expect(logs.at(-1)?.msg).toBe('stopped');
+  }, 60_000);
+
+  test('the grace period ending while the server still waits for that client: stop() does not wait for its request after', async () => {
+    const { logs, stopped } = await stopWithSubmitHeld('grace-open', {}, 1, { hangUp: false });
+    while (!logs.some((line) => line.msg === 'grace period over: not waiting for requests still running')) await sleep(50);
+    // It goes on closing: the listener and the pool's idle connections go while the held statement
+    // still waits for the lock (before, the wait that began after the grace period waited for it).
+    const others = async () =>
+      Number((await observer.query(`select count(*) from pg_stat_activity where datname = current_database() and pid not in (pg_backend_pid(), $1)`, [holderPid])).rows[0].count);
+    while ((await others()) > 1) await sleep(50);
     await holder.query('commit');
     await stopped;
     expect(logs.at(-1)?.msg).toBe('stopped');
