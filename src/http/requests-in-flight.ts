@@ -27,16 +27,17 @@ export class RequestsInFlight {
       const work = handler(request, response);
       if (!isPromise(work)) return;
       this.#running++;
-      work.then(
-        () => this.#settle(),
-        (error: unknown) => {
-          this.#settle();
-          // Still a rejection nobody handled, as it was before it was counted (the process counts those).
-          void Promise.reject(error);
-        },
-      );
+      work.then(this.#settled, this.#failed);
     };
   }
+
+  // Made once, not per request (every request passes here).
+  readonly #settled = () => this.#settle();
+  readonly #failed = (error: unknown) => {
+    this.#settle();
+    // Still a rejection nobody handled, as it was before it was counted (the process counts those).
+    void Promise.reject(error);
+  };
 
   get running(): number {
     return this.#running;
