@@ -53,6 +53,11 @@ try {
       query: `query { contentRequests(first: 20) { edges { node { id status createdAt topic progressPercentage currentStage } } pageInfo { hasNextPage endCursor } } }`,
       variants: students.map((s) => ({ variables: {}, token: s.token })),
     },
+    // The floor: what the HTTP and GraphQL layers cost a student's request that reads nothing.
+    typename: {
+      query: `query { __typename }`,
+      variants: students.map((s) => ({ variables: {}, token: s.token })),
+    },
     byId: {
       query: `query($id: ID!) { contentRequest(id: $id) { id status progressPercentage currentStage } }`,
       variants: samples.requestIds.map((id) => ({ variables: { id }, token: samples.admin })),
