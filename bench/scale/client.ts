@@ -14,7 +14,9 @@ export type LatencyParams = {
   url: string;
   cases: GraphQLCase[];
   runs: number;
+  /** Untimed requests after the first ones: this many, or as many as fit in warmupMs (when given). */
   warmupRuns: number;
+  warmupMs?: number;
   budgetMs: number;
   /** node:http (the default) or fetch: fetch (undici) adds about 0.7-1 ms of its own per request (bench/README.md, issue 13). */
   client?: 'http' | 'fetch';
@@ -133,12 +135,13 @@ async function latencies(params: LatencyParams): Promise<LatencyResult> {
   // once per process, which a steady client never pays again; kept apart from the steady figures.
   const firstMs: number[] = [];
   for (let index = 0; index < bodies.length; index++) firstMs.push(await timed(index));
+  const warmupEnd = performance.now() + (params.warmupMs ?? Number.POSITIVE_INFINITY);
+  let i = 0;
+  for (; i < params.warmupRuns && performance.now() < warmupEnd; i++) await timed(i % bodies.length);
   const ms: number[] = [];
-  let deadline = Number.POSITIVE_INFINITY;
-  for (let i = 0; i < params.warmupRuns + params.runs; i++) {
-    const elapsed = await timed(i % bodies.length);
-    if (i >= params.warmupRuns) ms.push(elapsed);
-    if (i === params.warmupRuns) deadline = performance.now() + params.budgetMs;
+  const deadline = performance.now() + params.budgetMs;
+  for (let run = 0; run < params.runs; run++, i++) {
+    ms.push(await timed(i % bodies.length));
     if (ms.length >= 20 && performance.now() > deadline) break;
   }
   return { ms, firstMs, errors, ...(firstError ? { firstError } : {}) };

@@ -155,13 +155,17 @@ export async function measureQueries(
   const figures: QueryFigure[] = [];
   for (const pattern of patterns(samples)) {
     const sqlMs: number[] = [];
-    const { warmupRuns, sqlRuns, graphqlRuns } = plan.queries;
+    const { warmupRuns, warmupMs, sqlRuns, graphqlRuns } = plan.queries;
+    const sqlParams = (i: number) => pattern.sqlParams[i % pattern.sqlParams.length]!;
+    // The same warm-up as the GraphQL side's (client.ts latencies).
+    const warmupEnd = performance.now() + warmupMs;
+    let i = 0;
+    for (; i < warmupRuns && performance.now() < warmupEnd; i++) await sql.query(pattern.sql, sqlParams(i));
     const deadline = performance.now() + plan.queries.budgetMs;
-    for (let i = 0; i < warmupRuns + sqlRuns; i++) {
-      const params = pattern.sqlParams[i % pattern.sqlParams.length]!;
+    for (let run = 0; run < sqlRuns; run++, i++) {
       const t0 = performance.now();
-      await sql.query(pattern.sql, params);
-      if (i >= warmupRuns) sqlMs.push(performance.now() - t0);
+      await sql.query(pattern.sql, sqlParams(i));
+      sqlMs.push(performance.now() - t0);
       if (sqlMs.length >= 20 && performance.now() > deadline) break;
     }
     const explained = await sql.query<{ 'QUERY PLAN': unknown }>(
@@ -176,6 +180,7 @@ export async function measureQueries(
         cases: pattern.cases.map((c) => ({ ...c, query: pattern.graphql })),
         runs: graphqlRuns,
         warmupRuns,
+        warmupMs,
         budgetMs: plan.queries.budgetMs,
       });
     }
