@@ -27,6 +27,29 @@ import type { RequestStatus } from './pipeline.js';
 
 export type { RequestStatus };
 
+/** A content_requests column by its property name. */
+export type RequestColumn = keyof ContentRequest;
+const requestColumns = getTableColumns(contentRequests);
+export const REQUEST_COLUMNS: ReadonlySet<string> = new Set(Object.keys(requestColumns));
+
+/**
+ * The columns a read that names some also reads: the row's identity and whose
+ * it is, which access checks and nested reads (stages, events, the student) use.
+ */
+const IDENTITY_COLUMNS: readonly RequestColumn[] = ['id', 'studentId', 'organizationId'];
+
+/**
+ * The columns to select for a caller that reads only `columns` (all of them
+ * when undefined), in the table's order, and a key naming that set.
+ */
+function selectedColumns(columns: ReadonlySet<RequestColumn> | undefined) {
+  if (!columns) return { key: 'all', columns: requestColumns };
+  const chosen = Object.fromEntries(
+    Object.entries(requestColumns).filter(([name]) => columns.has(name as RequestColumn) || IDENTITY_COLUMNS.includes(name as RequestColumn)),
+  ) as Partial<typeof requestColumns>;
+  return { key: Object.keys(chosen).join(','), columns: chosen };
+}
+
 export function getRequest(db: Queryable, viewer: Viewer, id: string): Promise<ContentRequest> {
   const requestId = parseInput(uuid, id, 'id');
   return findVisible(db, viewer, 'id', requestId, `content request ${requestId}`);
@@ -286,10 +309,15 @@ export class RequestPage {
   }
 }
 
+/**
+ * A page of the requests the viewer may see. With `columns`, each row holds
+ * only those (and its identity, IDENTITY_COLUMNS): for a caller that reads no
+ * others, as a GraphQL selection that names its fields.
+ */
 export async function listRequests(
   db: Queryable,
   viewer: Viewer,
-  options: { filter?: RequestFilter; first?: number | null; after?: string | null },
+  options: { filter?: RequestFilter; first?: number | null; after?: string | null; columns?: ReadonlySet<RequestColumn> },
 ): Promise<RequestPage> {
   const filter = parseInput(listFilter, options.filter) ?? {};
   const first = options.first ?? 20;
@@ -298,7 +326,7 @@ export async function listRequests(
   }
   const after = options.after ? decodeCursor(options.after) : undefined;
 
-  const rows = await listStatement(db, viewer, filter, after !== undefined).execute({
+  const rows = await listStatement(db, viewer, filter, after !== undefined, options.columns).execute({
     ...viewerValues(viewer),
     ...Object.fromEntries((filter.status ?? []).map((status, i) => [`status${i}`, status])),
     studentId: filter.studentId,
@@ -324,7 +352,14 @@ export async function listRequests(
 const LIST_SHAPES = 200;
 const listStatements = new WeakMap<Queryable, Map<string, ReturnType<typeof buildListStatement>>>();
 
-function listStatement(db: Queryable, viewer: Viewer, filter: NonNullable<z.output<typeof listFilter>>, paged: boolean) {
+function listStatement(
+  db: Queryable,
+  viewer: Viewer,
+  filter: NonNullable<z.output<typeof listFilter>>,
+  paged: boolean,
+  columns: ReadonlySet<RequestColumn> | undefined,
+) {
+  const selected = selectedColumns(columns);
   const shape = {
     role: viewer.role,
     hasOrganization: viewer.organizationId !== null,
@@ -336,13 +371,13 @@ function listStatement(db: Queryable, viewer: Viewer, filter: NonNullable<z.outp
     createdBefore: Boolean(filter.createdBefore),
     paged,
   };
-  const key = Object.values(shape).join(':');
+  const key = `${Object.values(shape).join(':')}:${selected.key}`;
   let byShape = listStatements.get(db);
   if (!byShape) listStatements.set(db, (byShape = new Map()));
   let statement = byShape.get(key);
   if (!statement) {
     if (byShape.size >= LIST_SHAPES) byShape.delete(byShape.keys().next().value!);
-    statement = buildListStatement(db, shape);
+    statement = buildListStatement(db, shape, selected.columns);
     byShape.set(key, statement);
   }
   return statement;
@@ -360,7 +395,7 @@ type ListShape = {
   paged: boolean;
 };
 
-function buildListStatement(db: Queryable, shape: ListShape) {
+function buildListStatement(db: Queryable, shape: ListShape, columns: Partial<typeof requestColumns>) {
   const value = (name: string) => sql.placeholder(name);
   const viewer = viewerPlaceholders(shape.role, shape.hasOrganization);
   const statuses = Array.from({ length: shape.statuses }, (_, i) => value(`status${i}`));
@@ -378,7 +413,8 @@ function buildListStatement(db: Queryable, shape: ListShape) {
   ];
   return db
     .select({
-      request: contentRequests,
+      // Typed as the whole row: a caller naming columns reads only those (listRequests).
+      request: columns as typeof requestColumns,
       // The cursor keeps created_at's microseconds, which a JS Date would drop.
       cursorTime: sql<string>`to_char(${contentRequests.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`,
     })

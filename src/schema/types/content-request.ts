@@ -19,6 +19,7 @@ import {
 } from '../../services/requests.js';
 import { builder } from '../builder.js';
 import { etaFields } from './eta-fields.js';
+import { readsColumns, selectedRequestColumns } from '../request-columns.js';
 import { requireForwardPaging, requireViewer } from '../context.js';
 import { RequestStatusEnum } from '../enums.js';
 import { OrganizationRef } from './organization.js';
@@ -31,6 +32,7 @@ export const ContentRequestRef = builder.objectRef<ContentRequest>('ContentReque
   fields: (t) => ({
     id: t.exposeID('id', { description: 'The request’s UUID, as workers pass it around.' }),
     correlationId: t.string({
+      ...readsColumns('correlationId', 'submittedCorrelationId'),
       description: 'The idempotency key as its submitter gave it.',
       resolve: (request) => request.submittedCorrelationId ?? request.correlationId,
     }),
@@ -52,14 +54,16 @@ export const ContentRequestRef = builder.objectRef<ContentRequest>('ContentReque
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
     completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),
     failedAt: t.expose('failedAt', { type: 'DateTime', nullable: true }),
-    ...etaFields(t, (request, ctx) => ctx.loaders.etas.load(request)),
+    ...etaFields(t, (request, ctx) => ctx.loaders.etas.load(request), readsColumns('id', 'status', 'organizationId')),
 
     stages: t.field({
+      ...readsColumns('id'),
       type: [RequestStageRef],
       description: 'The stages reported so far, in pipeline order.',
       resolve: (request, _args, ctx) => ctx.loaders.stagesByRequest.load(request.id),
     }),
     events: t.connection({
+      ...readsColumns('id'),
       type: RequestEventRef,
       description: 'The event log, oldest first. The cursor is the event’s sequence number.',
       resolve: async (request, args, ctx) => {
@@ -77,11 +81,13 @@ export const ContentRequestRef = builder.objectRef<ContentRequest>('ContentReque
       },
     }),
     student: t.field({
+      ...readsColumns('studentId'),
       type: UserRef,
       nullable: true,
       resolve: (request, _args, ctx) => ctx.loaders.users.load(request.studentId),
     }),
     organization: t.field({
+      ...readsColumns('organizationId'),
       type: OrganizationRef,
       nullable: true,
       resolve: (request, _args, ctx) =>
@@ -171,10 +177,11 @@ builder.queryFields((t) => ({
     nullable: true,
     description: 'Requests you can see, newest first, in keyset pages (forward only: first and after).',
     args: { filter: t.arg({ type: ContentRequestFilter, required: false }) },
-    resolve: async (_root, args, ctx) => {
+    resolve: async (_root, args, ctx, info) => {
       const viewer = requireViewer(ctx);
       requireForwardPaging(args, 'requests');
       const page = await listRequests(ctx.db, viewer, {
+        columns: selectedRequestColumns(info, ['edges', 'node']),
         filter: args.filter ? { ...args.filter, studentId: args.filter.studentId?.toString(), organizationId: args.filter.organizationId?.toString() } : null,
         first: args.first,
         after: args.after,
