@@ -18,3 +18,23 @@ export function preparedPerDatabase<T>(prepare: (db: Queryable) => T): (db: Quer
     return statement;
   };
 }
+
+/**
+ * Statements of one kind in several shapes (the viewer's role, the filters
+ * given, the columns read), each built once per database on first use. At
+ * most `limit` shapes are kept per database, the oldest dropped first: what
+ * a client chooses (filters, columns) must not grow this without bound.
+ */
+export function preparedPerShape<T>(limit: number): (db: Queryable, shape: string, build: () => T) => T {
+  const byDatabase = preparedPerDatabase(() => new Map<string, T>());
+  return (db, shape, build) => {
+    const byShape = byDatabase(db);
+    let statement = byShape.get(shape);
+    if (statement === undefined) {
+      if (byShape.size >= limit) byShape.delete(byShape.keys().next().value!);
+      statement = build();
+      byShape.set(shape, statement);
+    }
+    return statement;
+  };
+}

@@ -10,7 +10,7 @@ import type { Queryable } from '../db/client.js';
 import { contentRequests, users } from '../db/tables.js';
 import { badInput, notFound, ServiceError } from './errors.js';
 import { eventPageAsJson, eventPageFromJson, type EventPage } from './events.js';
-import { preparedPerDatabase } from './prepared.js';
+import { preparedPerDatabase, preparedPerShape } from './prepared.js';
 import { inTransaction } from './transaction.js';
 import { isStorableDate, metadataObject, optionalText, parseInput, requiredText, uuid } from './validation.js';
 import {
@@ -50,18 +50,20 @@ function selectedColumns(columns: ReadonlySet<RequestColumn> | undefined) {
   return { key: Object.keys(chosen).join(','), columns: chosen };
 }
 
-export function getRequest(db: Queryable, viewer: Viewer, id: string): Promise<ContentRequest> {
+/** A request the viewer may see. With `columns`, the row holds only those and its identity (as listRequests). */
+export function getRequest(db: Queryable, viewer: Viewer, id: string, columns?: ReadonlySet<RequestColumn>): Promise<ContentRequest> {
   const requestId = parseInput(uuid, id, 'id');
-  return findVisible(db, viewer, 'id', requestId, `content request ${requestId}`);
+  return findVisible(db, viewer, 'id', requestId, `content request ${requestId}`, columns);
 }
 
 export function getRequestByCorrelationId(
   db: Queryable,
   viewer: Viewer,
   correlationId: string,
+  columns?: ReadonlySet<RequestColumn>,
 ): Promise<ContentRequest> {
   const key = parseInput(requiredText(255), correlationId, 'correlationId');
-  return findVisible(db, viewer, 'correlationId', storedCorrelationId(viewer, key).correlationId, 'content request with that correlation id');
+  return findVisible(db, viewer, 'correlationId', storedCorrelationId(viewer, key).correlationId, 'content request with that correlation id', columns);
 }
 
 /**
@@ -97,8 +99,8 @@ export async function getRequestWithEventPage(
   return { request, events: eventPageFromJson(events, page.first) };
 }
 
-async function findVisible(db: Queryable, viewer: Viewer, by: LookupKey, value: string, description: string) {
-  const [row] = await lookupStatement(db, viewer, by).execute({ ...viewerValues(viewer), value });
+async function findVisible(db: Queryable, viewer: Viewer, by: LookupKey, value: string, description: string, columns: ReadonlySet<RequestColumn> | undefined) {
+  const [row] = await lookupStatement(db, viewer, by, columns).execute({ ...viewerValues(viewer), value });
   if (!row) throw new ServiceError('NOT_FOUND', `${description} was not found`);
   return row;
 }
@@ -120,34 +122,22 @@ const viewerValues = (viewer: Viewer) => ({ viewerId: viewer.userId, viewerOrgan
 
 type LookupKey = 'id' | 'correlationId';
 
-/** One request by a unique key, built once per (key, role, organization or not): at most 16 statements a database, sent unnamed. */
-const lookupStatements = preparedPerDatabase(() => new Map<string, ReturnType<typeof buildLookupStatement>>());
+/** Single-request reads, one statement per (key or events page, role, organization or not, columns), sent unnamed. */
+const singleStatements = preparedPerShape<ReturnType<typeof buildLookupStatement> | ReturnType<typeof buildWithEventsStatement>>(200);
 
-function lookupStatement(db: Queryable, viewer: Viewer, by: LookupKey) {
-  const byShape = lookupStatements(db);
+function lookupStatement(db: Queryable, viewer: Viewer, by: LookupKey, columns: ReadonlySet<RequestColumn> | undefined) {
   const hasOrganization = viewer.organizationId !== null;
-  const key = `${by}:${viewer.role}:${hasOrganization}`;
-  let statement = byShape.get(key);
-  if (!statement) {
-    statement = buildLookupStatement(db, viewerPlaceholders(viewer.role, hasOrganization), by);
-    byShape.set(key, statement);
-  }
-  return statement;
+  const selected = selectedColumns(columns);
+  return singleStatements(db, `${by}:${viewer.role}:${hasOrganization}:${selected.key}`, () =>
+    buildLookupStatement(db, viewerPlaceholders(viewer.role, hasOrganization), by, selected.columns),
+  ) as ReturnType<typeof buildLookupStatement>;
 }
 
-/** getRequestWithEventPage's statement, built once per (role, organization or not). */
-const withEventsStatements = preparedPerDatabase(() => new Map<string, ReturnType<typeof buildWithEventsStatement>>());
-
 function withEventsStatement(db: Queryable, viewer: Viewer) {
-  const byShape = withEventsStatements(db);
   const hasOrganization = viewer.organizationId !== null;
-  const key = `${viewer.role}:${hasOrganization}`;
-  let statement = byShape.get(key);
-  if (!statement) {
-    statement = buildWithEventsStatement(db, viewerPlaceholders(viewer.role, hasOrganization));
-    byShape.set(key, statement);
-  }
-  return statement;
+  return singleStatements(db, `events:${viewer.role}:${hasOrganization}`, () =>
+    buildWithEventsStatement(db, viewerPlaceholders(viewer.role, hasOrganization)),
+  ) as ReturnType<typeof buildWithEventsStatement>;
 }
 
 function buildWithEventsStatement(db: Queryable, viewer: Viewer) {
@@ -158,9 +148,10 @@ function buildWithEventsStatement(db: Queryable, viewer: Viewer) {
     .prepare('');
 }
 
-function buildLookupStatement(db: Queryable, viewer: Viewer, by: LookupKey) {
+function buildLookupStatement(db: Queryable, viewer: Viewer, by: LookupKey, columns: Partial<typeof requestColumns>) {
   return db
-    .select()
+    // Typed as the whole row: a caller naming columns reads only those (getRequest).
+    .select(columns as typeof requestColumns)
     .from(contentRequests)
     .where(withinScope(viewer, eq(contentRequests[by], sql.placeholder('value'))))
     .prepare('');
@@ -344,13 +335,12 @@ export async function listRequests(
 
 /**
  * listRequests' statement for one shape (the viewer's role, whether an org admin
- * has an organization, how many statuses, which filters), built once with
+ * has an organization, how many statuses, which filters, which columns), built once with
  * placeholders: Drizzle building each page's SQL afresh was about 5% of the
  * service's CPU serving the history page. It is sent unnamed, so PostgreSQL
  * still plans each page for its own values.
  */
-const LIST_SHAPES = 200;
-const listStatements = new WeakMap<Queryable, Map<string, ReturnType<typeof buildListStatement>>>();
+const listStatements = preparedPerShape<ReturnType<typeof buildListStatement>>(200);
 
 function listStatement(
   db: Queryable,
@@ -371,16 +361,7 @@ function listStatement(
     createdBefore: Boolean(filter.createdBefore),
     paged,
   };
-  const key = `${Object.values(shape).join(':')}:${selected.key}`;
-  let byShape = listStatements.get(db);
-  if (!byShape) listStatements.set(db, (byShape = new Map()));
-  let statement = byShape.get(key);
-  if (!statement) {
-    if (byShape.size >= LIST_SHAPES) byShape.delete(byShape.keys().next().value!);
-    statement = buildListStatement(db, shape, selected.columns);
-    byShape.set(key, statement);
-  }
-  return statement;
+  return listStatements(db, `${Object.values(shape).join(':')}:${selected.key}`, () => buildListStatement(db, shape, selected.columns));
 }
 
 type ListShape = {

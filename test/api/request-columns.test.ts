@@ -1,8 +1,8 @@
 /**
  * A page of requests reads only the columns its selection's fields use
- * (src/schema/request-columns.ts), and every field still answers what a read
- * of the whole row answers: each ContentRequest field, one at a time and all
- * together through fragments and aliases, compared with contentRequest(id).
+ * (src/schema/request-columns.ts), as does a request by id or by correlation
+ * id, and every field still answers what a read of every field answers: each
+ * ContentRequest field alone, and fields through fragments and aliases.
  * Statements counted at the driver, through real HTTP.
  */
 import { eq } from 'drizzle-orm';
@@ -72,9 +72,33 @@ async function page(selection: string) {
   return { byId, statement: pageStatement() };
 }
 
-async function wholeRow(id: string, selection: string) {
+async function byId(id: string, selection: string) {
   const { contentRequest } = dataOf(await app.graphql(`query ($id: ID!) { contentRequest(id: $id) { id ${selection} } }`, { token: adminToken, variables: { id } }));
   return contentRequest as Record<string, unknown>;
+}
+
+async function byCorrelationId(correlationId: string, selection: string) {
+  const { contentRequestByCorrelationId } = dataOf(
+    await app.graphql(`query ($c: String!) { contentRequestByCorrelationId(correlationId: $c) { id ${selection} } }`, { token: adminToken, variables: { c: correlationId } }),
+  );
+  return contentRequestByCorrelationId as Record<string, unknown>;
+}
+
+/** Every field of each request at once: every column read, whatever any field declares. */
+async function wholeRows(fields: string[]) {
+  const selection = fields.map((field) => `${field} ${SUBSELECTIONS[field] ?? ''}`).join(' ');
+  return new Map(await Promise.all(ids.map(async (id) => [id, await byId(id, selection)] as const)));
+}
+
+/** The same value, or for the estimates (counted from the moment of each read) one a few seconds apart. */
+function expectSameField(field: string, actual: unknown, expected: unknown, where: string) {
+  if (field === 'estimatedCompletionAt' && typeof expected === 'string') {
+    expect(Math.abs(Date.parse(String(actual)) - Date.parse(expected)), where).toBeLessThan(5_000);
+  } else if (field === 'estimatedSecondsRemaining' && typeof expected === 'number') {
+    expect(Math.abs(Number(actual) - expected), where).toBeLessThanOrEqual(5);
+  } else {
+    expect(actual, where).toEqual(expected);
+  }
 }
 
 describe('a page of requests reads the columns its fields use', () => {
@@ -84,25 +108,32 @@ describe('a page of requests reads the columns its fields use', () => {
     for (const column of ['"student_query"', '"metadata"', '"result"', '"error_message"', '"updated_at"', '"failed_at"']) expect(statement).not.toContain(column);
   });
 
-  test('each field, asked alone, answers what the whole row answers', async () => {
+  test('each field, asked alone of a page, by id or by correlation id, answers what a read of every field answers', async () => {
     const fields = (await requestFields()).filter((name) => name !== 'id');
     expect(fields.length).toBeGreaterThan(20);
+    const whole = await wholeRows(fields);
     for (const field of fields) {
       const selection = `${field} ${SUBSELECTIONS[field] ?? ''}`;
-      const { byId } = await page(selection);
+      const { byId: fromPage } = await page(selection);
       for (const id of ids) {
-        const fromPage = byId.get(id)?.[field];
-        const fromRow = (await wholeRow(id, selection))[field];
-        if (field === 'estimatedCompletionAt' && typeof fromRow === 'string') {
-          // Counted from the moment of each read: the two reads are a few milliseconds apart.
-          expect(Math.abs(Date.parse(String(fromPage)) - Date.parse(fromRow)), `${field} of ${id}`).toBeLessThan(5_000);
-        } else if (field === 'estimatedSecondsRemaining' && typeof fromRow === 'number') {
-          expect(Math.abs(Number(fromPage) - fromRow), `${field} of ${id}`).toBeLessThanOrEqual(5);
-        } else {
-          expect(fromPage, `${field} of ${id}`).toEqual(fromRow);
-        }
+        const expected = whole.get(id)![field];
+        expectSameField(field, fromPage.get(id)?.[field], expected, `${field} of ${id}, from a page`);
+        expectSameField(field, (await byId(id, selection))[field], expected, `${field} of ${id}, by id`);
+        const key = whole.get(id)!.correlationId as string;
+        expectSameField(field, (await byCorrelationId(key, selection))[field], expected, `${field} of ${id}, by correlation id`);
       }
     }
+  });
+
+  test('a request by id or by correlation id reads the columns its fields use', async () => {
+    statements.length = 0;
+    await byId(ids[0]!, 'topic');
+    await byCorrelationId('columns-failed', 'status');
+    const reads = statements.filter((statement) => /from "content_requests"/.test(statement));
+    expect(reads).toHaveLength(2);
+    for (const read of reads) for (const column of ['"student_query"', '"metadata"', '"result"']) expect(read).not.toContain(column);
+    expect(reads[0]).toContain('"topic"');
+    expect(reads[1]).toContain('"status"');
   });
 
   test('fields in fragments, inline fragments and under aliases are read too', async () => {
@@ -123,7 +154,7 @@ describe('a page of requests reads the columns its fields use', () => {
       expect(statement).toContain(column);
     }
     const answered = (contentRequests.edges as { node: Record<string, unknown> }[]).find(({ node }) => node.id === ids[0])!.node;
-    const whole = await wholeRow(ids[0]!, 'errorMessage failedAt startedAt metadata correlationId estimatedSecondsRemaining');
+    const whole = (await wholeRows(['errorMessage', 'failedAt', 'startedAt'])).get(ids[0]!)!;
     expect(answered).toEqual({
       id: ids[0],
       errorMessage: 'model timed out',

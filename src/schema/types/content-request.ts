@@ -158,7 +158,7 @@ builder.queryFields((t) => ({
     resolve: async (_root, args, ctx, info) => {
       const viewer = requireViewer(ctx);
       const page = selectedEventPage(info);
-      if (!page) return getRequest(ctx.db, viewer, String(args.id));
+      if (!page) return getRequest(ctx.db, viewer, String(args.id), selectedRequestColumns(info, []));
       const { request, events } = await getRequestWithEventPage(ctx.db, viewer, String(args.id), page);
       ctx.loaders.eventPages.prime({ requestId: request.id, ...page }, events);
       return request;
@@ -169,7 +169,7 @@ builder.queryFields((t) => ({
     type: ContentRequestRef,
     nullable: true,
     args: { correlationId: t.arg.string({ required: true }) },
-    resolve: (_root, args, ctx) => getRequestByCorrelationId(ctx.db, requireViewer(ctx), args.correlationId),
+    resolve: (_root, args, ctx, info) => getRequestByCorrelationId(ctx.db, requireViewer(ctx), args.correlationId, selectedRequestColumns(info, [])),
   }),
 
   contentRequests: t.connection({
