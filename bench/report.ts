@@ -27,7 +27,7 @@ export function renderReport(results: BenchResults): string {
   const m = results.machine;
   const lines = [
     `Benchmark (${results.mode} mode), ${results.startedAt}`,
-    `machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.platform}; Node ${m.node}; PostgreSQL ${m.postgres} ` +
+    `machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.platform}; Node ${m.node} (NODE_ENV ${m.nodeEnv ?? 'unset'}); PostgreSQL ${m.postgres} ` +
       `(${Object.entries(m.postgresSettings).map(([k, v]) => `${k}=${v}`).join(', ')})`,
     `machine busy with nothing of the benchmark running: ${formatPercent(results.backgroundLoad.before)} before, ` +
       `${formatPercent(results.backgroundLoad.after)} after (load average ${m.loadAverage} at the start)`,

@@ -6,6 +6,8 @@ export type Machine = {
   memoryGiB: number;
   platform: string;
   node: string;
+  /** The service's NODE_ENV (`npm run bench` sets production, as `npm start` does); null when unset. */
+  nodeEnv: string | null;
   postgres: string;
   postgresSettings: Record<string, string>;
   /** 1-minute load average when the run started. */
@@ -20,6 +22,7 @@ export function describeMachine(postgres: { version: string; settings: Record<st
     memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
     node: process.version,
+    nodeEnv: process.env.NODE_ENV ?? null,
     postgres: postgres.version,
     postgresSettings: postgres.settings,
     loadAverage: Math.round(os.loadavg()[0]! * 100) / 100,
