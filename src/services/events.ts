@@ -3,6 +3,7 @@ import { and, asc, getTableColumns, getTableName, gt, inArray, lte, sql, type Co
 import type { Queryable } from '../db/client.js';
 import { requestEvents } from '../db/tables.js';
 import { badInput } from './errors.js';
+import { pageOfRows, rowsToRead } from './pages.js';
 
 export type RequestEvent = typeof requestEvents.$inferSelect;
 export type EventPage = { rows: RequestEvent[]; hasNextPage: boolean };
@@ -21,41 +22,39 @@ export function checkEventPage(first: number | null | undefined, afterSequence: 
 
 /**
  * One page of events for each of many requests, in one query: a window
- * numbers each request's events after the cursor and keeps `first + 1` of them.
+ * numbers each request's events after the cursor and keeps a page's worth
+ * (pages.ts) of them.
  */
 export async function eventPagesOfRequests(
   db: Queryable,
   requestIds: readonly string[],
   page: { first: number; afterSequence: number },
 ): Promise<Map<string, EventPage>> {
-  const pages = new Map<string, EventPage>(requestIds.map((id) => [id, { rows: [], hasNextPage: false }]));
-  if (requestIds.length === 0) return pages;
-  const ranked = db
-    .select({
-      ...getTableColumns(requestEvents),
-      rank: sql<number>`row_number() over (partition by ${requestEvents.requestId} order by ${requestEvents.sequence})`.as('rank'),
-    })
-    .from(requestEvents)
-    .where(and(inArray(requestEvents.requestId, [...requestIds]), gt(requestEvents.sequence, page.afterSequence)))
-    .as('ranked');
-  const rows = await db
-    .select()
-    .from(ranked)
-    .where(lte(ranked.rank, page.first + 1))
-    .orderBy(asc(ranked.requestId), asc(ranked.sequence));
-  for (const { rank, ...event } of rows) {
-    const entry = pages.get(event.requestId)!;
-    if (Number(rank) > page.first) entry.hasNextPage = true;
-    else entry.rows.push(event as RequestEvent);
+  const read = new Map<string, RequestEvent[]>(requestIds.map((id) => [id, []]));
+  if (requestIds.length > 0) {
+    const ranked = db
+      .select({
+        ...getTableColumns(requestEvents),
+        rank: sql<number>`row_number() over (partition by ${requestEvents.requestId} order by ${requestEvents.sequence})`.as('rank'),
+      })
+      .from(requestEvents)
+      .where(and(inArray(requestEvents.requestId, [...requestIds]), gt(requestEvents.sequence, page.afterSequence)))
+      .as('ranked');
+    const rows = await db
+      .select()
+      .from(ranked)
+      .where(lte(ranked.rank, rowsToRead(page.first)))
+      .orderBy(asc(ranked.requestId), asc(ranked.sequence));
+    for (const { rank: _rank, ...event } of rows) read.get(event.requestId)!.push(event as RequestEvent);
   }
-  return pages;
+  return new Map([...read].map(([id, events]) => [id, pageOfRows(events, page.first)]));
 }
 
 const eventColumns = Object.entries(getTableColumns(requestEvents));
 
 /**
- * A subquery of one request's page of events (after the cursor, `first + 1`
- * of them as `take`, in sequence order) as one JSON array, for a statement
+ * A subquery of one request's page of events (after the cursor, `take` of
+ * them: rowsToRead of the page, in sequence order) as one JSON array, for a statement
  * that reads the request itself: `request` is its id column there, named with
  * its table (Drizzle leaves a one-table select's columns unqualified, and
  * inside the subquery `"id"` is the event's). bigint columns travel as text
@@ -66,12 +65,13 @@ export function eventPageAsJson(request: Column) {
   return sql<Record<string, unknown>[]>`(select coalesce(json_agg(e order by e."sequence"), '[]'::json) from (select ${sql.raw(columns)} from ${requestEvents} where ${requestEvents.requestId} = ${sql.identifier(getTableName(request.table))}.${sql.identifier(request.name)} and ${requestEvents.sequence} > ${sql.placeholder('afterSequence')} order by ${requestEvents.sequence} limit ${sql.placeholder('take')}) e)`;
 }
 
-/** eventPageAsJson's array as a page of `first`, each value mapped as Drizzle maps the column's. */
+/** eventPageAsJson's array (rowsToRead(first) long at most) as a page of `first`, each value mapped as Drizzle maps the column's. */
 export function eventPageFromJson(json: Record<string, unknown>[], first: number): EventPage {
-  const rows = json.slice(0, first).map((object) => {
+  const page = pageOfRows(json, first);
+  const rows = page.rows.map((object) => {
     const event: Record<string, unknown> = {};
     for (const [key, column] of eventColumns) event[key] = object[key] == null ? null : column.mapFromDriverValue(object[key]);
     return event as RequestEvent;
   });
-  return { rows, hasNextPage: json.length > first };
+  return { rows, hasNextPage: page.hasNextPage };
 }

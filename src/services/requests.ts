@@ -10,6 +10,7 @@ import type { Queryable } from '../db/client.js';
 import { contentRequests, users } from '../db/tables.js';
 import { badInput, notFound, ServiceError } from './errors.js';
 import { eventPageAsJson, eventPageFromJson, type EventPage } from './events.js';
+import { pageOfRows, rowsToRead } from './pages.js';
 import { preparedPerDatabase, preparedPerShape } from './prepared.js';
 import { inTransaction } from './transaction.js';
 import { isStorableDate, metadataObject, optionalText, parseInput, requiredText, uuid } from './validation.js';
@@ -93,7 +94,7 @@ export async function getRequestWithEventPage(
   page: { first: number; afterSequence: number },
 ): Promise<{ request: ContentRequest; events: EventPage }> {
   const requestId = parseInput(uuid, id, 'id');
-  const [row] = await withEventsStatement(db, viewer).execute({ ...viewerValues(viewer), value: requestId, afterSequence: page.afterSequence, take: page.first + 1 });
+  const [row] = await withEventsStatement(db, viewer).execute({ ...viewerValues(viewer), value: requestId, afterSequence: page.afterSequence, take: rowsToRead(page.first) });
   if (!row) throw new ServiceError('NOT_FOUND', `content request ${requestId} was not found`);
   const { events, ...request } = row;
   return { request, events: eventPageFromJson(events, page.first) };
@@ -327,10 +328,11 @@ export async function listRequests(
     createdBefore: filter.createdBefore,
     afterTime: after?.createdAt,
     afterId: after?.id,
-    limit: first + 1,
+    limit: rowsToRead(first),
   });
 
-  return new RequestPage(rows.slice(0, first), rows.length > first);
+  const page = pageOfRows(rows, first);
+  return new RequestPage(page.rows, page.hasNextPage);
 }
 
 /**
