@@ -19,6 +19,8 @@ const environmentSchema = z.object({
   /** Where LISTEN connects; set it when DATABASE_URL goes through a transaction-mode pooler. */
   LISTEN_DATABASE_URL: postgresUrl,
   DATABASE_POOL_SIZE: unsetWhenEmpty(z.coerce.number().int().min(1).max(500).default(20)),
+  /** named: hot statements prepared once per connection; unnamed: behind a transaction-mode pooler (pgbouncer before 1.21). */
+  DATABASE_PREPARED_STATEMENTS: unsetWhenEmpty(z.enum(['named', 'unnamed']).default('named')),
   /** Embedded PGlite's folder when DATABASE_URL is unset; `memory://` keeps nothing. */
   DATA_DIR: optionalString.default('.data'),
   LOG_LEVEL: unsetWhenEmpty(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
@@ -85,7 +87,7 @@ const environmentSchema = z.object({
 
 export type Config = {
   database:
-    | { kind: 'postgres'; url: string; listenUrl: string; poolSize: number }
+    | { kind: 'postgres'; url: string; listenUrl: string; poolSize: number; preparedStatements: 'named' | 'unnamed' }
     | { kind: 'pglite'; dataDir: string };
   logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
   http: { port: number; host: string; corsOrigins: string[]; maxBodyBytes: number; maxConnections: number; keepAliveMs: number };
@@ -143,6 +145,7 @@ function databaseConfig(env: Environment): Config['database'] {
         url: env.DATABASE_URL,
         listenUrl: env.LISTEN_DATABASE_URL ?? env.DATABASE_URL,
         poolSize: env.DATABASE_POOL_SIZE,
+        preparedStatements: env.DATABASE_PREPARED_STATEMENTS,
       }
     : { kind: 'pglite', dataDir: env.DATA_DIR };
 }

@@ -55,8 +55,37 @@ export type QueryObserver = (query: string, params: unknown[]) => void;
 const drizzleLogger = (onQuery: QueryObserver | undefined) =>
   onQuery ? { logger: { logQuery: onQuery } } : {};
 
+/**
+ * Statements built once (services/prepared.ts) may be sent as named prepared
+ * statements: PostgreSQL then parses each once per connection and may keep
+ * its plan, where an unnamed one is parsed and planned on every execution.
+ * At most this many names per database, so no client's choice of shapes
+ * (filters, columns) can fill the server's connections with statements.
+ */
+export const MAX_NAMED_STATEMENTS = 100;
+
+const namedStatements = new WeakMap<object, { left: number }>();
+let statementCount = 0;
+
+/**
+ * The name a statement built once for `db` goes by: a new one while `db` is
+ * a pool opened with named statements and has names left, else '' (unnamed).
+ */
+export function nameForStatement(db: Queryable): string {
+  const budget = namedStatements.get(db);
+  if (!budget || budget.left === 0) return '';
+  budget.left--;
+  return `tracker_${++statementCount}`;
+}
+
 export type PostgresOptions = {
   url: string;
+  /**
+   * 'named' (the service's default, config.ts): statements built once are prepared on each
+   * connection. 'unnamed' (this function's default): for a transaction-mode pooler (pgbouncer
+   * before 1.21), which may hand the next transaction a connection without them.
+   */
+  preparedStatements?: 'named' | 'unnamed';
   /** Where LISTEN connects; defaults to `url`. */
   listenUrl?: string;
   poolSize?: number;
@@ -80,6 +109,7 @@ export function connectPostgres(options: PostgresOptions): Database {
   // flight is rejected anyway, and the pool discards the dead client on release.
   pool.on('connect', (client) => client.on('error', () => undefined));
   const db = drizzleNodePg(pool, { schema: tables, ...drizzleLogger(options.onQuery) });
+  if (options.preparedStatements === 'named') namedStatements.set(db, { left: MAX_NAMED_STATEMENTS });
   return {
     kind: 'postgres',
     db,
@@ -246,7 +276,7 @@ async function takeOver(lockPath: string, ownerPath: string): Promise<boolean> {
 export function openDatabase(config: Config['database']): Promise<Database> {
   if (config.kind === 'postgres') {
     return Promise.resolve(
-      connectPostgres({ url: config.url, listenUrl: config.listenUrl, poolSize: config.poolSize }),
+      connectPostgres({ url: config.url, listenUrl: config.listenUrl, poolSize: config.poolSize, preparedStatements: config.preparedStatements }),
     );
   }
   return openPglite({ dataDir: config.dataDir });

@@ -3,9 +3,11 @@ import type { Queryable } from '../db/client.js';
 /**
  * A statement built once per database rather than on every call (Drizzle
  * otherwise rebuilds its SQL each time, a hot path's largest cost in the
- * service). Give it no name (`.prepare('')`): a named statement lives on
- * one server connection, and a transaction-mode pooler (pgbouncer before 1.21)
- * hands the next transaction another one, where it does not exist.
+ * service). Build it with `.prepare(nameForStatement(db))` (db/client.ts): a
+ * name while the database was opened with named statements and has names
+ * left, so PostgreSQL parses it once per connection and may keep its plan;
+ * otherwise unnamed, as a transaction-mode pooler needs (it may hand the next
+ * transaction a connection where a named statement does not exist).
  */
 export function preparedPerDatabase<T>(prepare: (db: Queryable) => T): (db: Queryable) => T {
   const prepared = new WeakMap<Queryable, T>();

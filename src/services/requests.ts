@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { and, eq, getTableColumns, gte, inArray, lt, ne, sql, type SQL } from 'drizzle-orm';
 import { z } from 'zod';
-import type { Queryable } from '../db/client.js';
+import { nameForStatement, type Queryable } from '../db/client.js';
 import { contentRequests, users } from '../db/tables.js';
 import { badInput, notFound, ServiceError } from './errors.js';
 import { eventPageAsJson, eventPageFromJson, type EventPage } from './events.js';
@@ -123,7 +123,7 @@ const viewerValues = (viewer: Viewer) => ({ viewerId: viewer.userId, viewerOrgan
 
 type LookupKey = 'id' | 'correlationId';
 
-/** Single-request reads, one statement per (key or events page, role, organization or not, columns), sent unnamed. */
+/** Single-request reads, one statement per (key or events page, role, organization or not, columns). */
 const singleStatements = preparedPerShape<ReturnType<typeof buildLookupStatement> | ReturnType<typeof buildWithEventsStatement>>(200);
 
 function lookupStatement(db: Queryable, viewer: Viewer, by: LookupKey, columns: ReadonlySet<RequestColumn> | undefined) {
@@ -146,7 +146,7 @@ function buildWithEventsStatement(db: Queryable, viewer: Viewer) {
     .select({ ...getTableColumns(contentRequests), events: eventPageAsJson(contentRequests.id) })
     .from(contentRequests)
     .where(withinScope(viewer, eq(contentRequests.id, sql.placeholder('value'))))
-    .prepare('');
+    .prepare(nameForStatement(db));
 }
 
 function buildLookupStatement(db: Queryable, viewer: Viewer, by: LookupKey, columns: Partial<typeof requestColumns>) {
@@ -155,7 +155,7 @@ function buildLookupStatement(db: Queryable, viewer: Viewer, by: LookupKey, colu
     .select(columns as typeof requestColumns)
     .from(contentRequests)
     .where(withinScope(viewer, eq(contentRequests[by], sql.placeholder('value'))))
-    .prepare('');
+    .prepare(nameForStatement(db));
 }
 
 // ---------------------------------------------------------------------------
@@ -339,8 +339,7 @@ export async function listRequests(
  * listRequests' statement for one shape (the viewer's role, whether an org admin
  * has an organization, how many statuses, which filters, which columns), built once with
  * placeholders: Drizzle building each page's SQL afresh was about 5% of the
- * service's CPU serving the history page. It is sent unnamed, so PostgreSQL
- * still plans each page for its own values.
+ * service's CPU serving the history page. Named or not as prepared.ts says.
  */
 const listStatements = preparedPerShape<ReturnType<typeof buildListStatement>>(200);
 
@@ -405,8 +404,7 @@ function buildListStatement(db: Queryable, shape: ListShape, columns: Partial<ty
     .where(withinScope(viewer, ...conditions))
     .orderBy(...NEWEST_FIRST)
     .limit(value('limit'))
-    // No name: an unnamed statement, planned with each execution's values.
-    .prepare('');
+    .prepare(nameForStatement(db));
 }
 
 // A forged cursor's time must be one PostgreSQL can compare (not year 0000).

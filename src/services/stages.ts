@@ -5,7 +5,7 @@
  */
 import { asc, eq, getTableColumns, inArray, sql, type SQL } from 'drizzle-orm';
 import { z } from 'zod';
-import type { Queryable } from '../db/client.js';
+import { nameForStatement, type Queryable } from '../db/client.js';
 import { contentRequests, contentStageStatus, pipelineStageDefinitions, requestStages } from '../db/tables.js';
 import { badInput, notFound, ServiceError } from './errors.js';
 import { listPipelineStages, REPORT_REFUSING_STATUSES } from './pipeline.js';
@@ -92,7 +92,7 @@ const reportOnce = preparedPerDatabase((db) =>
         ${sql.placeholder('errorMessage')}::text, ${sql.placeholder('metadata')}::jsonb,
         array[${sql.join([...REPORT_REFUSING_STATUSES].map((status) => sql`${status}`), sql`, `)}]::content_request_status[])`,
     )
-    .prepare(''),
+    .prepare(nameForStatement(db)),
 );
 
 /** Stages of many requests, in pipeline order: one query for a whole page. */

@@ -22,6 +22,7 @@ describe('configuration', () => {
     [{ PORT: '70000' }, /PORT: .*65535/],
     [{ PORT: '80.5' }, /PORT: .*int/],
     [{ DATABASE_POOL_SIZE: '0' }, /DATABASE_POOL_SIZE: .*1/],
+    [{ DATABASE_PREPARED_STATEMENTS: 'sometimes' }, /DATABASE_PREPARED_STATEMENTS: .*"named"/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL: .*"info"/],
     [{ DATABASE_URL: 'mysql://localhost/tracker', JWT_SECRET: secret }, /DATABASE_URL: must be a postgres:\/\/ or postgresql:\/\/ URL/],
     [{ LISTEN_DATABASE_URL: 'localhost:5432' }, /LISTEN_DATABASE_URL: must be a postgres/],

@@ -33,7 +33,7 @@ export function testDatabaseKind(): TestDatabaseTarget['kind'] {
 
 /** A database with every migration applied (`migrated: false`: an empty one). */
 export async function createTestDatabase(
-  options: { migrated?: boolean; poolSize?: number; onQuery?: QueryObserver } = {},
+  options: { migrated?: boolean; poolSize?: number; onQuery?: QueryObserver; preparedStatements?: 'named' | 'unnamed' } = {},
 ): Promise<TestDatabase> {
   const migrated = options.migrated ?? true;
   const target = inject('testDatabase');
@@ -48,7 +48,7 @@ export async function createTestDatabase(
     migrated ? `create database ${name} template ${target.templateName}` : `create database ${name}`,
   );
   const url = databaseUrl(target.serverUrl, name);
-  const database = connectPostgres({ url, poolSize: options.poolSize ?? 10, onQuery: options.onQuery });
+  const database = connectPostgres({ url, poolSize: options.poolSize ?? 10, onQuery: options.onQuery, preparedStatements: options.preparedStatements });
   return {
     database,
     kind: 'postgres',
