@@ -236,7 +236,7 @@ const studentById = preparedPerDatabase((db) =>
     .select({ userId: users.userId, organizationId: users.organizationId })
     .from(users)
     .where(eq(users.userId, sql.placeholder('id')))
-    .prepare(''),
+    .prepare(nameForStatement(db)),
 );
 
 const insertRequest = preparedPerDatabase((db) =>
@@ -254,7 +254,7 @@ const insertRequest = preparedPerDatabase((db) =>
     })
     .onConflictDoNothing({ target: contentRequests.correlationId })
     .returning()
-    .prepare(''),
+    .prepare(nameForStatement(db)),
 );
 
 // ---------------------------------------------------------------------------
