@@ -7,7 +7,7 @@ import { GraphQLError } from 'graphql';
 import { handleStreamOrSingleExecutionResult, type Plugin } from 'graphql-yoga';
 import type { Logger } from '../logger.js';
 import type { GraphQLContext } from '../schema/context.js';
-import { fromDatabaseError, ServiceError, type ErrorCode } from '../services/errors.js';
+import { fromDatabaseError, operatorHint, ServiceError, type ErrorCode } from '../services/errors.js';
 
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = { UNAUTHENTICATED: 401, RATE_LIMITED: 429, SERVICE_UNAVAILABLE: 503 };
 
@@ -69,8 +69,9 @@ function variableField(message: string): string | undefined {
 
 /** Logs an unexpected error once, with the request's id, and returns the masked error the client sees. */
 export function unexpected(error: unknown, requestId: string | undefined, logger: Logger, located?: GraphQLError): GraphQLError {
+  const hint = operatorHint(error);
   logger.error(
-    { err: error, requestId, ...(located?.path ? { path: located.path.join('.') } : {}) },
+    { err: error, requestId, ...(located?.path ? { path: located.path.join('.') } : {}), ...(hint ? { hint } : {}) },
     located?.path ? 'unexpected error while resolving' : 'unexpected error outside execution',
   );
   return errorAt(located, 'Unexpected error.', { code: 'INTERNAL_SERVER_ERROR', ...(requestId ? { requestId } : {}) });

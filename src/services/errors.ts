@@ -66,6 +66,19 @@ export function isConnectionLost(error: unknown): boolean {
 }
 
 /**
+ * What an operator can do about an unexpected database error, when the error
+ * says: 26000 (a named prepared statement missing on its connection) is what
+ * a transaction-mode pooler causes, handing a transaction a connection where
+ * the statement was never prepared.
+ */
+export function operatorHint(error: unknown): string | undefined {
+  if (sqlState(error) === '26000') {
+    return 'a prepared statement was missing on its connection: behind a transaction-mode pooler older than PgBouncer 1.21, set DATABASE_PREPARED_STATEMENTS=unnamed';
+  }
+  return undefined;
+}
+
+/**
  * Maps what the database refuses on purpose, and a lost connection, to a
  * ServiceError; returns anything else unchanged (a bug or an outage, for the
  * caller to surface).

@@ -37,6 +37,8 @@ export type TestApp = {
 export async function startTestApp(
   options: {
     onQuery?: QueryObserver;
+    /** The pool's size (postgres): 1 puts every statement on one connection a test can reach. */
+    poolSize?: number;
     env?: Record<string, string>;
     /** The embedded development mode (no DATABASE_URL, no JWT_SECRET: a generated secret, demo tokens); `token()` does not apply. */
     development?: boolean;
@@ -44,7 +46,7 @@ export async function startTestApp(
     prepare?: (testDatabase: TestDatabase) => Promise<void>;
   } = {},
 ): Promise<TestApp> {
-  const testDatabase = await createTestDatabase({ onQuery: options.onQuery });
+  const testDatabase = await createTestDatabase({ onQuery: options.onQuery, poolSize: options.poolSize });
   await options.prepare?.(testDatabase);
   const { logger, logs } = captureLogs();
   const { app, running } = await startService(

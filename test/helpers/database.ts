@@ -48,7 +48,8 @@ export async function createTestDatabase(
     migrated ? `create database ${name} template ${target.templateName}` : `create database ${name}`,
   );
   const url = databaseUrl(target.serverUrl, name);
-  const database = connectPostgres({ url, poolSize: options.poolSize ?? 10, onQuery: options.onQuery, preparedStatements: options.preparedStatements });
+  // Named, as the service's default (config.ts) is, unless a test says otherwise.
+  const database = connectPostgres({ url, poolSize: options.poolSize ?? 10, onQuery: options.onQuery, preparedStatements: options.preparedStatements ?? 'named' });
   return {
     database,
     kind: 'postgres',
