@@ -39,16 +39,26 @@ export const REQUEST_COLUMNS: ReadonlySet<string> = new Set(Object.keys(requestC
  */
 const IDENTITY_COLUMNS: readonly RequestColumn[] = ['id', 'studentId', 'organizationId'];
 
+type SelectedColumns = { key: string; columns: Partial<typeof requestColumns> };
+const ALL_COLUMNS: SelectedColumns = { key: 'all', columns: requestColumns };
+// By the caller's set: the schema hands the same set for every run of one operation.
+const selectedBySet = new WeakMap<ReadonlySet<RequestColumn>, SelectedColumns>();
+
 /**
  * The columns to select for a caller that reads only `columns` (all of them
  * when undefined), in the table's order, and a key naming that set.
  */
-function selectedColumns(columns: ReadonlySet<RequestColumn> | undefined) {
-  if (!columns) return { key: 'all', columns: requestColumns };
-  const chosen = Object.fromEntries(
-    Object.entries(requestColumns).filter(([name]) => columns.has(name as RequestColumn) || IDENTITY_COLUMNS.includes(name as RequestColumn)),
-  ) as Partial<typeof requestColumns>;
-  return { key: Object.keys(chosen).join(','), columns: chosen };
+function selectedColumns(columns: ReadonlySet<RequestColumn> | undefined): SelectedColumns {
+  if (!columns) return ALL_COLUMNS;
+  let selected = selectedBySet.get(columns);
+  if (!selected) {
+    const chosen = Object.fromEntries(
+      Object.entries(requestColumns).filter(([name]) => columns.has(name as RequestColumn) || IDENTITY_COLUMNS.includes(name as RequestColumn)),
+    ) as Partial<typeof requestColumns>;
+    selected = { key: Object.keys(chosen).join(','), columns: chosen };
+    selectedBySet.set(columns, selected);
+  }
+  return selected;
 }
 
 /** A request the viewer may see. With `columns`, the row holds only those and its identity (as listRequests). */
@@ -123,22 +133,25 @@ const viewerValues = (viewer: Viewer) => ({ viewerId: viewer.userId, viewerOrgan
 
 type LookupKey = 'id' | 'correlationId';
 
-/** Single-request reads, one statement per (key or events page, role, organization or not, columns). */
-const singleStatements = preparedPerShape<ReturnType<typeof buildLookupStatement> | ReturnType<typeof buildWithEventsStatement>>(200);
+/** One request by a unique key, one statement per (key, role, organization or not, columns). */
+const lookupStatements = preparedPerShape<ReturnType<typeof buildLookupStatement>>(200);
 
 function lookupStatement(db: Queryable, viewer: Viewer, by: LookupKey, columns: ReadonlySet<RequestColumn> | undefined) {
   const hasOrganization = viewer.organizationId !== null;
   const selected = selectedColumns(columns);
-  return singleStatements(db, `${by}:${viewer.role}:${hasOrganization}:${selected.key}`, () =>
+  return lookupStatements(db, `${by}:${viewer.role}:${hasOrganization}:${selected.key}`, () =>
     buildLookupStatement(db, viewerPlaceholders(viewer.role, hasOrganization), by, selected.columns),
-  ) as ReturnType<typeof buildLookupStatement>;
+  );
 }
+
+/** getRequestWithEventPage's statement, one per (role, organization or not): at most 8. */
+const withEventsStatements = preparedPerShape<ReturnType<typeof buildWithEventsStatement>>(8);
 
 function withEventsStatement(db: Queryable, viewer: Viewer) {
   const hasOrganization = viewer.organizationId !== null;
-  return singleStatements(db, `events:${viewer.role}:${hasOrganization}`, () =>
+  return withEventsStatements(db, `${viewer.role}:${hasOrganization}`, () =>
     buildWithEventsStatement(db, viewerPlaceholders(viewer.role, hasOrganization)),
-  ) as ReturnType<typeof buildWithEventsStatement>;
+  );
 }
 
 function buildWithEventsStatement(db: Queryable, viewer: Viewer) {
