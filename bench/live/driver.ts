@@ -18,6 +18,7 @@ import { roundSummary, summarize, type Summary } from '../lib/stats.js';
 import { IdleSocket, type IdleSubscription } from './idle-client.js';
 import { Tracker } from './tracker.js';
 import { changeKey, ChangeWriter, type TrackedRequest } from './writer.js';
+import { openedSignal } from '../lib/opened.js';
 
 export type Path = 'raw' | 'progress' | 'feed';
 
@@ -145,13 +146,7 @@ function subscribe(
   field: string,
   onEvent: (payload: UpdatePayload, at: number) => void,
 ): Subscription {
-  let markOpened!: () => void;
-  let fail!: (error: Error) => void;
-  const opened = new Promise<void>((resolve, reject) => {
-    markOpened = resolve;
-    fail = reject;
-  });
-  opened.catch(() => undefined); // whoever awaits it sees the failure; nobody else must crash on it
+  const { opened, markOpened, fail } = openedSignal();
   let disposed = false;
   const subscription: Subscription = { opened, ended: false, dispose: () => undefined };
   const end = (why: string) => {

@@ -15,6 +15,7 @@
  */
 import WebSocket from 'ws';
 import { now } from '../lib/clock.js';
+import { openedSignal } from '../lib/opened.js';
 
 export type IdleEvent = (subscription: IdleSubscription, sequence: number, at: number) => void;
 
@@ -66,13 +67,7 @@ export class IdleSocket {
   /** One subscription; `opened` resolves with its first `next` (the snapshot). */
   subscribe(query: string, variables: Record<string, unknown>, onEvent: IdleEvent): IdleSubscription {
     const id = String(this.nextId++);
-    let markOpened!: () => void;
-    let fail!: (error: Error) => void;
-    const opened = new Promise<void>((resolve, reject) => {
-      markOpened = resolve;
-      fail = reject;
-    });
-    opened.catch(() => undefined); // whoever awaits it sees the failure; nobody else must crash on it
+    const { opened, markOpened, fail } = openedSignal();
     const entry: Entry = {
       opened,
       ended: false,
