@@ -21,6 +21,7 @@ beforeAll(async () => {
   app = await startTestApp();
   tokens.admin = await app.token({ sub: 'compiled-admin', role: 'admin' });
   tokens.worker = await app.token({ sub: 'compiled-worker', role: 'worker' });
+  tokens.subject = await app.token({ sub: 'compiled-subject', role: 'student', organization_id: 'compiled-org' });
   for (let i = 0; i < 6; i++) tokens[`student${i}`] = await app.token({ sub: `compiled-student-${i}`, role: 'student', organization_id: 'compiled-org' });
   socket = connectWs(app.url, tokens.admin!);
   // Enough requests that a feed's opening snapshot alone executes its document past the threshold.
@@ -42,10 +43,11 @@ const SHARED_SELECTION = `
   percent: progressPercentage
   event @include(if: $withEvent) { ... on LiveRequestEvent { __typename id eventType } }
   skipped: stage @skip(if: $withEvent)`;
+// Not the request's own ETA: it is worked out from the time of each read, so two reads differ by a millisecond.
 const REQUEST_SELECTION = `
   request {
     __typename id correlationId status currentStage progressPercentage topic studentQuery gradeLevel studentId organizationId
-    metadata result retryCount createdAt updatedAt startedAt completedAt failedAt errorMessage errorStage estimatedCompletionAt
+    metadata result retryCount createdAt updatedAt startedAt completedAt failedAt errorMessage errorStage
     student { id role } organization { id }
     stages { id stage status progressPercentage retryCount metadata startedAt completedAt durationSeconds errorMessage stalledAt updatedAt }
     events(first: 3) { edges { cursor node { sequence eventType newStatus } } pageInfo { hasNextPage endCursor } }
@@ -54,6 +56,15 @@ const feed = (name: string, selection: string) => `subscription ${name}($filter:
   contentRequestUpdates(filter: $filter) { ${selection} }
 }
 fragment Change on ContentRequestUpdate { event { id sequence eventType oldStatus newStatus stage progressPercentage createdAt } }`;
+
+async function latestSequence(requestId: string): Promise<string> {
+  const { data, errors } = await app.graphql<{ contentRequest: { events: { edges: { node: { sequence: string } }[] } } }>(
+    `query ($id: ID!) { contentRequest(id: $id) { events(first: 100) { edges { node { sequence } } } } }`,
+    { variables: { id: requestId }, token: tokens.admin! },
+  );
+  if (!data?.contentRequest) throw new Error(JSON.stringify(errors));
+  return data.contentRequest.events.edges.at(-1)!.node.sequence;
+}
 
 const payloadsOf = (messages: LiveMessage[], requestId: string) =>
   messages.filter((m) => m.data?.contentRequestUpdates?.requestId === requestId && m.data.contentRequestUpdates.kind === 'EVENT');
@@ -68,9 +79,9 @@ for (const [name, selection] of [
     const compiled = socket.subscribe(feed(`Compiled${name.length}`, selection), variables);
     await waitFor(() => compiled.payloads().length > COMPILE_AFTER, 'the compiled feed’s snapshot');
 
-    const { id } = await submitRequest(as('student0'));
+    const { id } = await submitRequest(as('subject'));
     // The same selection in a document of its own, seeing only this request: it stays below the threshold.
-    const interpreted = socket.subscribe(feed(`Interpreted${name.length}`, selection), { ...variables, filter: { studentId: 'compiled-student-0' } });
+    const interpreted = socket.subscribe(feed(`Interpreted${name.length}`, selection), { ...variables, filter: { studentId: 'compiled-subject' } });
     await waitFor(() => interpreted.payloads().length > 0, 'the interpreted feed’s snapshot');
 
     const before = { ...sharedResultStats };
@@ -80,11 +91,14 @@ for (const [name, selection] of [
       ['retrieval', 'IN_PROGRESS'],
       ['retrieval', 'FAILED'],
     ] as const;
+    const events = () => [payloadsOf(compiled.messages, id), payloadsOf(interpreted.messages, id)] as const;
+    // One report at a time, both feeds served before the next: `request` is read as it is at delivery.
     for (const [stage, status] of reports) {
       await reportStage(as('worker'), id, stage, status, undefined, status === 'FAILED' ? { errorMessage: 'source unavailable' } : {});
+      const latest = await latestSequence(id);
+      const has = (list: LiveMessage[]) => list.some((m) => m.data!.contentRequestUpdates.sequence === latest);
+      await waitFor(() => events().every(has), 'the report’s changes on both feeds');
     }
-    const events = () => [payloadsOf(compiled.messages, id), payloadsOf(interpreted.messages, id)] as const;
-    await waitFor(() => events().every((list) => list.length >= reports.length), 'every change on both feeds');
 
     // The compiled feed also had the request's creation, before the other feed opened.
     const [all, fromInterpreted] = events();
