@@ -103,14 +103,40 @@ const variablesKey = (args: ExecutionArgs): string => JSON.stringify([args.opera
  * COMPILE_AFTER events: a client sending a new document per subscription
  * cannot make the service compile more than it executes. Until then, and
  * when compiling fails, graphql's executor runs it.
+ *
+ * A document with a string literal anywhere is never compiled: graphql-jit
+ * writes literal argument values into the code it generates and turns a
+ * string of one form into code there (a Date constructor call around the
+ * rest of the string), so a client's literal could run in the service.
+ * Variables are passed to the compiled function as values, never written
+ * into it; clients' documents use them. What else a literal can carry into
+ * the code is a number, a boolean, null, an enum's value or a name
+ * (letters, digits, underscores): no call can be made of those.
  */
 export const COMPILE_AFTER = 50;
 type Compiled = { uses: number; byOperation: Map<string, CompiledQuery | null> };
-const compiledByDocument = new WeakMap<DocumentNode, Compiled>();
+// Per document: its use count and compiled operations, or null when it must never be compiled.
+const compiledByDocument = new WeakMap<DocumentNode, Compiled | null>();
+
+function hasStringLiteral(document: DocumentNode): boolean {
+  let found = false;
+  visit(document, {
+    StringValue() {
+      found = true;
+      return BREAK;
+    },
+  });
+  return found;
+}
 
 function compiledFor(args: ExecutionArgs): CompiledQuery | null {
   let compiled = compiledByDocument.get(args.document);
-  if (!compiled) compiledByDocument.set(args.document, (compiled = { uses: 0, byOperation: new Map() }));
+  if (compiled === null) return null;
+  if (!compiled) {
+    compiled = hasStringLiteral(args.document) ? null : { uses: 0, byOperation: new Map() };
+    compiledByDocument.set(args.document, compiled);
+    if (!compiled) return null;
+  }
   if (compiled.uses < COMPILE_AFTER) {
     compiled.uses++;
     return null;

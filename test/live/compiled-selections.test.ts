@@ -117,3 +117,31 @@ for (const [name, selection] of [
     await interpreted.close();
   });
 }
+
+test('a document with a string literal is never compiled: no literal can become code', async () => {
+  // graphql-jit writes literal argument values into the code it generates, and turns a string
+  // of a certain form into a Date constructor call there: this one would run the text after it.
+  const marker = '__MAGIC_DATE__33a9e76d_02e0_4128_8e92_3530ad3da74d';
+  const hostile = `subscription ($id: ID!) {
+    contentRequestProgress(id: $id) {
+      kind
+      request { events(first: 1, after: "${marker}0)+(globalThis.compiledInjection = 1)+(0") { edges { cursor } } }
+    }
+  }`;
+  tokens.hostile = await app.token({ sub: 'compiled-hostile', role: 'student', organization_id: 'compiled-org' });
+  const { id } = await submitRequest(as('hostile'));
+  const student = connectWs(app.url, tokens.hostile);
+  try {
+    const before = { ...sharedResultStats };
+    // Each subscription's opening snapshot executes the document once: past the threshold.
+    const subscriptions = Array.from({ length: COMPILE_AFTER + 5 }, () => student.subscribe(hostile, { id }));
+    await waitFor(() => subscriptions.every((s) => s.messages.length > 0), 'every snapshot');
+    expect((globalThis as { compiledInjection?: number }).compiledInjection).toBeUndefined();
+    expect(sharedResultStats.executed - before.executed).toBeGreaterThan(COMPILE_AFTER);
+    expect(sharedResultStats.compiled - before.compiled).toBe(0);
+    // graphql's executor answers it: the cursor is refused like any other that is not one.
+    expect(subscriptions[COMPILE_AFTER + 4]!.messages[0]!.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  } finally {
+    await student.dispose();
+  }
+});
