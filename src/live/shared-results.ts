@@ -60,10 +60,14 @@ type PromiseOrValue<T> = T | Promise<T>;
 
 // Per document: its text when every field it selects is the same for every viewer, null otherwise.
 const shareableText = new WeakMap<DocumentNode, string | null>();
-// Per event: per document text, the result of each (operation, variables) executed on it.
-const resultsByEvent = new WeakMap<object, Map<string, Map<string, PromiseOrValue<ExecutionResult>>>>();
-// Shared results (error-free, the same object for every subscriber) and their JSON once made.
-const jsonOfShared = new WeakMap<ExecutionResult, string | null>();
+// Kept on the objects themselves, not in WeakMaps: two or three WeakMap entries a change were
+// a measurable part of the garbage collector's work. Symbols: invisible to JSON and to keys.
+const RESULTS = Symbol('results by document text, then operation and variables');
+const SHARED_JSON = Symbol('the JSON of a shared result: null until made');
+// A live event, with the result of each (document text, operation and variables) executed on it.
+type EventWithResults = { [RESULTS]?: Map<string, Map<string, PromiseOrValue<ExecutionResult>>> };
+// A shared result (error-free, the same object for every subscriber), with its JSON once made.
+type SharedResult = ExecutionResult & { [SHARED_JSON]?: string | null };
 
 function documentShareKey(schema: GraphQLSchema, document: DocumentNode): string | null {
   let text = shareableText.get(document);
@@ -163,7 +167,7 @@ function run(args: ExecutionArgs, update: Update): PromiseOrValue<ExecutionResul
 
 // An error-free result keeps its identity up to the transport: it is the one serialized once.
 function markShared(result: ExecutionResult): ExecutionResult {
-  if (!result.errors) jsonOfShared.set(result, null);
+  if (!result.errors) (result as SharedResult)[SHARED_JSON] = null;
   return result;
 }
 
@@ -171,8 +175,8 @@ function markShared(result: ExecutionResult): ExecutionResult {
 function executeOnce(args: ExecutionArgs, update: Update, text: string | null, variables: string): PromiseOrValue<ExecutionResult> {
   // Snapshots and replayed events are each subscriber's own; only a live event object is shared.
   if (text === null || update.kind !== 'event') return run(args, update);
-  let byText = resultsByEvent.get(update.event);
-  if (!byText) resultsByEvent.set(update.event, (byText = new Map()));
+  const event = update.event as EventWithResults;
+  const byText = (event[RESULTS] ??= new Map());
   let results = byText.get(text);
   if (!results) byText.set(text, (results = new Map()));
   const known = results.get(variables);
@@ -310,11 +314,11 @@ export async function subscribeSharingResults(
 
 /** The JSON of a result shared between subscribers, made once; undefined for any other result. */
 export function sharedJson(result: unknown): string | undefined {
-  const known = jsonOfShared.get(result as ExecutionResult);
+  if (typeof result !== 'object' || result === null) return undefined;
+  const shared = result as SharedResult;
+  const known = shared[SHARED_JSON];
   if (known === undefined) return undefined;
   if (known !== null) return known;
   sharedResultStats.serialized++;
-  const json = JSON.stringify(result);
-  jsonOfShared.set(result as ExecutionResult, json);
-  return json;
+  return (shared[SHARED_JSON] = JSON.stringify(result));
 }
