@@ -33,6 +33,7 @@ import type { Metrics } from './metrics.js';
 import { useMutationLimits } from './mutation-limits.js';
 import { usePersistedQueries } from './persisted-queries.js';
 import { subscribeSharingResults } from '../live/shared-results.js';
+import { executeCompiled, useCompiledOperations } from './compiled-operations.js';
 
 // Node's randomUUID() is a rope of some twenty pieces (about 480 B held; flat, 56 B), and an open
 // subscription's context keeps its request id as long as it runs.
@@ -152,7 +153,9 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
   };
 
   // The metrics learn from each subscription's stream when it is over (no wrapper around it).
-  const subscribe = (args: ExecutionArgs) => subscribeSharingResults(args, options.metrics.subscriptionEnds);
+  // Each event's selection runs compiled once its document is in use (compiled-operations.ts).
+  const subscribe = (args: ExecutionArgs) =>
+    subscribeSharingResults(args, { ends: options.metrics.subscriptionEnds, execute: (selection) => executeCompiled(selection) });
 
   const page = graphiqlPage();
   // Not framed, not sniffed anywhere; the page (its development tokens) and
@@ -241,6 +244,7 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
       useValidationErrorCodes(),
       ...(options.mutationLimiter ? [useMutationLimits(options.mutationLimiter)] : []),
       options.metrics.plugin,
+      useCompiledOperations(),
       // Subscribers of one event with the same operation and variables share its execution.
       { onSubscribe: ({ setSubscribeFn }) => setSubscribeFn(subscribe) } satisfies Plugin,
       readinessCheck,

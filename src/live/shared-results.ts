@@ -27,14 +27,13 @@ import {
   type ExecutionArgs,
   type ExecutionResult,
 } from 'graphql';
-import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
 import { LiveStream, type DirectSender, type Update } from './live-stream.js';
 
 /** A field extension: true when the field's value depends only on the live update, never on who reads it. */
 export const SAME_FOR_EVERY_VIEWER = 'sameForEveryViewer';
 
-/** Counters for tests and diagnostics: selections executed per event (and of those, by compiled code), served from another subscriber's execution, serialized, and sent as a frame directly. */
-export const sharedResultStats = { executed: 0, compiled: 0, reused: 0, serialized: 0, sentDirectly: 0 };
+/** Counters for tests and diagnostics: selections executed per event, served from another subscriber's execution, serialized, and sent as a frame directly. */
+export const sharedResultStats = { executed: 0, reused: 0, serialized: 0, sentDirectly: 0 };
 
 /**
  * What a transport that can write a shared result's JSON itself puts in the
@@ -57,6 +56,8 @@ export type SharedResultWriter = {
 export type SubscriptionEnds = { ended(args: ExecutionArgs, startedAt: number, failed: boolean): void };
 
 type PromiseOrValue<T> = T | Promise<T>;
+/** How a selection is executed against an update (graphql's execute, or a compiled one). */
+export type Execute = (args: ExecutionArgs) => PromiseOrValue<ExecutionResult>;
 
 // Per document: its text when every field it selects is the same for every viewer, null otherwise.
 const shareableText = new WeakMap<DocumentNode, string | null>();
@@ -98,70 +99,8 @@ function documentShareKey(schema: GraphQLSchema, document: DocumentNode): string
  */
 const variablesKey = (args: ExecutionArgs): string => JSON.stringify([args.operationName ?? '', args.variableValues ?? {}]);
 
-/**
- * A subscription's selection compiled to a function (graphql-jit), per
- * document and operation: run for every event it executes, where graphql's
- * executor walks the document again each time (about a third of the
- * service's CPU a live change). Compiling costs about what 10 to 25
- * executions do, so a document is compiled only once it has executed
- * COMPILE_AFTER events: a client sending a new document per subscription
- * cannot make the service compile more than it executes. Until then, and
- * when compiling fails, graphql's executor runs it.
- *
- * A document with a string literal anywhere is never compiled: graphql-jit
- * writes literal argument values into the code it generates and turns a
- * string of one form into code there (a Date constructor call around the
- * rest of the string), so a client's literal could run in the service.
- * Variables are passed to the compiled function as values, never written
- * into it; clients' documents use them. What else a literal can carry into
- * the code is a number, a boolean, null, an enum's value or a name
- * (letters, digits, underscores): no call can be made of those.
- */
-export const COMPILE_AFTER = 50;
-type Compiled = { uses: number; byOperation: Map<string, CompiledQuery | null> };
-// Per document: its use count and compiled operations, or null when it must never be compiled.
-const compiledByDocument = new WeakMap<DocumentNode, Compiled | null>();
-
-function hasStringLiteral(document: DocumentNode): boolean {
-  let found = false;
-  visit(document, {
-    StringValue() {
-      found = true;
-      return BREAK;
-    },
-  });
-  return found;
-}
-
-function compiledFor(args: ExecutionArgs): CompiledQuery | null {
-  let compiled = compiledByDocument.get(args.document);
-  if (compiled === null) return null;
-  if (!compiled) {
-    compiled = hasStringLiteral(args.document) ? null : { uses: 0, byOperation: new Map() };
-    compiledByDocument.set(args.document, compiled);
-    if (!compiled) return null;
-  }
-  if (compiled.uses < COMPILE_AFTER) {
-    compiled.uses++;
-    return null;
-  }
-  const operation = args.operationName ?? '';
-  let query = compiled.byOperation.get(operation);
-  if (query === undefined) {
-    const made = compileQuery(args.schema, args.document, args.operationName ?? undefined);
-    query = isCompiledQuery(made) ? made : null;
-    compiled.byOperation.set(operation, query);
-  }
-  return query;
-}
-
-function run(args: ExecutionArgs, update: Update): PromiseOrValue<ExecutionResult> {
+function run(args: ExecutionArgs, update: Update, execute: Execute): PromiseOrValue<ExecutionResult> {
   sharedResultStats.executed++;
-  const compiled = compiledFor(args);
-  if (compiled) {
-    sharedResultStats.compiled++;
-    return compiled.query(update, args.contextValue, args.variableValues as Record<string, unknown> | undefined);
-  }
   return execute({ ...args, rootValue: update });
 }
 
@@ -172,9 +111,15 @@ function markShared(result: ExecutionResult): ExecutionResult {
 }
 
 // Called once per subscriber per event: no closure made here. `text` null: not shared.
-function executeOnce(args: ExecutionArgs, update: Update, text: string | null, variables: string): PromiseOrValue<ExecutionResult> {
+function executeOnce(
+  args: ExecutionArgs,
+  update: Update,
+  text: string | null,
+  variables: string,
+  execute: Execute,
+): PromiseOrValue<ExecutionResult> {
   // Snapshots and replayed events are each subscriber's own; only a live event object is shared.
-  if (text === null || update.kind !== 'event') return run(args, update);
+  if (text === null || update.kind !== 'event') return run(args, update, execute);
   const event = update.event as EventWithResults;
   const byText = (event[RESULTS] ??= new Map());
   let results = byText.get(text);
@@ -184,7 +129,7 @@ function executeOnce(args: ExecutionArgs, update: Update, text: string | null, v
     sharedResultStats.reused++;
     return known;
   }
-  const result = run(args, update);
+  const result = run(args, update, execute);
   const shared = result instanceof Promise ? result.then(markShared) : markShared(result);
   results.set(variables, shared);
   return shared;
@@ -210,6 +155,7 @@ class SharedResults implements AsyncIterableIterator<ExecutionResult>, DirectSen
     private readonly args: ExecutionArgs,
     private readonly startedAt: number,
     ends: SubscriptionEnds | undefined,
+    private readonly execute: Execute,
     private readonly writer?: SharedResultWriter,
   ) {
     this.ends = ends;
@@ -251,7 +197,7 @@ class SharedResults implements AsyncIterableIterator<ExecutionResult>, DirectSen
   /** A live event's shared result goes from here to the connection: the iterators above this one never see it. */
   sendDirect(update: Update, written: () => void): boolean {
     if (update.kind !== 'event') return false;
-    const result = executeOnce(this.args, update, this.text, this.variables);
+    const result = executeOnce(this.args, update, this.text, this.variables, this.execute);
     const json = result instanceof Promise ? undefined : sharedJson(result);
     if (json === undefined) return false;
     sharedResultStats.sentDirectly++;
@@ -265,7 +211,7 @@ class SharedResults implements AsyncIterableIterator<ExecutionResult>, DirectSen
       return result;
     }
     try {
-      return { value: await executeOnce(this.args, result.value, this.text, this.variables), done: false };
+      return { value: await executeOnce(this.args, result.value, this.text, this.variables, this.execute), done: false };
     } catch (error) {
       this.end(true);
       await this.returnIgnoringErrors();
@@ -291,11 +237,12 @@ class SharedResults implements AsyncIterableIterator<ExecutionResult>, DirectSen
 
 /**
  * graphql's subscribe(), executing each event's selection once for all
- * subscriptions with the same share key.
+ * subscriptions with the same share key. `ends` is told when each
+ * subscription is over; `execute` runs a selection (graphql's by default).
  */
 export async function subscribeSharingResults(
   args: ExecutionArgs,
-  ends?: SubscriptionEnds,
+  { ends, execute: executeSelection = execute }: { ends?: SubscriptionEnds; execute?: Execute } = {},
 ): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
   const startedAt = performance.now();
   const stream = await createSourceEventStream(args);
@@ -307,7 +254,7 @@ export async function subscribeSharingResults(
   const writer = args.contextValue as Partial<SharedResultWriter> | undefined;
   const source = (stream as AsyncIterable<Update>)[Symbol.asyncIterator]();
   const sendsDirectly = writer?.writeSharedResult !== undefined && stream instanceof LiveStream;
-  const results = new SharedResults(source, args, startedAt, ends, sendsDirectly ? (writer as SharedResultWriter) : undefined);
+  const results = new SharedResults(source, args, startedAt, ends, executeSelection, sendsDirectly ? (writer as SharedResultWriter) : undefined);
   if (sendsDirectly && results.shared) stream.sendDirectly(results);
   return results;
 }
