@@ -133,21 +133,24 @@ function onlyOnReadinessPaths(readiness: Plugin): Plugin {
   };
 }
 
+// A request's id, kept on the request (a WeakMap entry a request costs the collector more).
+const REQUEST_ID = Symbol('request id');
+type IdentifiedRequest = Request & { [REQUEST_ID]?: string };
+
 /** What the WebSocket transport hands the context: its connection's viewer, checked at connect. */
 export type SocketContext = { socketViewer: Viewer; socketExpiresAt: Date | null };
 
 export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServer {
   const { db, authenticate, live, logger } = options;
-  const requestIds = new WeakMap<Request, string>();
 
   // A caller's own id (from a proxy, say) is kept if it looks like one.
   const useRequestIds: Plugin = {
     onRequest: ({ request }) => {
       const given = request.headers.get('x-request-id');
-      requestIds.set(request, given && /^[\w.:-]{1,100}$/.test(given) ? given : randomUUID());
+      (request as IdentifiedRequest)[REQUEST_ID] = given && /^[\w.:-]{1,100}$/.test(given) ? given : randomUUID();
     },
     onResponse: ({ request, response }) => {
-      const id = requestIds.get(request);
+      const id = (request as IdentifiedRequest)[REQUEST_ID];
       if (id) response.headers.set('x-request-id', id);
     },
   };
@@ -220,7 +223,7 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
       const { socketViewer, socketExpiresAt } = initial as Partial<SocketContext>;
       if (socketViewer) return make(randomUUID(), socketViewer, socketExpiresAt ?? null);
 
-      const requestId = requestIds.get(initial.request) ?? randomUUID();
+      const requestId = (initial.request as IdentifiedRequest)[REQUEST_ID] ?? randomUUID();
       const authorization = initial.request.headers.get('authorization');
       if (!authorization) return make(requestId, null);
       try {

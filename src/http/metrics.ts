@@ -24,7 +24,7 @@ import {
   type GraphQLSchema,
 } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type LabelValues } from 'prom-client';
 import type { EventHub } from '../live/hub.js';
 import type { SubscriptionEnds } from '../live/shared-results.js';
 import type { PurgeCounts } from '../services/retention.js';
@@ -196,18 +196,8 @@ export function createMetrics(
         shouldObserve: () => schemaHasDeprecations,
         phases: ['parse'],
       }),
-      graphql_yoga_http_duration: createHistogram({
-        registry,
-        histogram: { name: 'graphql_yoga_http_duration', help: 'Time spent on HTTP connection', labelNames: [...labelNames, 'method', 'statusCode', 'url'] },
-        // The path only, never the query string (it may carry a token).
-        fillLabelsFn: (params, { request, response }) => ({
-          ...operation(params),
-          method: /^(GET|POST)$/.test(request.method) ? request.method : 'other',
-          statusCode: response.status,
-          url: pathLabel(request.url),
-        }),
-        phases: ['request'],
-      }),
+      // Observed by httpDurations below, not by the plugin.
+      graphql_yoga_http_duration: false,
     },
   });
   const directRequests = new Counter({
@@ -215,17 +205,66 @@ export function createMetrics(
     help: 'Plain POST /graphql requests answered without yoga\'s Fetch-API adapter (the rest of /graphql is yoga\'s)',
     registers: [registry],
   });
+  const httpDurations = httpDurationPlugin(
+    new Histogram({ name: 'graphql_yoga_http_duration', help: 'Time spent on HTTP connection', labelNames: [...labelNames, 'method', 'statusCode', 'url'], registers: [registry] }),
+    // The path only, never the query string (it may carry a token).
+    (seen, response) => ({
+      operationName: names.label(seen.operationName),
+      operationType: seen.operationType ?? 'unknown',
+      method: /^(GET|POST)$/.test(seen.method) ? seen.method : 'other',
+      statusCode: response.status,
+      url: pathLabel(seen.url),
+    }),
+  );
   return {
     registry,
     close: closePipelineMetrics,
     countDirectRequest: () => directRequests.inc(),
     subscriptionEnds: subscriptions.ends,
     plugin: {
-      onPluginInit: ({ addPlugin }) => addPlugin(prometheus),
+      onPluginInit: ({ addPlugin }) => {
+        addPlugin(prometheus);
+        addPlugin(httpDurations);
+      },
       onSubscribe: subscriptions.onSubscribe,
       onSchemaChange: ({ schema }) => {
         schemaHasDeprecations = hasDeprecations(schema);
       },
+    },
+  };
+}
+
+// What a request's duration is labelled with, kept on the request itself: the plugin kept its
+// start and operation in two WeakMaps, each entry a request's worth of work for the collector.
+const HTTP_SEEN = Symbol('when the request began, and its operation');
+type HttpSeen = { startedAt: number; method: string; url: string; operationName?: string; operationType?: string; parsed: boolean };
+type SeenRequest = Request & { [HTTP_SEEN]?: HttpSeen };
+
+/**
+ * graphql_yoga_http_duration as yoga's Prometheus plugin observes it (its
+ * name, help, labels, buckets and seconds): from the request's arrival to its
+ * response, for requests whose document parsed, labelled with the
+ * document's operation.
+ */
+function httpDurationPlugin(histogram: Histogram<string>, labels: (seen: HttpSeen, response: Response) => LabelValues<string>): Plugin {
+  return {
+    onRequest: ({ request }) => {
+      (request as SeenRequest)[HTTP_SEEN] = { startedAt: Date.now(), method: request.method, url: request.url, parsed: false };
+    },
+    onParse: ({ context }) => {
+      const seen = (context as { request?: SeenRequest }).request?.[HTTP_SEEN];
+      if (!seen) return undefined;
+      return ({ result }) => {
+        if (result instanceof Error) return;
+        const operation = getOperationAST(result, (context as { params?: { operationName?: string } }).params?.operationName);
+        seen.operationName = operation?.name?.value;
+        seen.operationType = operation?.operation;
+        seen.parsed = true;
+      };
+    },
+    onResponse: ({ request, response }) => {
+      const seen = (request as SeenRequest)[HTTP_SEEN];
+      if (seen?.parsed) histogram.observe(labels(seen, response), (Date.now() - seen.startedAt) / 1000);
     },
   };
 }
