@@ -228,7 +228,11 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
       if (!authorization) return make(requestId, null);
       try {
         const { viewer, expiresAt } = await authenticate(authorization);
-        return make(requestId, viewer, expiresAt, initial.request.signal);
+        // Only a subscription's stream ends on a hang-up; a document without the word (a plain
+        // query or mutation) is not given the signal, which plain POSTs make only when read.
+        const query = initial.params?.query;
+        const hangUp = typeof query === 'string' && !query.includes('subscription') ? undefined : initial.request.signal;
+        return make(requestId, viewer, expiresAt, hangUp);
       } catch (error) {
         // Coded (or masked and logged) here, where the request's id is known.
         throw presentOutsideExecution(error, requestId, logger);
