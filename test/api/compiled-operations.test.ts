@@ -48,6 +48,20 @@ const cases: Case[] = [
     variables: () => ({ first: 2, all: true }),
   },
   {
+    name: 'directives on fragment spreads and inline fragments',
+    who: 'ana',
+    operation: (name) => `query ${name}($yes: Boolean!, $no: Boolean!) {
+      contentRequests(first: 3) {
+        edges { node { id topic @skip(if: $yes) status @include(if: $no) ...Shown @include(if: $yes) ...Hidden @include(if: $no)
+          ... on ContentRequest @skip(if: $yes) { gradeLevel } ... @skip(if: $no) { createdAt metadata @skip(if: $yes) } } }
+        ... @include(if: $no) { pageInfo { hasNextPage } }
+      }
+    }
+    fragment Shown on ContentRequest { topic status }
+    fragment Hidden on ContentRequest { studentQuery topic status metadata }`,
+    variables: () => ({ yes: true, no: false }),
+  },
+  {
     name: 'one request by id, and one out of reach (an error with its path)',
     who: 'ana',
     operation: (name) => `query ${name}($own: ID!, $other: ID!) {
