@@ -10,9 +10,9 @@
  * about 30 KB while its document is cached (yoga's parse cache: at most 1,024
  * documents), so a document is compiled only after COMPILE_AFTER executions:
  * a client sending new documents cannot make the service compile more than
- * it executes. Until then, when compiling fails, and when a compiled
- * operation refuses its variables before executing (graphql's messages
- * say more), graphql's executor runs it.
+ * it executes. Until then, when compiling fails, and when graphql's rules
+ * refuse the variables (graphql-jit's own coercion is laxer), graphql's
+ * executor runs it.
  *
  * A document with a string literal anywhere is never compiled: graphql-jit
  * writes literal argument values into the code it generates and turns a
@@ -23,7 +23,20 @@
  * an enum's value or a name (letters, digits, underscores): no call can be
  * made of those.
  */
-import { BREAK, execute, GraphQLError, visit, type ASTNode, type DocumentNode, type ExecutionArgs, type ExecutionResult, type SourceLocation } from 'graphql';
+import {
+  BREAK,
+  execute,
+  getOperationAST,
+  getVariableValues,
+  GraphQLError,
+  visit,
+  type ASTNode,
+  type DocumentNode,
+  type ExecutionArgs,
+  type ExecutionResult,
+  type SourceLocation,
+  type VariableDefinitionNode,
+} from 'graphql';
 import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
 import type { Plugin } from 'graphql-yoga';
 
@@ -36,7 +49,9 @@ export const COMPILE_AFTER = 50;
 /** For tests and diagnostics: executions run by compiled code. */
 export const compiledStats = { executions: 0 };
 
-type Compiled = { uses: number; byOperation: Map<string, CompiledQuery | null> };
+// An operation's compiled function, and its variables' definitions (checked by graphql's rules).
+type CompiledOperation = { query: CompiledQuery; variables: readonly VariableDefinitionNode[] };
+type Compiled = { uses: number; byOperation: Map<string, CompiledOperation | null> };
 // Per document: its use count and compiled operations, or null when it must never be compiled.
 const compiledByDocument = new WeakMap<DocumentNode, Compiled | null>();
 
@@ -51,7 +66,7 @@ function hasStringLiteral(document: DocumentNode): boolean {
   return found;
 }
 
-function compiledFor(args: ExecutionArgs): CompiledQuery | null {
+function compiledFor(args: ExecutionArgs): CompiledOperation | null {
   let compiled = compiledByDocument.get(args.document);
   if (compiled === null) return null;
   if (!compiled) {
@@ -64,13 +79,14 @@ function compiledFor(args: ExecutionArgs): CompiledQuery | null {
     return null;
   }
   const operation = args.operationName ?? '';
-  let query = compiled.byOperation.get(operation);
-  if (query === undefined) {
-    const made = compileQuery(args.schema, args.document, args.operationName ?? undefined);
-    query = isCompiledQuery(made) ? made : null;
-    compiled.byOperation.set(operation, query);
+  let made = compiled.byOperation.get(operation);
+  if (made === undefined) {
+    const query = compileQuery(args.schema, args.document, args.operationName ?? undefined);
+    const variables = getOperationAST(args.document, args.operationName)?.variableDefinitions ?? [];
+    made = isCompiledQuery(query) ? { query, variables } : null;
+    compiled.byOperation.set(operation, made);
   }
-  return query;
+  return made;
 }
 
 // The document's nodes that start at these places (the outermost of those that share a start).
@@ -108,13 +124,19 @@ function located(result: ExecutionResult, document: DocumentNode): ExecutionResu
   return { ...result, errors };
 }
 
-/** Runs the operation compiled when it may be, else (and when it was refused before executing) with `otherwise`. */
+/** Runs the operation compiled when it may be, else (and when its variables are refused) with `otherwise`. */
 export function executeCompiled(args: ExecutionArgs, otherwise: Execute = execute): PromiseOrValue<ExecutionResult> {
   const compiled = compiledFor(args);
   if (!compiled) return otherwise(args);
+  const variables = (args.variableValues ?? {}) as Record<string, unknown>;
+  // graphql-jit coerces variables by rules of its own (it took a list for an input object):
+  // graphql's decide, and a refusal is answered by graphql's executor, in its words.
+  if (compiled.variables.length > 0 && getVariableValues(args.schema, compiled.variables, variables, { maxErrors: 1 }).errors) {
+    return otherwise(args);
+  }
   compiledStats.executions++;
-  const result = compiled.query(args.rootValue, args.contextValue, args.variableValues as Record<string, unknown> | undefined);
-  // No data at all: refused before anything ran (its variables), so nothing is done twice.
+  const result = compiled.query.query(args.rootValue, args.contextValue, variables);
+  // No data at all: refused before anything ran (stricter than graphql), so nothing is done twice.
   const checked = (r: ExecutionResult) => (!r.errors ? r : !('data' in r) ? otherwise(args) : located(r, args.document));
   return result instanceof Promise ? result.then(checked) : checked(result);
 }

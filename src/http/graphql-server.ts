@@ -158,7 +158,7 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
   // The metrics learn from each subscription's stream when it is over (no wrapper around it).
   // Each event's selection runs compiled once its document is in use (compiled-operations.ts).
   const subscribe = (args: ExecutionArgs) =>
-    subscribeSharingResults(args, { ends: options.metrics.subscriptionEnds, execute: (selection) => executeCompiled(selection) });
+    subscribeSharingResults(args, { ends: options.metrics.subscriptionEnds, execute: executeCompiled });
 
   const page = graphiqlPage();
   // Not framed, not sniffed anywhere; the page (its development tokens) and

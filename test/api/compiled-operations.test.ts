@@ -36,7 +36,14 @@ const REQUEST_FIELDS = `id correlationId status currentStage progressPercentage 
   stages { stage status progressPercentage retryCount metadata startedAt completedAt durationSeconds errorMessage }
   events(first: 10) { edges { cursor node { sequence eventType oldStatus newStatus stage } } pageInfo { hasNextPage endCursor } }`;
 
-type Case = { name: string; who: string; operation: (name: string) => string; variables: () => Record<string, unknown> };
+type Case = {
+  name: string;
+  who: string;
+  operation: (name: string) => string;
+  variables: () => Record<string, unknown>;
+  /** False: graphql's rules refuse the variables, so graphql's executor answers, compiled or not. */
+  runsCompiled?: false;
+};
 const cases: Case[] = [
   {
     name: 'a history page, with fragments, aliases and directives',
@@ -75,6 +82,7 @@ const cases: Case[] = [
     who: 'ana',
     operation: (name) => `query ${name}($first: Int!) { contentRequests(first: $first) { edges { node { id } } } }`,
     variables: () => ({ first: 'twenty' }),
+    runsCompiled: false,
   },
   {
     name: 'an argument refused by the service (a coded error)',
@@ -105,7 +113,7 @@ const comparable = (response: GraphQLResponse) => ({
   errors: response.errors?.map(({ extensions, ...error }) => ({ ...error, extensions: { ...extensions, requestId: undefined } })),
 });
 
-for (const { name, who, operation, variables } of cases) {
+for (const { name, who, operation, variables, runsCompiled } of cases) {
   test(`compiled, ${name}: the answer graphql's executor gives`, async () => {
     const send = (operationName: string) => app.graphql(operation(operationName), { variables: variables(), token: tokens[who]! });
     for (let i = 0; i < COMPILE_AFTER; i++) await send('Used');
@@ -114,9 +122,49 @@ for (const { name, who, operation, variables } of cases) {
     const afterCompiled = compiledStats.executions;
     const interpreted = await send('Anew');
 
-    expect(afterCompiled - before).toBe(1);
+    expect(afterCompiled - before).toBe(runsCompiled === false ? 0 : 1);
     expect(compiledStats.executions).toBe(afterCompiled);
     expect(compiled.status).toBeLessThan(500);
     expect(comparable(compiled)).toEqual(comparable(interpreted));
   });
 }
+
+test('a compiled query refuses bad variables as graphql does', async () => {
+  const operation = (name: string) => `query ${name}($first: Int, $after: String, $filter: ContentRequestFilter, $id: ID!) {
+    contentRequests(first: $first, after: $after, filter: $filter) { edges { node { id } } }
+    contentRequest(id: $id) { id }
+  }`;
+  const send = (name: string, variables: Record<string, unknown>) => app.graphql(operation(name), { variables, token: tokens.admin! });
+  const good = { first: 2, filter: { status: ['FAILED'] }, id: ownRequest };
+  for (let i = 0; i < COMPILE_AFTER; i++) await send('Used', good);
+  const bad: Record<string, unknown>[] = [
+    { ...good, first: '2' },
+    { ...good, first: 1.5 },
+    { ...good, first: 2 ** 31 },
+    { ...good, first: true },
+    { ...good, id: { id: ownRequest } },
+    { ...good, id: 12 },
+    { ...good, id: null },
+    { ...good, after: 7 },
+    { ...good, filter: { status: 'FAILED' } },
+    { ...good, filter: { status: ['NOT_A_STATUS'] } },
+    { ...good, filter: { status: [null] } },
+    { ...good, filter: { unknownField: 1 } },
+    { ...good, filter: { createdAfter: 'yesterday' } },
+    { ...good, filter: { createdAfter: '0000-01-01T00:00:00Z' } },
+    { ...good, filter: [] },
+    { ...good, filter: 'x' },
+  ];
+  let before = compiledStats.executions;
+  await send('Used', good);
+  expect(compiledStats.executions - before).toBe(1);
+  for (const variables of bad) {
+    before = compiledStats.executions;
+    const compiled = await send('Used', variables);
+    const ranCompiled = compiledStats.executions - before;
+    const interpreted = await send('Anew', variables);
+    expect({ variables, answer: comparable(compiled) }).toEqual({ variables, answer: comparable(interpreted) });
+    // Variables graphql refuses (no data at all) are answered by graphql's executor; the rest run compiled.
+    expect({ variables, ranCompiled }).toEqual({ variables, ranCompiled: interpreted.data === undefined ? 0 : 1 });
+  }
+});
