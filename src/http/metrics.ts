@@ -9,22 +9,20 @@
  */
 import { createServer, type Server } from 'node:http';
 import {
-  createCounter,
-  createHistogram,
-  usePrometheus,
-  type FillLabelsFnParams,
-} from '@graphql-yoga/plugin-prometheus';
-import {
   getOperationAST,
   isInputObjectType,
   isInterfaceType,
   isObjectType,
+  TypeInfo,
+  visit,
+  visitWithTypeInfo,
+  type DocumentNode,
   type ExecutionArgs,
   type ExecutionResult,
   type GraphQLSchema,
 } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type LabelValues } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EventHub } from '../live/hub.js';
 import type { SubscriptionEnds } from '../live/shared-results.js';
 import type { PurgeCounts } from '../services/retention.js';
@@ -59,6 +57,7 @@ function pathLabeller(): (url: string) => string {
 /** First come, first kept, up to the cap: the shipped examples' names are kept from the start. */
 class OperationNames {
   private readonly seen: Set<string>;
+  private readonly labelSets = new Map<string, OperationLabels>();
   constructor(known: readonly string[]) {
     this.seen = new Set(known);
   }
@@ -69,6 +68,17 @@ class OperationNames {
     if (this.seen.size >= MAX_OPERATION_NAMES || !/^[_A-Za-z][_0-9A-Za-z]{0,63}$/.test(name)) return OTHER_OPERATION;
     this.seen.add(name);
     return name;
+  }
+  /** The labels of an operation, made once per label set (at most the names kept by four types), not per request. */
+  labels(name: string | undefined, operationType: string): OperationLabels {
+    const operationName = this.label(name);
+    const key = `${operationType} ${operationName}`;
+    let labels = this.labelSets.get(key);
+    if (!labels) {
+      labels = { all: { operationName, operationType }, byType: { operationType } };
+      this.labelSets.set(key, labels);
+    }
+    return labels;
   }
 }
 
@@ -123,158 +133,212 @@ export function createMetrics(
   counter('tracker_listener_reconnects_total', 'Times the notification listener reconnected', () => hub.stats.reconnects);
   counter('tracker_live_notifications_unreadable_total', 'Notifications the hub could not parse (it caught up from request_events instead)', () => hub.stats.unreadableNotifications);
 
-  // The plugin's own metrics, with the same names, but with bounded label values.
-  const names = new OperationNames(options.knownOperations);
-  const operation = (params: FillLabelsFnParams) => ({
-    operationName: names.label(params.operationName),
-    operationType: params.operationType ?? 'unknown',
-  });
+  // GraphQL's request metrics, under the names (and help, labels, buckets) yoga's Prometheus
+  // plugin gives them, so dashboards made for yoga read them; observed by requestMetricsPlugin.
   const labelNames = ['operationName', 'operationType'];
+  const histogram = (name: string, help: string, labels: string[]) => new Histogram({ name, help, labelNames: labels, registers: [registry] });
+  const count = (name: string, help: string, labels: string[]) => new Counter({ name, help, labelNames: labels, registers: [registry] });
   // The phases by operation type only: per-operation timing is graphql_envelop_request_duration's
   // (each histogram label set is 14 lines, and /metrics must stay small).
-  const histogram = <P extends string>(name: string, help: string, phases: P[]) =>
-    createHistogram({
-      registry,
-      histogram: { name, help, labelNames: ['operationType'] },
-      fillLabelsFn: (params) => ({ operationType: params.operationType ?? 'unknown' }),
-      phases: phases as [P, ...P[]],
-    });
-
-  // Those with a subscribe phase are also observed by subscriptionPhases.
-  const requestDuration = createHistogram<'execute' | 'subscribe', string>({
-    registry,
-    histogram: { name: 'graphql_envelop_request_duration', help: 'Time spent on running the GraphQL operation from parse to execute', labelNames },
-    fillLabelsFn: operation,
-    phases: ['execute'],
-  });
-  const requests = createCounter<'execute' | 'subscribe', string>({
-    registry,
-    counter: { name: 'graphql_envelop_request', help: 'Counts the amount of GraphQL requests executed through Envelop', labelNames },
-    fillLabelsFn: operation,
-    phases: ['execute'],
-  });
-  const errorResults = createCounter<'parse' | 'validate' | 'context' | 'execute' | 'subscribe', string, FillLabelsFnParams & { errorPhase: string }>({
-    registry,
-    counter: { name: 'graphql_envelop_error_result', help: 'Counts the amount of errors reported from all phases', labelNames: [...labelNames, 'phase'] },
-    fillLabelsFn: (params) => ({ ...operation(params), phase: params.errorPhase }),
-    phases: ['parse', 'validate', 'context', 'execute'],
-  });
-  const subscriptions = subscriptionPhases({
-    subscribeDuration: histogram('graphql_envelop_phase_subscribe', 'Time spent on running the GraphQL "subscribe" function', ['subscribe']).histogram,
-    requestDuration: requestDuration.histogram,
-    requests: requests.counter,
-    errorResults: errorResults.counter,
-    labels: (args) => operation({ operationName: operationNameOf(args), operationType: 'subscription' } as FillLabelsFnParams),
-  });
-
-  let schemaHasDeprecations = true;
-  const pathLabel = pathLabeller();
-  const prometheus = usePrometheus({
-    registry,
-    endpoint: options.endpoint ? '/metrics' : false,
-    metrics: {
-      graphql_envelop_phase_parse: histogram('graphql_envelop_phase_parse', 'Time spent on running GraphQL "parse" function', ['parse']),
-      graphql_envelop_phase_validate: histogram('graphql_envelop_phase_validate', 'Time spent on running GraphQL "validate" function', ['validate']),
-      graphql_envelop_phase_context: histogram('graphql_envelop_phase_context', 'Time spent on building the GraphQL context', ['context']),
-      graphql_envelop_phase_execute: histogram('graphql_envelop_phase_execute', 'Time spent on running the GraphQL "execute" function', ['execute']),
-      // The subscribe phases are counted by subscriptionPhases below.
-      graphql_envelop_phase_subscribe: false,
-      graphql_envelop_request_duration: requestDuration,
-      // Off: its quantiles (a t-digest updated on every request, about 2% of the service's
-      // CPU serving a page) say what graphql_envelop_request_duration's buckets already do.
-      graphql_envelop_request_time_summary: false,
-      graphql_envelop_request: requests,
-      // No `path` label: a response path holds the client's aliases and list indexes.
-      graphql_envelop_error_result: errorResults,
-      graphql_envelop_deprecated_field: createCounter({
-        registry,
-        counter: { name: 'graphql_envelop_deprecated_field', help: 'Counts the amount of deprecated fields used in selection sets', labelNames: [...labelNames, 'fieldName', 'typeName'] },
-        // The schema's own names: bounded.
-        fillLabelsFn: (params) => ({ ...operation(params), fieldName: params.deprecationInfo.fieldName, typeName: params.deprecationInfo.typeName }),
-        // Each document is walked with the schema's type info to find them (about 2% of the CPU
-        // serving a page): only when the schema has a deprecated field or argument to find.
-        shouldObserve: () => schemaHasDeprecations,
-        phases: ['parse'],
-      }),
-      // Observed by httpDurations below, not by the plugin.
-      graphql_yoga_http_duration: false,
-    },
-  });
+  const requestMetrics: RequestMetrics = {
+    requestDuration: histogram('graphql_envelop_request_duration', 'Time spent on running the GraphQL operation from parse to execute', labelNames),
+    requests: count('graphql_envelop_request', 'Counts the amount of GraphQL requests executed through Envelop', labelNames),
+    // No `path` label: a response path holds the client's aliases and list indexes.
+    errorResults: count('graphql_envelop_error_result', 'Counts the amount of errors reported from all phases', [...labelNames, 'phase']),
+    subscribe: histogram('graphql_envelop_phase_subscribe', 'Time spent on running the GraphQL "subscribe" function', ['operationType']),
+    parse: histogram('graphql_envelop_phase_parse', 'Time spent on running GraphQL "parse" function', ['operationType']),
+    validate: histogram('graphql_envelop_phase_validate', 'Time spent on running GraphQL "validate" function', ['operationType']),
+    context: histogram('graphql_envelop_phase_context', 'Time spent on building the GraphQL context', ['operationType']),
+    execute: histogram('graphql_envelop_phase_execute', 'Time spent on running the GraphQL "execute" function', ['operationType']),
+    // The schema's own names: bounded.
+    deprecatedFields: count('graphql_envelop_deprecated_field', 'Counts the amount of deprecated fields used in selection sets', [...labelNames, 'fieldName', 'typeName']),
+    httpDuration: histogram('graphql_yoga_http_duration', 'Time spent on HTTP connection', [...labelNames, 'method', 'statusCode', 'url']),
+    schemaChanges: count('graphql_envelop_schema_change', 'Counts the amount of schema changes', []),
+  };
+  const names = new OperationNames(options.knownOperations);
+  const subscriptions = subscriptionPhases(requestMetrics, (args) => names.labels(operationNameOf(args), 'subscription'));
   const directRequests = new Counter({
     name: 'tracker_http_direct_requests_total',
     help: 'Plain POST /graphql requests answered without yoga\'s Fetch-API adapter (the rest of /graphql is yoga\'s)',
     registers: [registry],
   });
-  const httpDurations = httpDurationPlugin(
-    new Histogram({ name: 'graphql_yoga_http_duration', help: 'Time spent on HTTP connection', labelNames: [...labelNames, 'method', 'statusCode', 'url'], registers: [registry] }),
-    // The path only, never the query string (it may carry a token).
-    (seen, response) => ({
-      operationName: names.label(seen.operationName),
-      operationType: seen.operationType ?? 'unknown',
-      method: /^(GET|POST)$/.test(seen.method) ? seen.method : 'other',
-      statusCode: response.status,
-      url: pathLabel(seen.url),
-    }),
-  );
   return {
     registry,
     close: closePipelineMetrics,
     countDirectRequest: () => directRequests.inc(),
     subscriptionEnds: subscriptions.ends,
     plugin: {
-      onPluginInit: ({ addPlugin }) => {
-        addPlugin(prometheus);
-        addPlugin(httpDurations);
-      },
+      ...requestMetricsPlugin(requestMetrics, { names, registry, endpoint: options.endpoint }),
       onSubscribe: subscriptions.onSubscribe,
-      onSchemaChange: ({ schema }) => {
-        schemaHasDeprecations = hasDeprecations(schema);
-      },
     },
   };
 }
 
-// What a request's duration is labelled with, kept on the request itself: the plugin kept its
-// start and operation in two WeakMaps, each entry a request's worth of work for the collector.
+type RequestMetrics = {
+  requestDuration: Histogram<string>;
+  requests: Counter<string>;
+  errorResults: Counter<string>;
+  subscribe: Histogram<string>;
+  parse: Histogram<string>;
+  validate: Histogram<string>;
+  context: Histogram<string>;
+  execute: Histogram<string>;
+  deprecatedFields: Counter<string>;
+  httpDuration: Histogram<string>;
+  schemaChanges: Counter<string>;
+};
+
+/** An operation's labels, the whole set and by type alone. */
+type OperationLabels = { all: { operationName: string; operationType: string }; byType: { operationType: string } };
+
+// A request's operation, and when its HTTP request began, kept on its context and request: a
+// WeakMap entry per request (as the plugin kept them) is a request's worth of work for the collector.
+const OPERATION = Symbol('the operation a request runs, as metric labels');
 const HTTP_SEEN = Symbol('when the request began, and its operation');
-type HttpSeen = { startedAt: number; method: string; url: string; operationName?: string; operationType?: string; parsed: boolean };
+type HttpSeen = { startedAt: number; method: string; url: string; operation?: OperationLabels };
 type SeenRequest = Request & { [HTTP_SEEN]?: HttpSeen };
+type LabelledContext = { [OPERATION]?: OperationLabels; params?: { operationName?: string | null }; request?: SeenRequest };
+
+const secondsSince = (startedAt: number) => (performance.now() - startedAt) / 1000;
 
 /**
- * graphql_yoga_http_duration as yoga's Prometheus plugin observes it (its
- * name, help, labels, buckets and seconds): from the request's arrival to its
- * response, for requests whose document parsed, labelled with the
- * document's operation.
+ * What yoga's Prometheus plugin observed for a request, the way it did
+ * (phases, requests, errors by phase, deprecated fields, schema changes,
+ * graphql_yoga_http_duration from arrival to response for a document that
+ * parsed, and /metrics on the main port unless it has its own), without its
+ * per-request maps and label objects (bench/README.md, "tenth pass"). The
+ * context phase is timed from its start to its end (the plugin observed it as
+ * it began: always 0).
  */
-function httpDurationPlugin(histogram: Histogram<string>, labels: (seen: HttpSeen, response: Response) => LabelValues<string>): Plugin {
+function requestMetricsPlugin(
+  metrics: RequestMetrics,
+  options: { names: OperationNames; registry: Registry; endpoint: boolean },
+): Plugin {
+  let typeInfo: TypeInfo | undefined;
+  const countedSchemas = new WeakSet<GraphQLSchema>();
+  const pathLabel = pathLabeller();
+  const countErrors = (labels: OperationLabels, result: { errors?: readonly unknown[] }) => {
+    if (result.errors?.length) metrics.errorResults.inc({ ...labels.all, phase: 'execute' }, result.errors.length);
+  };
   return {
-    onRequest: ({ request }) => {
-      (request as SeenRequest)[HTTP_SEEN] = { startedAt: Date.now(), method: request.method, url: request.url, parsed: false };
+    onSchemaChange: ({ schema }) => {
+      if (!countedSchemas.has(schema)) metrics.schemaChanges.inc();
+      countedSchemas.add(schema);
+      // Each document is walked for deprecated fields only when the schema has some to find.
+      typeInfo = hasDeprecations(schema) ? new TypeInfo(schema) : undefined;
+    },
+    onPluginInit: ({ registerContextErrorHandler }) => {
+      registerContextErrorHandler(({ context }) => {
+        const labels = (context as LabelledContext)[OPERATION];
+        if (labels) metrics.errorResults.inc({ ...labels.all, phase: 'context' });
+      });
+    },
+    onRequest: ({ request, url, endResponse, fetchAPI }) => {
+      if (options.endpoint && url.pathname === '/metrics') {
+        return options.registry.metrics().then((text) => {
+          endResponse(new fetchAPI.Response(text, { headers: { 'content-type': options.registry.contentType } }));
+        });
+      }
+      (request as SeenRequest)[HTTP_SEEN] = { startedAt: performance.now(), method: request.method, url: request.url };
+      return undefined;
     },
     onParse: ({ context }) => {
-      const seen = (context as { request?: SeenRequest }).request?.[HTTP_SEEN];
-      if (!seen) return undefined;
+      const startedAt = performance.now();
       return ({ result }) => {
-        if (result instanceof Error) return;
-        const operation = getOperationAST(result, (context as { params?: { operationName?: string } }).params?.operationName);
-        seen.operationName = operation?.name?.value;
-        seen.operationType = operation?.operation;
-        seen.parsed = true;
+        const seconds = secondsSince(startedAt);
+        if (!result || result instanceof Error) {
+          // A document that does not parse has no operation to name.
+          metrics.parse.observe({ operationType: 'unknown' }, seconds);
+          metrics.errorResults.inc({ operationName: 'Anonymous', operationType: 'unknown', phase: 'parse' });
+          return;
+        }
+        const labelled = context as LabelledContext;
+        const requested = labelled.params?.operationName ?? undefined;
+        const operation = getOperationAST(result, requested);
+        const labels = options.names.labels(requested || operation?.name?.value, operation?.operation ?? 'unknown');
+        labelled[OPERATION] = labels;
+        const seen = labelled.request?.[HTTP_SEEN];
+        if (seen) seen.operation = labels;
+        metrics.parse.observe(labels.byType, seconds);
+        if (typeInfo) {
+          for (const { fieldName, typeName } of deprecatedFieldsOf(result, typeInfo)) metrics.deprecatedFields.inc({ ...labels.all, fieldName, typeName });
+        }
+      };
+    },
+    onValidate: ({ context }) => {
+      const labels = (context as LabelledContext)[OPERATION];
+      if (!labels) return undefined;
+      const startedAt = performance.now();
+      return ({ valid }) => {
+        metrics.validate.observe(labels.byType, secondsSince(startedAt));
+        if (!valid) metrics.errorResults.inc({ ...labels.all, phase: 'validate' });
+      };
+    },
+    onContextBuilding: ({ context }) => {
+      const labels = (context as LabelledContext)[OPERATION];
+      if (!labels) return undefined;
+      const startedAt = performance.now();
+      return () => metrics.context.observe(labels.byType, secondsSince(startedAt));
+    },
+    onExecute: ({ args }) => {
+      const labels = (args.contextValue as LabelledContext)[OPERATION];
+      if (!labels) return undefined;
+      const startedAt = performance.now();
+      const end = () => {
+        const seconds = secondsSince(startedAt);
+        metrics.execute.observe(labels.byType, seconds);
+        metrics.requestDuration.observe(labels.all, seconds);
+        metrics.requests.inc(labels.all);
+      };
+      return {
+        onExecuteDone: ({ result }) => {
+          if (isAsyncIterable(result)) return { onNext: ({ result: next }) => countErrors(labels, next), onEnd: end };
+          countErrors(labels, result);
+          end();
+          return undefined;
+        },
       };
     },
     onResponse: ({ request, response }) => {
       const seen = (request as SeenRequest)[HTTP_SEEN];
-      if (seen?.parsed) histogram.observe(labels(seen, response), (Date.now() - seen.startedAt) / 1000);
+      if (!seen?.operation) return;
+      const labels = {
+        ...seen.operation.all,
+        method: seen.method === 'GET' || seen.method === 'POST' ? seen.method : 'other',
+        statusCode: response.status,
+        // The path only, never the query string (it may carry a token).
+        url: pathLabel(seen.url),
+      };
+      metrics.httpDuration.observe(labels, secondsSince(seen.startedAt));
     },
   };
+}
+
+/** The deprecated fields and arguments a document uses, named as the plugin named them. */
+export function deprecatedFieldsOf(document: DocumentNode, typeInfo: TypeInfo): { fieldName: string; typeName: string }[] {
+  const found: { fieldName: string; typeName: string }[] = [];
+  visit(
+    document,
+    visitWithTypeInfo(typeInfo, {
+      Argument: () => {
+        const argument = typeInfo.getArgument();
+        const field = typeInfo.getFieldDef();
+        // An argument is named with its field (the plugin's choice: a mutation's name, say).
+        if (field && argument?.deprecationReason != null) found.push({ fieldName: argument.name, typeName: field.name });
+      },
+      Field: () => {
+        const field = typeInfo.getFieldDef();
+        if (field?.deprecationReason != null) found.push({ fieldName: field.name, typeName: typeInfo.getParentType()?.name ?? '' });
+      },
+    }),
+  );
+  return found;
 }
 
 /** The name the plugin labels an operation with: the request's operationName, else the document's. */
 function operationNameOf(args: ExecutionArgs): string | undefined {
   return args.operationName || getOperationAST(args.document, args.operationName)?.name?.value;
 }
-
-type Labels = Record<string, string>;
 
 /**
  * The plugin's subscribe phases, recorded as it recorded them, under the same
@@ -292,16 +356,12 @@ type Labels = Record<string, string>;
  * comes from the stream itself (SubscriptionEnds), and the hooks are the same
  * objects for every subscription.
  */
-function subscriptionPhases(metrics: {
-  subscribeDuration: { observe(labels: Labels, seconds: number): void };
-  requestDuration: { observe(labels: Labels, seconds: number): void };
-  requests: { labels(labels: Labels): { inc(): void } };
-  errorResults: { labels(labels: Labels): { inc(count?: number): void } };
-  labels: (args: ExecutionArgs) => Labels;
-}): { ends: SubscriptionEnds; onSubscribe: NonNullable<Plugin['onSubscribe']> } {
+function subscriptionPhases(
+  metrics: Pick<RequestMetrics, 'subscribe' | 'requestDuration' | 'requests' | 'errorResults'>,
+  labelsOf: (args: ExecutionArgs) => OperationLabels,
+): { ends: SubscriptionEnds; onSubscribe: NonNullable<Plugin['onSubscribe']> } {
   const countErrors = (args: ExecutionArgs, result: ExecutionResult) => {
-    if (!result.errors?.length) return;
-    metrics.errorResults.labels({ ...metrics.labels(args), phase: 'execute' }).inc(result.errors.length);
+    if (result.errors?.length) metrics.errorResults.inc({ ...labelsOf(args).all, phase: 'execute' }, result.errors.length);
   };
   const onNext = ({ args, result }: { args: ExecutionArgs; result: ExecutionResult }) => countErrors(args, result);
   const streamHooks = { onNext };
@@ -316,12 +376,12 @@ function subscriptionPhases(metrics: {
     onSubscribe: () => hooks,
     ends: {
       ended(args, startedAt, failed) {
-        const labels = metrics.labels(args);
-        const seconds = (performance.now() - startedAt) / 1000;
-        if (failed) metrics.errorResults.labels({ ...labels, phase: 'subscribe' }).inc();
-        metrics.requests.labels(labels).inc();
-        metrics.requestDuration.observe(labels, seconds);
-        metrics.subscribeDuration.observe({ operationType: labels.operationType! }, seconds);
+        const labels = labelsOf(args);
+        const seconds = secondsSince(startedAt);
+        if (failed) metrics.errorResults.inc({ ...labels.all, phase: 'subscribe' });
+        metrics.requests.inc(labels.all);
+        metrics.requestDuration.observe(labels.all, seconds);
+        metrics.subscribe.observe(labels.byType, seconds);
       },
     },
   };

@@ -1,6 +1,8 @@
 /** /metrics: yoga's request metrics, the process's, and the live hub's, in Prometheus text format. */
 import { connect } from 'node:net';
+import { buildSchema, parse, TypeInfo } from 'graphql';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { deprecatedFieldsOf } from '../../src/http/metrics.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { waitFor } from '../helpers/database.js';
 import { PROGRESS, subscribeSse, UPDATES } from '../helpers/live.js';
@@ -95,4 +97,41 @@ test('a request target that is not a URL gets a 4xx from either listener, and bo
   } finally {
     await separate.close();
   }
+});
+
+test('a query is counted in every phase it went through, a refused one in the phase that refused it', async () => {
+  const token = await app.token({ sub: 'metrics-phases', role: 'admin' });
+  const count = (text: string, line: RegExp) => Number(line.exec(text)?.[1] ?? 0);
+  const before = await scrape();
+  expect((await app.graphql('query MetricsPhases { __typename }', { token })).status).toBe(200);
+  expect((await app.graphql('query MetricsUnknown { noSuchField }', { token })).status).toBe(400);
+  expect((await app.graphql('query {', { token })).status).toBe(400);
+  const after = await scrape();
+  const grew = (line: RegExp, by = 1) => expect(count(after, line) - count(before, line)).toBe(by);
+
+  for (const phase of ['parse', 'validate', 'context', 'execute']) {
+    grew(new RegExp(`^graphql_envelop_phase_${phase}_count\\{operationType="query"\\} (\\d+)$`, 'm'), phase === 'parse' || phase === 'validate' ? 2 : 1);
+  }
+  grew(/^graphql_envelop_request\{operationName="MetricsPhases",operationType="query"\} (\d+)$/m);
+  grew(/^graphql_envelop_request_duration_count\{operationName="MetricsPhases",operationType="query"\} (\d+)$/m);
+  grew(/^graphql_envelop_error_result\{operationName="MetricsUnknown",operationType="query",phase="validate"\} (\d+)$/m);
+  // A document that does not parse has no operation to name.
+  grew(/^graphql_envelop_error_result\{operationName="Anonymous",operationType="unknown",phase="parse"\} (\d+)$/m);
+  grew(/^graphql_envelop_phase_parse_count\{operationType="unknown"\} (\d+)$/m);
+  expect(after).not.toMatch(/^graphql_envelop_request\{operationName="MetricsUnknown"/m);
+  grew(/^graphql_yoga_http_duration_count\{[^}]*operationName="MetricsPhases"[^}]*statusCode="200"[^}]*\} (\d+)$/m);
+  expect(after).toMatch(/^graphql_envelop_schema_change 1$/m);
+});
+
+test('deprecated fields and arguments a document uses are found (the schema has none today: counted once it has)', () => {
+  const schema = buildSchema(`
+    type Query { old: Int @deprecated(reason: "gone") current(limit: Int @deprecated, first: Int): Item }
+    type Item { name: String @deprecated(reason: "renamed") label: String }
+  `);
+  const document = parse('{ old current(limit: 1, first: 2) { name label } again: current { label } }');
+  expect(deprecatedFieldsOf(document, new TypeInfo(schema))).toEqual([
+    { fieldName: 'old', typeName: 'Query' },
+    { fieldName: 'limit', typeName: 'current' },
+    { fieldName: 'name', typeName: 'Item' },
+  ]);
 });
