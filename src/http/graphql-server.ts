@@ -33,7 +33,7 @@ import type { Metrics } from './metrics.js';
 import { useMutationLimits } from './mutation-limits.js';
 import { usePersistedQueries } from './persisted-queries.js';
 import { subscribeSharingResults } from '../live/shared-results.js';
-import { executeCompiled, useCompiledOperations } from './compiled-operations.js';
+import { executeCompiledEvent, useCompiledOperations } from './compiled-operations.js';
 
 // Node's randomUUID() is a rope of some twenty pieces (about 480 B held; flat, 56 B), and an open
 // subscription's context keeps its request id as long as it runs.
@@ -158,7 +158,7 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
   // The metrics learn from each subscription's stream when it is over (no wrapper around it).
   // Each event's selection runs compiled once its document is in use (compiled-operations.ts).
   const subscribe = (args: ExecutionArgs) =>
-    subscribeSharingResults(args, { ends: options.metrics.subscriptionEnds, execute: executeCompiled });
+    subscribeSharingResults(args, { ends: options.metrics.subscriptionEnds, execute: executeCompiledEvent });
 
   const page = graphiqlPage();
   // Not framed, not sniffed anywhere; the page (its development tokens) and

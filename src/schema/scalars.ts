@@ -5,9 +5,14 @@ import { builder } from './builder.js';
 
 const badScalar = (message: string) => new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT' } });
 
+// toISOString's own form: a live event's instants arrive as such text (services/live-events.ts),
+// and parsing it into a Date to print it again was a few per cent of the service's CPU a change.
+const ISO_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
 builder.scalarType('DateTime', {
   description: 'An instant, as an ISO 8601 string with a time zone (2026-11-24T10:15:00.000Z).',
-  serialize: (value) => (value instanceof Date ? value.toISOString() : new Date(value).toISOString()),
+  serialize: (value) =>
+    value instanceof Date ? value.toISOString() : typeof value === 'string' && ISO_UTC.test(value) ? value : new Date(value).toISOString(),
   parseValue: (value) => {
     const date = typeof value === 'string' && /[zZ]|[+-]\d\d:?\d\d$/.test(value) ? new Date(value) : null;
     if (!date || Number.isNaN(date.getTime())) {
