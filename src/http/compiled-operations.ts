@@ -150,9 +150,14 @@ function run(args: ExecutionArgs, otherwise: Execute, checkVariables: boolean): 
   }
   compiledStats.executions++;
   const result = compiled.query.query(args.rootValue, args.contextValue, variables);
+  // A closure (and, as tsx compiles it, a name defined on it) only for a result still to come.
+  return result instanceof Promise ? result.then((made) => checked(made, args, otherwise)) : checked(result, args, otherwise);
+}
+
+function checked(result: ExecutionResult, args: ExecutionArgs, otherwise: Execute): PromiseOrValue<ExecutionResult> {
+  if (!result.errors) return result;
   // No data at all: refused before anything ran (stricter than graphql), so nothing is done twice.
-  const checked = (r: ExecutionResult) => (!r.errors ? r : !('data' in r) ? otherwise(args) : located(r, args.document));
-  return result instanceof Promise ? result.then(checked) : checked(result);
+  return 'data' in result ? located(result, args.document) : otherwise(args);
 }
 
 /** Queries and mutations (yoga's execute phase) run compiled once their document is in use. */
