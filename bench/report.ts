@@ -31,6 +31,8 @@ export function renderReport(results: BenchResults): string {
       `(${Object.entries(m.postgresSettings).map(([k, v]) => `${k}=${v}`).join(', ')})`,
     `machine busy with nothing of the benchmark running: ${formatPercent(results.backgroundLoad.before)} before, ` +
       `${formatPercent(results.backgroundLoad.after)} after (load average ${m.loadAverage} at the start)`,
+    `machine speed: a fixed JavaScript workload ${results.speed.cpuWorkMs} ms, a loopback TCP round trip ${results.speed.loopbackRoundTripUs} µs; ` +
+      `CPU time stolen by the hypervisor during the run: ${results.speed.stealPercent === null ? 'unknown' : `${results.speed.stealPercent}%`} (bench/README.md, "Machine speed")`,
   ];
   if (results.live) lines.push('', ...renderLive(results.live));
   if (results.scale) lines.push('', ...renderScale(results.scale));

@@ -6,6 +6,7 @@
  */
 import { backgroundLoad } from './lib/cpu.js';
 import { describeMachine, type Machine } from './lib/machine.js';
+import { measureSpeed, stealPercent, stealTicks, type MachineSpeed } from './lib/speed.js';
 import { serverInfo } from './lib/database.js';
 import { runLiveBenchmark, type LiveResults } from './live/suite.js';
 import type { Mode } from './live/plan.js';
@@ -26,14 +27,16 @@ export type BenchOptions = {
 };
 
 export type BenchResults = {
-  /** Bumped when the shape of this object changes. */
-  format: 2;
+  /** Bumped when the shape of this object changes (3: `speed`). */
+  format: 3;
   startedAt: string;
   finishedAt: string;
   mode: Mode;
   machine: Machine;
   /** Busy share of all cores over one second with nothing of the benchmark running, before and after: is the machine quiet? */
   backgroundLoad: { before: number; after: number };
+  /** How fast the machine was (bench/lib/speed.ts): absolute figures of runs on different days compare only next to these. */
+  speed: MachineSpeed & { stealPercent: number | null };
   live?: LiveResults;
   /** Data at scale, query patterns, the peers and the write path. */
   scale?: ScaleResults;
@@ -50,8 +53,10 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResults>
   const machine = describeMachine(await serverInfo(options.serverUrl));
   const quietMs = options.mode === 'tiny' ? 250 : 1_000;
   const before = await backgroundLoad(quietMs);
+  const speed = await measureSpeed();
+  const stealAtStart = stealTicks();
   const suites = options.suites ?? SUITES;
-  const results: Omit<BenchResults, 'finishedAt' | 'backgroundLoad' | 'summary'> = { format: 2, startedAt, mode: options.mode, machine };
+  const results: Omit<BenchResults, 'finishedAt' | 'backgroundLoad' | 'speed' | 'summary'> = { format: 3, startedAt, mode: options.mode, machine };
   if (suites.includes('live')) {
     results.live = await runLiveBenchmark({
       serverUrl: options.serverUrl,
@@ -82,6 +87,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResults>
   return {
     ...results,
     backgroundLoad: { before, after },
+    speed: { ...speed, stealPercent: stealPercent(stealAtStart, stealTicks()) },
     summary: summarizeRun(results.live, results.scale),
     finishedAt: new Date().toISOString(),
   };

@@ -46,6 +46,10 @@ describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode', () => {
 
     expect(results.machine.cpus).toBeGreaterThan(0);
     expect(results.machine.postgres).toMatch(/^\d+/);
+    // How fast the machine was, to tell runs of different days apart.
+    expect(results.speed.cpuWorkMs).toBeGreaterThan(0);
+    expect(results.speed.loopbackRoundTripUs).toBeGreaterThan(0);
+    expect(results.speed.stealPercent).toBeGreaterThanOrEqual(0);
     const live = results.live!;
 
     // 1 and 2: raw and through the service, at each fixed rate, with ratios.
