@@ -30,6 +30,8 @@ const app = createApp(config, { logger, faults });
 
 try {
   const running = await app.start();
+  // Before anything is printed: whoever acts on the output (a supervisor, a test) may signal at once.
+  stopOnSignals();
   if (running.developmentTokens.length) {
     const lifetime = demoTokenLifetimeSeconds(config.auth);
     const lines = running.developmentTokens.map(
@@ -55,18 +57,20 @@ try {
   process.exit(1);
 }
 
-let stopping = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (stopping) process.exit(1); // a second signal: stop waiting
-    stopping = true;
-    logger.info({ signal }, 'stopping');
-    app.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'unclean stop');
-        process.exit(1);
-      },
-    );
-  });
+function stopOnSignals(): void {
+  let stopping = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (stopping) process.exit(1); // a second signal: stop waiting
+      stopping = true;
+      logger.info({ signal }, 'stopping');
+      app.stop().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          logger.error({ err: error }, 'unclean stop');
+          process.exit(1);
+        },
+      );
+    });
+  }
 }
