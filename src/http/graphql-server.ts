@@ -133,6 +133,13 @@ function onlyOnReadinessPaths(readiness: Plugin): Plugin {
   };
 }
 
+/**
+ * Whether a document's text may hold a subscription: a subscription operation
+ * starts with the word, so a document without it anywhere cannot be one (a
+ * fragment or field named with it only errs on the safe side).
+ */
+export const mayBeSubscription = (query: string): boolean => query.includes('subscription');
+
 // A request's id, kept on the request (a WeakMap entry a request costs the collector more).
 const REQUEST_ID = Symbol('request id');
 type IdentifiedRequest = Request & { [REQUEST_ID]?: string };
@@ -231,7 +238,7 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
         // Only a subscription's stream ends on a hang-up; a document without the word (a plain
         // query or mutation) is not given the signal, which plain POSTs make only when read.
         const query = initial.params?.query;
-        const hangUp = typeof query === 'string' && !query.includes('subscription') ? undefined : initial.request.signal;
+        const hangUp = typeof query === 'string' && !mayBeSubscription(query) ? undefined : initial.request.signal;
         return make(requestId, viewer, expiresAt, hangUp);
       } catch (error) {
         // Coded (or masked and logged) here, where the request's id is known.

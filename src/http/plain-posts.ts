@@ -20,7 +20,7 @@ import { processRegularResult, type GraphQLParams, type Plugin } from 'graphql-y
 import type { ExecutionResult } from 'graphql';
 import type { Logger } from '../logger.js';
 import { maskError, unexpected } from './error-responses.js';
-import type { GraphQLServer } from './graphql-server.js';
+import { mayBeSubscription, type GraphQLServer } from './graphql-server.js';
 import type { Metrics } from './metrics.js';
 import type { RequestHandler } from './requests-in-flight.js';
 
@@ -54,8 +54,8 @@ export function plainParams(body: unknown): Params | undefined {
   if (typeof query !== 'string') return undefined;
   if (variables != null && !isPlainObject(variables)) return undefined;
   if (operationName != null && typeof operationName !== 'string') return undefined;
-  // Subscriptions stream (SSE) or are refused per Accept: yoga's. The word anywhere sends the document there.
-  if (query.includes('subscription')) return undefined;
+  // Subscriptions stream (SSE) or are refused per Accept: yoga's.
+  if (mayBeSubscription(query)) return undefined;
   return { query, variables, operationName };
 }
 
