@@ -22,11 +22,12 @@ import {
   type GraphQLSchema,
 } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { EventHub } from '../live/hub.js';
 import type { SubscriptionEnds } from '../live/shared-results.js';
 import type { PurgeCounts } from '../services/retention.js';
 import { registerPipelineMetrics, type PipelineMetricsOptions } from './pipeline-metrics.js';
+import { SeriesHistogram, type HistogramSeries } from './series-histogram.js';
 
 /** Faults of the whole process that main.ts catches, counted here. */
 export type ProcessFaults = { unhandledRejections: number };
@@ -136,7 +137,7 @@ export function createMetrics(
   // GraphQL's request metrics, under the names (and help, labels, buckets) yoga's Prometheus
   // plugin gives them, so dashboards made for yoga read them; observed by requestMetricsPlugin.
   const labelNames = ['operationName', 'operationType'];
-  const histogram = (name: string, help: string, labels: string[]) => new Histogram({ name, help, labelNames: labels, registers: [registry] });
+  const histogram = (name: string, help: string, labels: string[]) => new SeriesHistogram(name, help, labels, registry);
   const count = (name: string, help: string, labels: string[]) => new Counter({ name, help, labelNames: labels, registers: [registry] });
   // The phases by operation type only: per-operation timing is graphql_envelop_request_duration's
   // (each histogram label set is 14 lines, and /metrics must stay small).
@@ -175,21 +176,24 @@ export function createMetrics(
 }
 
 type RequestMetrics = {
-  requestDuration: Histogram<string>;
+  requestDuration: SeriesHistogram;
   requests: Counter<string>;
   errorResults: Counter<string>;
-  subscribe: Histogram<string>;
-  parse: Histogram<string>;
-  validate: Histogram<string>;
-  context: Histogram<string>;
-  execute: Histogram<string>;
+  subscribe: SeriesHistogram;
+  parse: SeriesHistogram;
+  validate: SeriesHistogram;
+  context: SeriesHistogram;
+  execute: SeriesHistogram;
   deprecatedFields: Counter<string>;
-  httpDuration: Histogram<string>;
+  httpDuration: SeriesHistogram;
   schemaChanges: Counter<string>;
 };
 
-/** An operation's labels, the whole set and by type alone. */
-type OperationLabels = { all: { operationName: string; operationType: string }; byType: { operationType: string } };
+/** An operation's labels, the whole set and by type alone, and (once it ran) its histograms' series. */
+type OperationLabels = { all: { operationName: string; operationType: string }; byType: { operationType: string }; series?: OperationSeries };
+
+/** The series a query or mutation observes, found once per operation; `http` by method, status and path. */
+type OperationSeries = { parse: HistogramSeries; validate: HistogramSeries; context: HistogramSeries; execute: HistogramSeries; duration: HistogramSeries; http: Map<string, HistogramSeries> };
 
 // A request's operation, and when its HTTP request began, kept on its context and request: a
 // WeakMap entry per request (as the plugin kept them) is a request's worth of work for the collector.
@@ -220,6 +224,15 @@ function requestMetricsPlugin(
   const countErrors = (labels: OperationLabels, result: { errors?: readonly unknown[] }) => {
     if (result.errors?.length) metrics.errorResults.inc({ ...labels.all, phase: 'execute' }, result.errors.length);
   };
+  const seriesOf = (labels: OperationLabels): OperationSeries =>
+    (labels.series ??= {
+      parse: metrics.parse.seriesFor(labels.byType),
+      validate: metrics.validate.seriesFor(labels.byType),
+      context: metrics.context.seriesFor(labels.byType),
+      execute: metrics.execute.seriesFor(labels.byType),
+      duration: metrics.requestDuration.seriesFor(labels.all),
+      http: new Map(),
+    });
   return {
     onSchemaChange: ({ schema }) => {
       if (!countedSchemas.has(schema)) metrics.schemaChanges.inc();
@@ -259,7 +272,7 @@ function requestMetricsPlugin(
         labelled[OPERATION] = labels;
         const seen = labelled.request?.[HTTP_SEEN];
         if (seen) seen.operation = labels;
-        metrics.parse.observe(labels.byType, seconds);
+        seriesOf(labels).parse.observe(seconds);
         if (typeInfo) {
           for (const { fieldName, typeName } of deprecatedFieldsOf(result, typeInfo)) metrics.deprecatedFields.inc({ ...labels.all, fieldName, typeName });
         }
@@ -270,7 +283,7 @@ function requestMetricsPlugin(
       if (!labels) return undefined;
       const startedAt = performance.now();
       return ({ valid }) => {
-        metrics.validate.observe(labels.byType, secondsSince(startedAt));
+        seriesOf(labels).validate.observe(secondsSince(startedAt));
         if (!valid) metrics.errorResults.inc({ ...labels.all, phase: 'validate' });
       };
     },
@@ -278,7 +291,7 @@ function requestMetricsPlugin(
       const labels = (context as LabelledContext)[OPERATION];
       if (!labels) return undefined;
       const startedAt = performance.now();
-      return () => metrics.context.observe(labels.byType, secondsSince(startedAt));
+      return () => seriesOf(labels).context.observe(secondsSince(startedAt));
     },
     onExecute: ({ args }) => {
       const labels = (args.contextValue as LabelledContext)[OPERATION];
@@ -286,8 +299,9 @@ function requestMetricsPlugin(
       const startedAt = performance.now();
       const end = () => {
         const seconds = secondsSince(startedAt);
-        metrics.execute.observe(labels.byType, seconds);
-        metrics.requestDuration.observe(labels.all, seconds);
+        const series = seriesOf(labels);
+        series.execute.observe(seconds);
+        series.duration.observe(seconds);
         metrics.requests.inc(labels.all);
       };
       return {
@@ -302,14 +316,17 @@ function requestMetricsPlugin(
     onResponse: ({ request, response }) => {
       const seen = (request as SeenRequest)[HTTP_SEEN];
       if (!seen?.operation) return;
-      const labels = {
-        ...seen.operation.all,
-        method: seen.method === 'GET' || seen.method === 'POST' ? seen.method : 'other',
-        statusCode: response.status,
-        // The path only, never the query string (it may carry a token).
-        url: pathLabel(seen.url),
-      };
-      metrics.httpDuration.observe(labels, secondsSince(seen.startedAt));
+      const method = seen.method === 'GET' || seen.method === 'POST' ? seen.method : 'other';
+      // The path only, never the query string (it may carry a token).
+      const url = pathLabel(seen.url);
+      const byResponse = seriesOf(seen.operation).http;
+      const key = `${method} ${response.status} ${url}`;
+      let series = byResponse.get(key);
+      if (!series) {
+        series = metrics.httpDuration.seriesFor({ ...seen.operation.all, method, statusCode: response.status, url });
+        byResponse.set(key, series);
+      }
+      series.observe(secondsSince(seen.startedAt));
     },
   };
 }
