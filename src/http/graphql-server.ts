@@ -147,8 +147,17 @@ type IdentifiedRequest = Request & { [REQUEST_ID]?: string };
 /** What the WebSocket transport hands the context: its connection's viewer, checked at connect. */
 export type SocketContext = { socketViewer: Viewer; socketExpiresAt: Date | null };
 
+/** What every request's context shares. */
+type RequestScope = Pick<GraphQLContext, 'db' | 'live'>;
+
+// A function of the module, not a closure made per request (tsx defines a name on each closure made).
+function contextOf(scope: RequestScope, requestId: string, viewer: Viewer | null, viewerExpiresAt: Date | null = null, hangUp?: AbortSignal): GraphQLContext {
+  return { requestId, viewer, viewerExpiresAt, hangUp, db: scope.db, live: scope.live, loaders: new LazyLoaders(scope.db) };
+}
+
 export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServer {
   const { db, authenticate, live, logger } = options;
+  const requestScope: RequestScope = { db, live };
 
   // A caller's own id (from a proxy, say) is kept if it looks like one.
   const useRequestIds: Plugin = {
@@ -218,28 +227,19 @@ export function createGraphQLServer(options: GraphQLServerOptions): GraphQLServe
     renderGraphiQL: page.renderGraphiQL,
     graphiql: graphiqlOptions(options.graphiqlTokens ?? {}),
     context: async (initial): Promise<GraphQLContext> => {
-      const make = (requestId: string, viewer: Viewer | null, viewerExpiresAt: Date | null = null, hangUp?: AbortSignal): GraphQLContext => ({
-        requestId,
-        viewer,
-        viewerExpiresAt,
-        hangUp,
-        db,
-        live,
-        loaders: new LazyLoaders(db),
-      });
       const { socketViewer, socketExpiresAt } = initial as Partial<SocketContext>;
-      if (socketViewer) return make(randomUUID(), socketViewer, socketExpiresAt ?? null);
+      if (socketViewer) return contextOf(requestScope, randomUUID(), socketViewer, socketExpiresAt ?? null);
 
       const requestId = (initial.request as IdentifiedRequest)[REQUEST_ID] ?? randomUUID();
       const authorization = initial.request.headers.get('authorization');
-      if (!authorization) return make(requestId, null);
+      if (!authorization) return contextOf(requestScope, requestId, null);
       try {
         const { viewer, expiresAt } = await authenticate(authorization);
         // Only a subscription's stream ends on a hang-up; a document without the word (a plain
         // query or mutation) is not given the signal, which plain POSTs make only when read.
         const query = initial.params?.query;
         const hangUp = typeof query === 'string' && !mayBeSubscription(query) ? undefined : initial.request.signal;
-        return make(requestId, viewer, expiresAt, hangUp);
+        return contextOf(requestScope, requestId, viewer, expiresAt, hangUp);
       } catch (error) {
         // Coded (or masked and logged) here, where the request's id is known.
         throw presentOutsideExecution(error, requestId, logger);

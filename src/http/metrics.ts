@@ -26,6 +26,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { EventHub } from '../live/hub.js';
 import type { SubscriptionEnds } from '../live/shared-results.js';
 import type { PurgeCounts } from '../services/retention.js';
+import { rememberLast } from './remember-last.js';
 import { registerPipelineMetrics, type PipelineMetricsOptions } from './pipeline-metrics.js';
 import { SeriesHistogram, type HistogramSeries } from './series-histogram.js';
 
@@ -38,22 +39,15 @@ export const OTHER_OPERATION = 'other';
 const KNOWN_PATHS = new Set(['/graphql']);
 
 /**
- * A request URL's `url` label: its path if a known one, else `other`. The
- * label of the last URL seen is kept: a client sends the same URL (one Host,
- * `/graphql`) request after request, and parsing it each time was a third of
- * the metrics' own share of a history page's CPU.
+ * A request URL's `url` label: its path if a known one, else `other`
+ * (parsing each request's URL was a third of the metrics' own share of a
+ * history page's CPU: the last one's label is kept).
  */
-function pathLabeller(): (url: string) => string {
-  let lastUrl: string | undefined;
-  let lastLabel = 'other';
-  return (url) => {
-    if (url === lastUrl) return lastLabel;
+const pathLabeller = () =>
+  rememberLast((url) => {
     const path = new URL(url).pathname;
-    lastUrl = url;
-    lastLabel = KNOWN_PATHS.has(path) ? path : 'other';
-    return lastLabel;
-  };
-}
+    return KNOWN_PATHS.has(path) ? path : 'other';
+  });
 
 /** First come, first kept, up to the cap: the shipped examples' names are kept from the start. */
 class OperationNames {

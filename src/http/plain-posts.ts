@@ -22,6 +22,7 @@ import type { Logger } from '../logger.js';
 import { maskError, unexpected } from './error-responses.js';
 import { mayBeSubscription, type GraphQLServer } from './graphql-server.js';
 import type { Metrics } from './metrics.js';
+import { rememberLast } from './remember-last.js';
 import type { RequestHandler } from './requests-in-flight.js';
 
 type Params = { query: string; variables?: Record<string, unknown> | null; operationName?: string | null };
@@ -59,21 +60,32 @@ export function plainParams(body: unknown): Params | undefined {
   return { query, variables, operationName };
 }
 
-/** What the plugins' hooks see of the request: its method, URL and headers (and a signal, for a hang-up). */
-function requestFor(graphql: GraphQLServer, request: IncomingMessage, response: ServerResponse) {
-  let hangUp: AbortController | undefined;
-  return {
-    method: 'POST',
-    url: `http://${request.headers.host ?? 'localhost'}${request.url}`,
-    headers: new graphql.fetchAPI.Headers(request.headers as Record<string, string>),
-    get signal() {
-      if (!hangUp) {
-        const controller = (hangUp = new AbortController());
-        response.once('close', () => response.writableFinished || controller.abort());
-      }
-      return hangUp.signal;
-    },
-  } as unknown as Request;
+/**
+ * What the plugins' hooks see of the request: its method, URL and headers (and
+ * a signal, for a hang-up, made only when read: only a subscription's stream
+ * reads it). A class: a getter defined on a literal per request showed in the
+ * profile.
+ */
+class PlainRequest {
+  readonly method = 'POST';
+  readonly url: string;
+  readonly headers: Headers;
+  private hangUp: AbortController | undefined;
+  constructor(
+    graphql: GraphQLServer,
+    request: IncomingMessage,
+    private readonly response: ServerResponse,
+  ) {
+    this.url = `http://${request.headers.host ?? 'localhost'}${request.url}`;
+    this.headers = new graphql.fetchAPI.Headers(request.headers as Record<string, string>);
+  }
+  get signal(): AbortSignal {
+    if (!this.hangUp) {
+      const controller = (this.hangUp = new AbortController());
+      this.response.once('close', () => this.response.writableFinished || controller.abort());
+    }
+    return this.hangUp.signal;
+  }
 }
 
 /** The result processor's Response, kept as its parts: the body stays a string, written once. */
@@ -102,6 +114,39 @@ function setResponse(this: HookState, given: Response) {
   this.processed = given as unknown as PlainResponse;
 }
 
+/** One payload per request for every onRequest hook (not one per hook). */
+class RequestHookPayload {
+  readonly requestHandler = undefined;
+  readonly setRequest = ignore;
+  readonly setRequestHandler = ignore;
+  readonly endResponse: (response: Response) => void;
+  constructor(
+    readonly request: PlainRequest,
+    readonly url: URL,
+    readonly fetchAPI: GraphQLServer['fetchAPI'],
+    readonly serverContext: Record<string, unknown>,
+    state: HookState,
+  ) {
+    this.endResponse = endResponse.bind(state);
+  }
+}
+
+/** The payload of every onResponse hook: the response as the hooks before left it. */
+class ResponseHookPayload {
+  readonly setResponse: (response: Response) => void;
+  constructor(
+    readonly request: PlainRequest,
+    readonly serverContext: Record<string, unknown>,
+    readonly fetchAPI: GraphQLServer['fetchAPI'],
+    private readonly state: HookState,
+  ) {
+    this.setResponse = setResponse.bind(state);
+  }
+  get response(): PlainResponse | undefined {
+    return this.state.processed;
+  }
+}
+
 export function servePlainPosts(graphql: GraphQLServer, options: { logger: Logger; metrics: Metrics }, next: RequestHandler): RequestHandler {
   const { logger, metrics } = options;
   // Every plugin, nested ones included: the list yoga hands its own Node adapter (createYoga reads it the same way).
@@ -111,25 +156,19 @@ export function servePlainPosts(graphql: GraphQLServer, options: { logger: Logge
   const fetchAPI = graphql.fetchAPI;
   const resultFetchAPI = { Response: PlainResponse.bind(undefined, graphql) } as unknown as typeof fetchAPI;
   const masked = maskError(logger);
+  // The hooks' URL object, one per Host: every request here is to /graphql, yoga's hooks destructure
+  // the URL (so reading it lazily would not spare it), and parsing it per request showed in the
+  // profile. The hooks only read it.
+  const urlOf = rememberLast((href) => new fetchAPI.URL(href));
+  // Clients send one Accept header request after request (absent, it is `*/*`).
+  const mediaTypeOf = rememberLast(plainJsonMediaType);
 
   async function answer(request: IncomingMessage, response: ServerResponse, params: Params, mediaType: string): Promise<void> {
     metrics.countDirectRequest();
-    const fetchRequest = requestFor(graphql, request, response);
+    const fetchRequest = new PlainRequest(graphql, request, response);
     const serverContext = { req: request, res: response } as Record<string, unknown>;
-    const url = new fetchAPI.URL(fetchRequest.url);
-    // One payload per request for every hook (not one per hook): each
-    // callback made per request costs a `__name` property definition under tsx.
     const state: HookState = { early: undefined, processed: undefined };
-    const requestPayload = {
-      request: fetchRequest,
-      url,
-      fetchAPI,
-      serverContext,
-      requestHandler: undefined as never,
-      setRequest: ignore,
-      setRequestHandler: ignore,
-      endResponse: endResponse.bind(state),
-    };
+    const requestPayload = new RequestHookPayload(fetchRequest, urlOf(fetchRequest.url), fetchAPI, serverContext, state);
     for (const hook of onRequest) {
       await hook(requestPayload as never);
       if (state.early) break;
@@ -137,23 +176,17 @@ export function servePlainPosts(graphql: GraphQLServer, options: { logger: Logge
     const early = state.early;
     let result: ExecutionResult;
     try {
-      result = early ? {} : ((await graphql.getResultForParams({ params: params as GraphQLParams, request: fetchRequest }, serverContext)) as ExecutionResult);
+      result = early
+        ? {}
+        : ((await graphql.getResultForParams({ params: params as GraphQLParams, request: fetchRequest as unknown as Request }, serverContext)) as ExecutionResult);
     } catch (error) {
       result = { errors: [masked(error) as never] };
     }
     // Any early response is a Fetch Response of yoga's: write what it is.
     state.processed = early ?? (processRegularResult(result, resultFetchAPI, mediaType) as unknown as PlainResponse);
-    const responsePayload = {
-      request: fetchRequest,
-      get response() {
-        return state.processed;
-      },
-      serverContext,
-      fetchAPI,
-      setResponse: setResponse.bind(state),
-    };
+    const responsePayload = new ResponseHookPayload(fetchRequest, serverContext, fetchAPI, state);
     for (const hook of onResponse) await hook(responsePayload as never);
-    const processed = state.processed;
+    const processed = state.processed!;
     const body = processed instanceof PlainResponse ? processed.body : await (processed as unknown as Response).text();
     const headers: Record<string, string> = {};
     processed.headers.forEach((value, key) => {
@@ -168,7 +201,7 @@ export function servePlainPosts(graphql: GraphQLServer, options: { logger: Logge
   return (request, response) => {
     const mediaType =
       request.method === 'POST' && request.url === '/graphql' && /^application\/json\s*(;\s*charset=utf-8\s*)?$/i.test(request.headers['content-type'] ?? '')
-        ? plainJsonMediaType(request.headers.accept)
+        ? mediaTypeOf(request.headers.accept ?? '*/*')
         : undefined;
     if (!mediaType) return next(request, response);
     return readBody(request, response).then((body) => {

@@ -14,6 +14,7 @@
  *   cannot be exceeded.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { rememberLast } from './remember-last.js';
 import type { RequestHandler } from './requests-in-flight.js';
 
 function refuse(response: ServerResponse, status: number, message: string, extensions: Record<string, unknown> = {}): void {
@@ -30,8 +31,9 @@ function refuse(response: ServerResponse, status: number, message: string, exten
 
 export function guardRequests(handler: RequestHandler, limits: { maxBodyBytes: number }): RequestHandler {
   const { maxBodyBytes } = limits;
+  const parses = rememberLast((url) => URL.canParse(url));
   return (request: IncomingMessage, response: ServerResponse) => {
-    if (!URL.canParse(`http://${request.headers.host ?? 'localhost'}${request.url}`)) {
+    if (!parses(`http://${request.headers.host ?? 'localhost'}${request.url}`)) {
       return refuse(response, 400, 'the Host header is not a host name');
     }
     const declared = request.headers['content-length'];

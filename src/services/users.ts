@@ -20,14 +20,20 @@ export type Organization = typeof organizations.$inferSelect;
  */
 export class ProvisionedViewers {
   private readonly seen = new Set<string>();
+  // A remembered token's viewer is one object for as long as it is remembered (http/auth.ts):
+  // found here, a request builds no key (which showed in a request's CPU profile).
+  private readonly seenViewers = new WeakSet<Viewer>();
   constructor(private readonly capacity = 10_000) {}
 
   async ensure(db: Queryable, viewer: Viewer): Promise<void> {
+    if (this.seenViewers.has(viewer)) return;
     const key = JSON.stringify([viewer.userId, viewer.role, viewer.organizationId]);
-    if (this.seen.has(key)) return;
-    await provisionViewer(db, viewer);
-    if (this.seen.size >= this.capacity) this.seen.delete(this.seen.values().next().value!);
-    this.seen.add(key);
+    if (!this.seen.has(key)) {
+      await provisionViewer(db, viewer);
+      if (this.seen.size >= this.capacity) this.seen.delete(this.seen.values().next().value!);
+      this.seen.add(key);
+    }
+    this.seenViewers.add(viewer);
   }
 }
 
