@@ -5,7 +5,8 @@
  * the row the service is compared against; and PostGraphile 4
  * (bench/scale/peer-server.ts), kept as a second row so older runs compare.
  * Before a peer is timed, its answer for the heaviest student must be the
- * service's: the same requests, in the same order.
+ * service's: the same requests, in the same order. The service and a peer
+ * are timed in turns (plan.peer.rounds), the ratio the median of the turns'.
  */
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -27,8 +28,12 @@ export type PeerRow = {
   checkedRequests: number;
   /** The peer's own SQL for that page (as pg_stat_activity showed it) under EXPLAIN ANALYZE; null if not found. */
   plan: PeerPlan | null;
+  /** Both sides in the turn whose ratio is the median (requests/s, latency, cpu). */
+  ours: Throughput;
   theirs: Throughput;
-  /** Ours over theirs. */
+  /** Each turn's requests/s, the service's first, then the peer's. */
+  rounds: { ours: number; theirs: number; ratio: number }[];
+  /** Ours over theirs: requests/s the median of the turns' ratios; latency that turn's. */
   ratio: { requestsPerSecond: number; p50: number; p99: number };
 };
 
@@ -36,6 +41,7 @@ export type PeerFigure = {
   connections: number;
   poolSize: number;
   query: string;
+  /** The service in PostGraphile 5's median turn (each row has its own). */
   ours: Throughput;
   /** PostGraphile 5 first, then 4. */
   peers: PeerRow[];
@@ -178,8 +184,7 @@ export async function measurePeer(
   await sql.connect();
   try {
     const ourPage = await fetchPage(ourUrl, OUR_HISTORY, {}, heaviest.token);
-    const ours = await load({ url: ourUrl, query: OUR_HISTORY, variants: students.map((s) => ({ variables: {}, token: s.token })) });
-    log(`  service: ${Math.round(ours.requestsPerSecond)} requests/s, p99 ${ours.latency.p99} ms`);
+    const loadOurs = () => load({ url: ourUrl, query: OUR_HISTORY, variants: students.map((s) => ({ variables: {}, token: s.token })) });
 
     const peers: PeerRow[] = [];
     for (const { key, module, query, note } of PEERS) {
@@ -198,26 +203,40 @@ export async function measurePeer(
           );
         }
         const peerPlan = await checkPeerPlan(sql, key, heaviest.id, log);
-        const theirs = await load({ url: peer.url, query, variants: students.map((s) => ({ variables: { s: s.id } })) }, peerProcess.pid);
-        log(`  PostGraphile ${peer.version}: ${Math.round(theirs.requestsPerSecond)} requests/s, p99 ${theirs.latency.p99} ms`);
+        const turns: { ours: Throughput; theirs: Throughput }[] = [];
+        for (let turn = 1; turn <= plan.peer.rounds; turn++) {
+          const ours = await loadOurs();
+          const theirs = await load({ url: peer.url, query, variants: students.map((s) => ({ variables: { s: s.id } })) }, peerProcess.pid);
+          log(`  turn ${turn}: the service ${Math.round(ours.requestsPerSecond)}, PostGraphile ${peer.version} ${Math.round(theirs.requestsPerSecond)} requests/s`);
+          turns.push({ ours, theirs });
+        }
+        const rounds = turns.map(({ ours, theirs }) => ({
+          ours: round(ours.requestsPerSecond, 1),
+          theirs: round(theirs.requestsPerSecond, 1),
+          ratio: round(ours.requestsPerSecond / theirs.requestsPerSecond),
+        }));
+        // The median turn (the lower of the middle two for an even count).
+        const median = turns[rounds.map((r, i) => [r.ratio, i] as const).sort((a, b) => a[0] - b[0])[Math.floor((turns.length - 1) / 2)]![1]]!;
         peers.push({
           key,
           peer: { name: 'PostGraphile', ...peer, note },
           query,
           checkedRequests: theirPage.ids.length,
           plan: peerPlan,
-          theirs,
+          ours: median.ours,
+          theirs: median.theirs,
+          rounds,
           ratio: {
-            requestsPerSecond: round(ours.requestsPerSecond / theirs.requestsPerSecond),
-            p50: round(ours.latency.p50 / theirs.latency.p50),
-            p99: round(ours.latency.p99 / theirs.latency.p99),
+            requestsPerSecond: round(median.ours.requestsPerSecond / median.theirs.requestsPerSecond),
+            p50: round(median.ours.latency.p50 / median.theirs.latency.p50),
+            p99: round(median.ours.latency.p99 / median.theirs.latency.p99),
           },
         });
       } finally {
         await peerProcess.close();
       }
     }
-    return { connections: plan.connections, poolSize: plan.poolSize, query: OUR_HISTORY, ours, peers };
+    return { connections: plan.connections, poolSize: plan.poolSize, query: OUR_HISTORY, ours: peers[0]!.ours, peers };
   } finally {
     await sql.query(`drop index if exists ${PEER_INDEX}`);
     await sql.end();

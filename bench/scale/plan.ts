@@ -19,7 +19,12 @@ export type ScalePlan = {
   /** HTTP connections the load generator keeps busy (autocannon), for the write path and the peer. */
   connections: number;
   writes: { apiMs: number; rawMs: number; warmupMs: number };
-  peer: { durationMs: number; warmupMs: number };
+  /**
+   * The service and each peer are timed in turns, `rounds` of each, and the ratio is the median of
+   * the turns' ratios: this machine's speed drifts over seconds (bench/README.md, "Machine speed"),
+   * and one timing of each side, one after the other, moved the ratio 1.2–1.8× between runs.
+   */
+  peer: { durationMs: number; warmupMs: number; rounds: number };
 };
 
 export function scalePlan(mode: Mode): ScalePlan {
@@ -34,7 +39,7 @@ export function scalePlan(mode: Mode): ScalePlan {
         queries: { sqlRuns: 20, graphqlRuns: 20, warmupRuns: 3, warmupMs: 500, samples: 10, budgetMs: 2_000 },
         connections: 10,
         writes: { apiMs: 500, rawMs: 400, warmupMs: 100 },
-        peer: { durationMs: 500, warmupMs: 100 },
+        peer: { durationMs: 500, warmupMs: 100, rounds: 1 },
       };
     case 'quick':
       return {
@@ -46,7 +51,7 @@ export function scalePlan(mode: Mode): ScalePlan {
         queries: { sqlRuns: 200, graphqlRuns: 100, warmupRuns: 2_000, warmupMs: 2_000, samples: 100, budgetMs: 2_500 },
         connections: 20,
         writes: { apiMs: 2_000, rawMs: 1_500, warmupMs: 300 },
-        peer: { durationMs: 2_500, warmupMs: 300 },
+        peer: { durationMs: 2_500, warmupMs: 300, rounds: 5 },
       };
     case 'full':
       return {
@@ -58,7 +63,7 @@ export function scalePlan(mode: Mode): ScalePlan {
         queries: { sqlRuns: 1_000, graphqlRuns: 500, warmupRuns: 4_000, warmupMs: 4_000, samples: 200, budgetMs: 8_000 },
         connections: 20,
         writes: { apiMs: 10_000, rawMs: 5_000, warmupMs: 1_000 },
-        peer: { durationMs: 10_000, warmupMs: 1_000 },
+        peer: { durationMs: 5_000, warmupMs: 500, rounds: 5 },
       };
   }
 }

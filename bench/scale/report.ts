@@ -87,12 +87,11 @@ export function renderScale(scale: ScaleResults): string[] {
           { title: 'errors', align: 'right' },
           { title: 'cpu % of a core: server / client / pg / other', align: 'right' },
         ],
-        [
-          row('the service (graphql-yoga + Pothos + Drizzle)', p.ours),
-          ...p.peers.flatMap((r) => [
+        p.peers.flatMap((r) => [
+            row(`the service (graphql-yoga + Pothos + Drizzle), in turns with ${r.peer.name} ${r.peer.version}`, r.ours),
             row(`${r.peer.name} ${r.peer.version} (own process; graphql ${r.peer.graphqlVersion}, ${r.peer.node})`, r.theirs),
             [
-              `  ratio, service over ${r.peer.name} ${r.peer.version}`,
+              `  ratio, service over ${r.peer.name} ${r.peer.version}${r.rounds.length > 1 ? ` (median of ${r.rounds.length} turns)` : ''}`,
               formatRatio(r.ratio.requestsPerSecond),
               `${formatRatio(r.ratio.p50)} / ${formatRatio(r.ratio.p99)}`,
               '',
@@ -100,13 +99,19 @@ export function renderScale(scale: ScaleResults): string[] {
               '',
             ],
           ]),
-        ],
+      ),
+      ...p.peers.map(
+        (r) =>
+          `turns, the service / ${r.peer.name} ${r.peer.version} requests/s (ratio): ` +
+          r.rounds.map((turn) => `${formatCount(turn.ours)} / ${formatCount(turn.theirs)} (${turn.ratio.toFixed(2)})`).join(', '),
       ),
       ...p.peers.map((r) => `note, ${r.peer.name} ${r.peer.version}: ${r.peer.note}`),
       ...p.peers.map((r) => `plan, ${r.peer.name} ${r.peer.version}: ${peerPlanLine(r.plan)}`),
     );
-    if (p.ours.firstError) out.push(`service error sample: ${p.ours.firstError}`);
-    for (const r of p.peers) if (r.theirs.firstError) out.push(`${r.peer.name} ${r.peer.version} error sample: ${r.theirs.firstError}`);
+    for (const r of p.peers) {
+      if (r.ours.firstError) out.push(`service error sample (turns with ${r.peer.name} ${r.peer.version}): ${r.ours.firstError}`);
+      if (r.theirs.firstError) out.push(`${r.peer.name} ${r.peer.version} error sample: ${r.theirs.firstError}`);
+    }
   }
 
   if (scale.writes) {

@@ -7,6 +7,7 @@
  */
 import { describe, expect, inject, it } from 'vitest';
 import { runBenchmark } from '../../bench/run.js';
+import { scalePlan } from '../../bench/scale/plan.js';
 import type { Summary } from '../../bench/lib/stats.js';
 import type { RunSummary } from '../../bench/summary.js';
 
@@ -140,6 +141,10 @@ describe.skipIf(target.kind !== 'postgres')('npm run bench, tiny mode: data, que
     for (const row of peer.peers) {
       expect(row.checkedRequests).toBeGreaterThan(0);
       expect(row.ratio.requestsPerSecond).toBeGreaterThan(0);
+      // Timed in turns with the service: the ratio is one of the turns' (their median).
+      expect(row.rounds).toHaveLength(scalePlan('tiny').peer.rounds);
+      expect(row.rounds.map((turn) => turn.ratio)).toContain(row.ratio.requestsPerSecond);
+      expect(row.ours.non2xx + row.ours.graphqlErrors + row.ours.socketErrors, row.ours.firstError).toBe(0);
     }
 
     // 3: both mutations through the API, and the raw statements, with ratios.
