@@ -94,9 +94,26 @@ export type PostgresOptions = {
   onQuery?: QueryObserver;
 };
 
+/**
+ * pg copies a query's config object before each run, property descriptor by
+ * property descriptor, so that it can add the values to its own copy (about
+ * 2 µs a query here, 1.6% of a history page's CPU). Drizzle hands it the same
+ * config object on every run of a prepared statement; handed an empty object
+ * that inherits from that one, pg copies nothing and reads the same
+ * properties. (Transactions query through a checked-out client: not here.)
+ */
+class Pool extends pg.Pool {
+  // pg's overloads, passed on as given.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override query(config: any, ...rest: any[]): any {
+    const inherited = typeof config === 'object' && config !== null && typeof config.submit !== 'function';
+    return (super.query as (...args: unknown[]) => unknown)(inherited ? Object.create(config) : config, ...rest);
+  }
+}
+
 export function connectPostgres(options: PostgresOptions): Database {
   const applicationName = options.applicationName ?? 'content-request-tracker';
-  const pool = new pg.Pool({
+  const pool = new Pool({
     connectionString: options.url,
     max: options.poolSize ?? 20,
     application_name: applicationName,

@@ -192,10 +192,11 @@ type OperationSeries = { parse: HistogramSeries; validate: HistogramSeries; cont
 // A request's operation, and when its HTTP request began, kept on its context and request: a
 // WeakMap entry per request (as the plugin kept them) is a request's worth of work for the collector.
 const OPERATION = Symbol('the operation a request runs, as metric labels');
+const PHASE_STARTED = Symbol('when the phase the request is in began');
 const HTTP_SEEN = Symbol('when the request began, and its operation');
 type HttpSeen = { startedAt: number; method: string; url: string; operation?: OperationLabels };
 type SeenRequest = Request & { [HTTP_SEEN]?: HttpSeen };
-type LabelledContext = { [OPERATION]?: OperationLabels; params?: { operationName?: string | null }; request?: SeenRequest };
+type LabelledContext = { [OPERATION]?: OperationLabels; [PHASE_STARTED]?: number; params?: { operationName?: string | null }; request?: SeenRequest };
 
 const secondsSince = (startedAt: number) => (performance.now() - startedAt) / 1000;
 
@@ -217,6 +218,56 @@ function requestMetricsPlugin(
   const pathLabel = pathLabeller();
   const countErrors = (labels: OperationLabels, result: { errors?: readonly unknown[] }) => {
     if (result.errors?.length) metrics.errorResults.inc({ ...labels.all, phase: 'execute' }, result.errors.length);
+  };
+  const parseDone = ({ context, result }: { context: unknown; result: unknown }) => {
+    const labelled = context as LabelledContext;
+    const seconds = secondsSince(labelled[PHASE_STARTED]!);
+    if (!result || result instanceof Error) {
+      // A document that does not parse has no operation to name.
+      metrics.parse.observe({ operationType: 'unknown' }, seconds);
+      metrics.errorResults.inc({ operationName: 'Anonymous', operationType: 'unknown', phase: 'parse' });
+      return;
+    }
+    const document = result as DocumentNode;
+    const requested = labelled.params?.operationName ?? undefined;
+    const operation = getOperationAST(document, requested);
+    const labels = options.names.labels(requested || operation?.name?.value, operation?.operation ?? 'unknown');
+    labelled[OPERATION] = labels;
+    const seen = labelled.request?.[HTTP_SEEN];
+    if (seen) seen.operation = labels;
+    seriesOf(labels).parse.observe(seconds);
+    if (typeInfo) {
+      for (const { fieldName, typeName } of deprecatedFieldsOf(document, typeInfo)) metrics.deprecatedFields.inc({ ...labels.all, fieldName, typeName });
+    }
+  };
+  const validateDone = ({ context, valid }: { context: unknown; valid: boolean }) => {
+    const labelled = context as LabelledContext;
+    const labels = labelled[OPERATION]!;
+    seriesOf(labels).validate.observe(secondsSince(labelled[PHASE_STARTED]!));
+    if (!valid) metrics.errorResults.inc({ ...labels.all, phase: 'validate' });
+  };
+  const contextDone = ({ context }: { context: unknown }) => {
+    const labelled = context as LabelledContext;
+    seriesOf(labelled[OPERATION]!).context.observe(secondsSince(labelled[PHASE_STARTED]!));
+  };
+  const executed = (labels: OperationLabels, startedAt: number) => {
+    const seconds = secondsSince(startedAt);
+    const series = seriesOf(labels);
+    series.execute.observe(seconds);
+    series.duration.observe(seconds);
+    metrics.requests.inc(labels.all);
+  };
+  const executeHooks = {
+    onExecuteDone: ({ args, result }: { args: ExecutionArgs; result: ExecutionResult | AsyncIterable<ExecutionResult> }) => {
+      const labelled = args.contextValue as LabelledContext;
+      const labels = labelled[OPERATION]!;
+      const startedAt = labelled[PHASE_STARTED]!;
+      // A stream (incremental delivery) ends later: its own hooks, made for it.
+      if (isAsyncIterable(result)) return { onNext: ({ result: next }: { result: { errors?: readonly unknown[] } }) => countErrors(labels, next), onEnd: () => executed(labels, startedAt) };
+      countErrors(labels, result);
+      executed(labels, startedAt);
+      return undefined;
+    },
   };
   const seriesOf = (labels: OperationLabels): OperationSeries =>
     (labels.series ??= {
@@ -249,63 +300,30 @@ function requestMetricsPlugin(
       (request as SeenRequest)[HTTP_SEEN] = { startedAt: performance.now(), method: request.method, url: request.url };
       return undefined;
     },
+    // Each phase's start is kept on the context and its end is one function for every request:
+    // phases run one after another, and a closure made per request and phase is a name
+    // defined on it under tsx.
     onParse: ({ context }) => {
-      const startedAt = performance.now();
-      return ({ result }) => {
-        const seconds = secondsSince(startedAt);
-        if (!result || result instanceof Error) {
-          // A document that does not parse has no operation to name.
-          metrics.parse.observe({ operationType: 'unknown' }, seconds);
-          metrics.errorResults.inc({ operationName: 'Anonymous', operationType: 'unknown', phase: 'parse' });
-          return;
-        }
-        const labelled = context as LabelledContext;
-        const requested = labelled.params?.operationName ?? undefined;
-        const operation = getOperationAST(result, requested);
-        const labels = options.names.labels(requested || operation?.name?.value, operation?.operation ?? 'unknown');
-        labelled[OPERATION] = labels;
-        const seen = labelled.request?.[HTTP_SEEN];
-        if (seen) seen.operation = labels;
-        seriesOf(labels).parse.observe(seconds);
-        if (typeInfo) {
-          for (const { fieldName, typeName } of deprecatedFieldsOf(result, typeInfo)) metrics.deprecatedFields.inc({ ...labels.all, fieldName, typeName });
-        }
-      };
+      (context as LabelledContext)[PHASE_STARTED] = performance.now();
+      return parseDone;
     },
     onValidate: ({ context }) => {
-      const labels = (context as LabelledContext)[OPERATION];
-      if (!labels) return undefined;
-      const startedAt = performance.now();
-      return ({ valid }) => {
-        seriesOf(labels).validate.observe(secondsSince(startedAt));
-        if (!valid) metrics.errorResults.inc({ ...labels.all, phase: 'validate' });
-      };
+      const labelled = context as LabelledContext;
+      if (!labelled[OPERATION]) return undefined;
+      labelled[PHASE_STARTED] = performance.now();
+      return validateDone;
     },
     onContextBuilding: ({ context }) => {
-      const labels = (context as LabelledContext)[OPERATION];
-      if (!labels) return undefined;
-      const startedAt = performance.now();
-      return () => seriesOf(labels).context.observe(secondsSince(startedAt));
+      const labelled = context as LabelledContext;
+      if (!labelled[OPERATION]) return undefined;
+      labelled[PHASE_STARTED] = performance.now();
+      return contextDone;
     },
     onExecute: ({ args }) => {
-      const labels = (args.contextValue as LabelledContext)[OPERATION];
-      if (!labels) return undefined;
-      const startedAt = performance.now();
-      const end = () => {
-        const seconds = secondsSince(startedAt);
-        const series = seriesOf(labels);
-        series.execute.observe(seconds);
-        series.duration.observe(seconds);
-        metrics.requests.inc(labels.all);
-      };
-      return {
-        onExecuteDone: ({ result }) => {
-          if (isAsyncIterable(result)) return { onNext: ({ result: next }) => countErrors(labels, next), onEnd: end };
-          countErrors(labels, result);
-          end();
-          return undefined;
-        },
-      };
+      const labelled = args.contextValue as LabelledContext;
+      if (!labelled[OPERATION]) return undefined;
+      labelled[PHASE_STARTED] = performance.now();
+      return executeHooks;
     },
     onResponse: ({ request, response }) => {
       const seen = (request as SeenRequest)[HTTP_SEEN];
