@@ -137,6 +137,23 @@ class RequestEdge {
   }
 }
 
+/** A page's pageInfo: its cursors, too, are encoded only if selected (a history page reads only endCursor). */
+class RequestPageInfo {
+  constructor(
+    private readonly page: RequestPage,
+    readonly hasPreviousPage: boolean,
+  ) {}
+  get hasNextPage(): boolean {
+    return this.page.hasNextPage;
+  }
+  get startCursor(): string | null {
+    return this.page.rows.length ? this.page.cursorAt(0) : null;
+  }
+  get endCursor(): string | null {
+    return this.page.rows.length ? this.page.cursorAt(this.page.rows.length - 1) : null;
+  }
+}
+
 const ContentRequestFilter = builder.inputType('ContentRequestFilter', {
   fields: (t) => ({
     status: t.field({ type: [RequestStatusEnum], required: false, description: 'Any of these statuses.' }),
@@ -186,15 +203,9 @@ builder.queryFields((t) => ({
         first: args.first,
         after: args.after,
       });
-      const last = page.rows.length - 1;
       return {
         edges: page.rows.map((row, index) => new RequestEdge(row, page, index)),
-        pageInfo: {
-          hasNextPage: page.hasNextPage,
-          hasPreviousPage: args.after != null,
-          startCursor: last >= 0 ? page.cursorAt(0) : null,
-          endCursor: last >= 0 ? page.cursorAt(last) : null,
-        },
+        pageInfo: new RequestPageInfo(page, args.after != null),
       };
     },
   }),
