@@ -148,30 +148,22 @@ export async function measurePeer(
   databaseUrl: string,
   client: RpcChild,
   cpu: CpuMeter,
-  ourUrl: string,
   samples: Samples,
   log: (line: string) => void,
 ): Promise<PeerFigure> {
   const students = [samples.heaviest, ...samples.students];
-  /** With `serverPid`, the server is that process (PostGraphile's), not this one, in the cpu figures. */
-  const load = async (params: Omit<CannonParams, 'connections' | 'durationMs' | 'warmupMs'>, serverPid?: number): Promise<Throughput> => {
-    const run = () =>
-      client.call<CannonResult>('load', {
+  /** The server is process `serverPid` (the service's or a peer's), counted apart from the rest in the cpu figures. */
+  const load = async (params: Omit<CannonParams, 'connections' | 'durationMs' | 'warmupMs'>, serverPid: number | undefined): Promise<Throughput> => {
+    const serverMeter = await CpuMeter.connect(serverUrl, databaseName, serverPid);
+    try {
+      const stop = await cpu.start();
+      const stopServer = await serverMeter.start();
+      const result = await client.call<CannonResult>('load', {
         ...params,
         connections: plan.connections,
         durationMs: plan.peer.durationMs,
         warmupMs: plan.peer.warmupMs,
       } satisfies CannonParams);
-    if (serverPid === undefined) {
-      const stop = await cpu.start();
-      const result = await run();
-      return { ...result, cpu: await stop() };
-    }
-    const serverMeter = await CpuMeter.connect(serverUrl, databaseName, serverPid);
-    try {
-      const stop = await cpu.start();
-      const stopServer = await serverMeter.start();
-      const result = await run();
       const [shares, server] = [await stop(), await stopServer()];
       const other = Math.max(0, Math.round((shares.other + shares.server - server.driver) * 100) / 100);
       return { ...result, cpu: { ...shares, server: server.driver, other } };
@@ -182,9 +174,12 @@ export async function measurePeer(
   const heaviest = samples.heaviest;
   const sql = new pg.Client({ connectionString: databaseUrl, application_name: 'tracker-bench:peer-plans' });
   await sql.connect();
+  // The service in a fresh process of its own, as each peer is.
+  const ourProcess = forkRpcChild(fileURLToPath(new URL('./service-server.ts', import.meta.url)));
   try {
+    const { url: ourUrl } = await ourProcess.call<{ url: string }>('start', { databaseUrl, poolSize: plan.poolSize });
     const ourPage = await fetchPage(ourUrl, OUR_HISTORY, {}, heaviest.token);
-    const loadOurs = () => load({ url: ourUrl, query: OUR_HISTORY, variants: students.map((s) => ({ variables: {}, token: s.token })) });
+    const loadOurs = () => load({ url: ourUrl, query: OUR_HISTORY, variants: students.map((s) => ({ variables: {}, token: s.token })) }, ourProcess.pid);
 
     const peers: PeerRow[] = [];
     for (const { key, module, query, note } of PEERS) {
@@ -238,6 +233,7 @@ export async function measurePeer(
     }
     return { connections: plan.connections, poolSize: plan.poolSize, query: OUR_HISTORY, ours: peers[0]!.ours, peers };
   } finally {
+    await ourProcess.close();
     await sql.query(`drop index if exists ${PEER_INDEX}`);
     await sql.end();
   }

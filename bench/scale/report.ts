@@ -88,7 +88,7 @@ export function renderScale(scale: ScaleResults): string[] {
           { title: 'cpu % of a core: server / client / pg / other', align: 'right' },
         ],
         p.peers.flatMap((r) => [
-            row(`the service (graphql-yoga + Pothos + Drizzle), in turns with ${r.peer.name} ${r.peer.version}`, r.ours),
+            row(`the service (own process; graphql-yoga + Pothos + Drizzle), in turns with ${r.peer.name} ${r.peer.version}`, r.ours),
             row(`${r.peer.name} ${r.peer.version} (own process; graphql ${r.peer.graphqlVersion}, ${r.peer.node})`, r.theirs),
             [
               `  ratio, service over ${r.peer.name} ${r.peer.version}${r.rounds.length > 1 ? ` (median of ${r.rounds.length} turns)` : ''}`,

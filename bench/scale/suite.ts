@@ -106,14 +106,14 @@ export async function runScaleBenchmark(options: ScaleOptions): Promise<ScaleRes
     const results: ScaleResults = { plan, database: database.name, data, elapsedMs: 0 };
     const wants = (name: ScaleSuiteName) => options.suites.includes(name);
 
-    if (wants('queries') || wants('peer') || wants('writes')) await startService();
+    if (wants('queries') || wants('writes')) await startService();
     if (wants('queries')) {
       log('query patterns');
       results.queries = await measureQueries(plan, sql, client, service!.url, samples, log);
     }
     if (wants('peer')) {
       log('peer: the history page from the service and from PostGraphile');
-      results.peer = await measurePeer(plan, options.serverUrl, database.name, database.url, client, cpu, service!.url, samples, log);
+      results.peer = await measurePeer(plan, options.serverUrl, database.name, database.url, client, cpu, samples, log);
     }
     if (wants('writes')) {
       log('write path');
