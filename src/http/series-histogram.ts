@@ -81,6 +81,8 @@ export class SeriesHistogram {
     registry: Registry,
     buckets: readonly number[] = DEFAULT_BUCKETS,
   ) {
+    // As prom-client: `le` names each bucket's line.
+    if (labelNames.includes('le')) throw new Error('le is a reserved label keyword');
     this.bounds = [...buckets].sort((a, b) => a - b);
     // prom-client's registry reads a metric through getForPromString/get/reset only: this is one by shape.
     registry.registerMetric(this as unknown as Metric);

@@ -49,6 +49,7 @@ test('custom buckets count as prom-client counts them', async () => {
 test('a label the histogram was not made with is refused, as prom-client refuses it; a value that is not finite is not counted', async () => {
   const { ours, series } = both();
   expect(() => series.seriesFor({ operationName: 'x', path: '/graphql' })).toThrow(/path/);
+  expect(() => new SeriesHistogram('other_seconds', 'Other', ['le'], new Registry())).toThrow(/le/);
   const kept = series.seriesFor({ operationName: 'x', operationType: 'query' });
   kept.observe(Number.NaN);
   kept.observe(Number.POSITIVE_INFINITY);
