@@ -27,8 +27,8 @@ export type BenchOptions = {
 };
 
 export type BenchResults = {
-  /** Bumped when the shape of this object changes (3: `speed`). */
-  format: 3;
+  /** Bumped when the shape of this object changes (3: `speed`; 4: the peer's turns, `rounds` and the service's side per row). */
+  format: 4;
   startedAt: string;
   finishedAt: string;
   mode: Mode;
@@ -56,7 +56,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResults>
   const speed = await measureSpeed();
   const stealAtStart = stealTicks();
   const suites = options.suites ?? SUITES;
-  const results: Omit<BenchResults, 'finishedAt' | 'backgroundLoad' | 'speed' | 'summary'> = { format: 3, startedAt, mode: options.mode, machine };
+  const results: Omit<BenchResults, 'finishedAt' | 'backgroundLoad' | 'speed' | 'summary'> = { format: 4, startedAt, mode: options.mode, machine };
   if (suites.includes('live')) {
     results.live = await runLiveBenchmark({
       serverUrl: options.serverUrl,

@@ -41,9 +41,7 @@ export type PeerFigure = {
   connections: number;
   poolSize: number;
   query: string;
-  /** The service in PostGraphile 5's median turn (each row has its own). */
-  ours: Throughput;
-  /** PostGraphile 5 first, then 4. */
+  /** PostGraphile 5 first, then 4; each row has the service's side of its own turns. */
   peers: PeerRow[];
 };
 
@@ -211,7 +209,8 @@ export async function measurePeer(
           ratio: round(ours.requestsPerSecond / theirs.requestsPerSecond),
         }));
         // The median turn (the lower of the middle two for an even count).
-        const median = turns[rounds.map((r, i) => [r.ratio, i] as const).sort((a, b) => a[0] - b[0])[Math.floor((turns.length - 1) / 2)]![1]]!;
+        const byRatio = turns.map((_, i) => i).sort((a, b) => rounds[a]!.ratio - rounds[b]!.ratio);
+        const median = turns[byRatio[Math.floor((byRatio.length - 1) / 2)]!]!;
         peers.push({
           key,
           peer: { name: 'PostGraphile', ...peer, note },
@@ -231,7 +230,7 @@ export async function measurePeer(
         await peerProcess.close();
       }
     }
-    return { connections: plan.connections, poolSize: plan.poolSize, query: OUR_HISTORY, ours: peers[0]!.ours, peers };
+    return { connections: plan.connections, poolSize: plan.poolSize, query: OUR_HISTORY, peers };
   } finally {
     await ourProcess.close();
     await sql.query(`drop index if exists ${PEER_INDEX}`);
